@@ -1,0 +1,70 @@
+"""Support for the orchestrator: make sure the long-running workflows and schedules exist.
+
+These talk to Temporal itself (through the activity's client), which workflows may not do.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import activity
+from temporalio.client import (
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+
+from argus.models.agents import DocGenInput, EnsureMonitoring, EnsureSchedule, MonitoringInput
+
+
+def monitoring_id(scope: str) -> str:
+    return f"monitoring-{scope}"
+
+
+class Orchestration:
+    @activity.defn(name="ensure_monitoring")
+    async def ensure_monitoring(self, req: EnsureMonitoring) -> str:
+        """Start the scope's MonitoringWorkflow if it is not running; send it the current policy."""
+        client = activity.client()
+        handle = await client.start_workflow(
+            "MonitoringWorkflow",
+            MonitoringInput(scope=req.scope, policy=req.policy),
+            id=monitoring_id(req.scope),
+            task_queue=activity.info().task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        await handle.signal("reload", req.policy)
+        return handle.id
+
+    @activity.defn(name="ensure_schedule")
+    async def ensure_schedule(self, req: EnsureSchedule) -> str:
+        """Create or update the scheduled DocGen run (aggregate, write runbooks and specs)."""
+        client = activity.client()
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                "DocGenWorkflow",
+                DocGenInput(),
+                id=f"{req.schedule_id}-run",
+                task_queue=activity.info().task_queue,
+            ),
+            spec=ScheduleSpec(cron_expressions=[req.cron]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(hours=6)),
+            state=ScheduleState(paused=not req.enabled),
+        )
+        try:
+            await client.create_schedule(req.schedule_id, schedule)
+            return "created"
+        except ScheduleAlreadyRunningError:
+
+            def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=schedule)
+
+            await client.get_schedule_handle(req.schedule_id).update(update)
+            return "updated"

@@ -1,0 +1,564 @@
+"""The Alert Router's decisions, as pure deterministic code.
+
+The MonitoringWorkflow owns the state (`RouterState`) and calls `Router` on every batch and
+every timer, so routing survives crashes with the workflow and is replayed exactly. No clock
+is read here: `now` is always passed in (the workflow's `workflow.now()`).
+
+Semantics follow Alertmanager's: a routing tree with matchers and `continue`; `group_by`
+(with `...` for all labels); `group_wait` before a new group opens its incident;
+`group_interval` between updates sent to an open incident; `repeat_interval` before a
+still-firing group whose incident was closed opens a new one; inhibition rules; silences;
+mute/active time intervals; plus maintenance windows and flap suppression. Every alert gets
+a `RouteDecision` that says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+
+from argus.models import Alert, AlertStatus, Matcher, Route, RouteDecision, RouteDecisionKind, Silence
+from argus.models.common import Model, UtcDateTime
+from argus.models.config import RoutingConfig
+from argus.models.routing import TimeInterval, matches_all
+
+DEFAULT_GROUP_WAIT = timedelta(seconds=30)
+DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
+DEFAULT_REPEAT_INTERVAL = timedelta(hours=4)
+MAX_TRANSITIONS = 16
+
+
+class ResolvedRoute(Model):
+    """A leaf of the routing tree an alert reached, with inherited settings filled in."""
+
+    path: str
+    receiver: str
+    group_by: list[str]
+    group_wait: timedelta
+    group_interval: timedelta
+    repeat_interval: timedelta
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
+
+
+class AlertEntry(Model):
+    alert: Alert
+    first_seen: UtcDateTime
+    last_seen: UtcDateTime
+    transitions: list[UtcDateTime] = Field(default_factory=list)
+    flapping: bool = False
+
+
+class GroupState(Model):
+    key: str
+    incident_id: str
+    labels: dict[str, str]
+    route: ResolvedRoute
+    alerts: dict[str, AlertEntry] = Field(default_factory=dict)
+    created_at: UtcDateTime
+    incident_open: bool = False
+    incident_closed_at: UtcDateTime | None = None
+    last_flush: UtcDateTime | None = None
+    dirty: list[str] = Field(default_factory=list)  # fingerprints changed since the last flush
+    decisions: list[RouteDecision] = Field(default_factory=list)  # not yet shown to the incident
+
+    def firing(self) -> list[Alert]:
+        return [e.alert for e in self.alerts.values() if e.alert.status == AlertStatus.FIRING]
+
+
+class RouterState(Model):
+    groups: dict[str, GroupState] = Field(default_factory=dict)
+    silences: list[Silence] = Field(default_factory=list)
+    recent: list[RouteDecision] = Field(default_factory=list)  # ring buffer for the CLI
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+class GroupAction(Model):
+    """What the workflow must do for a group: open an incident, or send it what changed."""
+
+    kind: str  # "open" | "update"
+    group_key: str
+    incident_id: str
+    labels: dict[str, str]
+    receiver: str
+    alerts: list[Alert]
+    decisions: list[RouteDecision]
+
+
+def incident_id_for(scope: str, group_key: str) -> str:
+    """Deterministic workflow id of a group's incident: duplicates collapse by construction."""
+    digest = hashlib.sha256(f"{scope}\x00{group_key}".encode()).hexdigest()[:16]
+    return f"incident-{digest}"
+
+
+def resolve_routes(root: Route, labels: dict[str, str]) -> list[ResolvedRoute]:
+    """Walk the tree like Alertmanager: deepest matching nodes; siblings only with `continue`."""
+
+    def inherit(node: Route, parent: ResolvedRoute, path: str) -> ResolvedRoute:
+        return ResolvedRoute(
+            path=path,
+            receiver=node.receiver or parent.receiver,
+            group_by=node.group_by if node.group_by is not None else parent.group_by,
+            group_wait=node.group_wait if node.group_wait is not None else parent.group_wait,
+            group_interval=node.group_interval if node.group_interval is not None else parent.group_interval,
+            repeat_interval=node.repeat_interval
+            if node.repeat_interval is not None
+            else parent.repeat_interval,
+            mute_time_intervals=node.mute_time_intervals or parent.mute_time_intervals,
+            active_time_intervals=node.active_time_intervals or parent.active_time_intervals,
+        )
+
+    def walk(node: Route, ctx: ResolvedRoute) -> list[ResolvedRoute]:
+        out: list[ResolvedRoute] = []
+        for i, child in enumerate(node.routes):
+            if not matches_all(child.matchers, labels):
+                continue
+            out.extend(walk(child, inherit(child, ctx, f"{ctx.path}/{i}")))
+            if not child.continue_:
+                break
+        return out or [ctx]
+
+    base = ResolvedRoute(
+        path="root",
+        receiver=root.receiver or "default",
+        group_by=root.group_by if root.group_by is not None else ["alertname"],
+        group_wait=root.group_wait if root.group_wait is not None else DEFAULT_GROUP_WAIT,
+        group_interval=root.group_interval if root.group_interval is not None else DEFAULT_GROUP_INTERVAL,
+        repeat_interval=root.repeat_interval if root.repeat_interval is not None else DEFAULT_REPEAT_INTERVAL,
+        mute_time_intervals=root.mute_time_intervals,
+        active_time_intervals=root.active_time_intervals,
+    )
+    return walk(root, base)
+
+
+def group_labels(route: ResolvedRoute, labels: dict[str, str]) -> dict[str, str]:
+    if "..." in route.group_by:
+        return dict(labels)
+    return {k: labels[k] for k in route.group_by if k in labels}
+
+
+def group_key(route: ResolvedRoute, glabels: dict[str, str]) -> str:
+    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(glabels.items()))
+    return f"{route.path}:{{{inner}}}"
+
+
+def in_time_interval(interval: TimeInterval, now: datetime) -> bool:
+    for spec in interval.time_intervals:
+        local = now.astimezone(ZoneInfo(spec.location)) if spec.location != "UTC" else now
+        if spec.weekdays and not _in_ranges(local.weekday(), spec.weekdays, _weekday_index):
+            continue
+        if spec.days_of_month and not _in_ranges(local.day, spec.days_of_month, int):
+            continue
+        if spec.months and not _in_ranges(local.month, spec.months, _month_index):
+            continue
+        if spec.years and not _in_ranges(local.year, spec.years, int):
+            continue
+        if spec.times:
+            minute = local.hour * 60 + local.minute
+            if not any(a <= minute < b for a, b in (t.minutes() for t in spec.times)):
+                continue
+        return True
+    return False
+
+
+_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+
+
+def _weekday_index(s: str) -> int:
+    return _DAYS.index(s.lower())
+
+
+def _month_index(s: str) -> int:
+    return int(s) if s.isdigit() else _MONTHS.index(s.lower()) + 1
+
+
+def _in_ranges(value: int, ranges: list[str], conv) -> bool:  # type: ignore[no-untyped-def]
+    for r in ranges:
+        lo, _, hi = r.partition(":")
+        a = conv(lo)
+        b = conv(hi) if hi else a
+        if a <= value <= b:
+            return True
+    return False
+
+
+class Router:
+    """Applies routing decisions to `state` in place. Create one per workflow run and keep it."""
+
+    def __init__(
+        self, config: RoutingConfig, state: RouterState, scope: str, recent_limit: int = 500
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.scope = scope
+        self.recent_limit = recent_limit
+        self._intervals = {ti.name: ti for ti in config.time_intervals}
+
+    # --- silences --------------------------------------------------------------------------------
+    def add_silence(self, silence: Silence) -> None:
+        self.state.silences = [s for s in self.state.silences if s.id != silence.id] + [silence]
+
+    def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+        for i, s in enumerate(self.state.silences):
+            if s.id == silence_id:
+                expired = s.model_copy(update={"ends_at": min(s.ends_at, now)})
+                self.state.silences[i] = expired
+                return expired
+        return None
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        return [s for s in self.state.silences if s.starts_at <= now < s.ends_at]
+
+    def drop_old_silences(self, now: datetime, keep: timedelta = timedelta(days=1)) -> list[Silence]:
+        """Forget silences that ended more than `keep` ago; returns those that just expired."""
+        gone = [s for s in self.state.silences if s.ends_at + keep <= now]
+        self.state.silences = [s for s in self.state.silences if s.ends_at + keep > now]
+        return gone
+
+    # --- ingest ----------------------------------------------------------------------------------
+    def _record(self, d: RouteDecision) -> RouteDecision:
+        self.state.recent.append(d)
+        if len(self.state.recent) > self.recent_limit:
+            del self.state.recent[: len(self.state.recent) - self.recent_limit]
+        self.state.counts[d.kind.value] = self.state.counts.get(d.kind.value, 0) + 1
+        return d
+
+    def _suppression(self, alert: Alert, route: ResolvedRoute, now: datetime) -> RouteDecision | None:
+        fp, name = alert.fingerprint, alert.name
+        for s in self.state.silences:
+            if s.starts_at <= now < s.ends_at and matches_all(s.matchers, alert.labels):
+                return RouteDecision(
+                    fingerprint=fp,
+                    alertname=name,
+                    kind=RouteDecisionKind.SILENCED,
+                    at=now,
+                    reason=f"silenced by {s.id} ({', '.join(map(str, s.matchers))}) until "
+                    f"{s.ends_at.isoformat()} by {s.created_by}: {s.comment}",
+                )
+        for w in self.config.maintenance:
+            if w.starts_at <= now < w.ends_at and matches_all(w.matchers, alert.labels):
+                return RouteDecision(
+                    fingerprint=fp,
+                    alertname=name,
+                    kind=RouteDecisionKind.MAINTENANCE,
+                    at=now,
+                    reason=f"maintenance window {w.name!r} until {w.ends_at.isoformat()}",
+                )
+        for ti_name in route.mute_time_intervals:
+            ti = self._intervals.get(ti_name)
+            if ti and in_time_interval(ti, now):
+                return RouteDecision(
+                    fingerprint=fp,
+                    alertname=name,
+                    kind=RouteDecisionKind.MUTED,
+                    at=now,
+                    reason=f"route {route.path} is muted during time interval {ti_name!r}",
+                )
+        if route.active_time_intervals:
+            active = [self._intervals[n] for n in route.active_time_intervals if n in self._intervals]
+            if active and not any(in_time_interval(ti, now) for ti in active):
+                return RouteDecision(
+                    fingerprint=fp,
+                    alertname=name,
+                    kind=RouteDecisionKind.MUTED,
+                    at=now,
+                    reason=f"route {route.path} is outside its active time intervals "
+                    f"{route.active_time_intervals}",
+                )
+        return self._inhibition(alert, now)
+
+    def _inhibition(self, alert: Alert, now: datetime) -> RouteDecision | None:
+        for rule in self.config.inhibit_rules:
+            if not matches_all(rule.target_matchers, alert.labels):
+                continue
+            for g in self.state.groups.values():
+                for e in g.alerts.values():
+                    src = e.alert
+                    if src.status != AlertStatus.FIRING or src.fingerprint == alert.fingerprint:
+                        continue
+                    if not matches_all(rule.source_matchers, src.labels):
+                        continue
+                    if matches_all(rule.target_matchers, src.labels):
+                        continue  # Alertmanager: an alert matching both sides never inhibits itself
+                    if all(src.labels.get(k) == alert.labels.get(k) for k in rule.equal):
+                        return RouteDecision(
+                            fingerprint=alert.fingerprint,
+                            alertname=alert.name,
+                            kind=RouteDecisionKind.INHIBITED,
+                            at=now,
+                            reason=f"inhibited by firing {src.name} ({src.fingerprint}) with equal "
+                            f"{rule.equal or 'labels'}",
+                        )
+        return None
+
+    def ingest(self, alerts: list[Alert], now: datetime) -> list[RouteDecision]:
+        decisions = []
+        for alert in alerts:
+            for route in resolve_routes(self.config.route, alert.labels):
+                decisions.append(self._record(self._ingest_one(alert, route, now)))
+        return decisions
+
+    def _ingest_one(self, alert: Alert, route: ResolvedRoute, now: datetime) -> RouteDecision:
+        fp = alert.fingerprint
+        glabels = group_labels(route, alert.labels)
+        key = group_key(route, glabels)
+        group = self.state.groups.get(key)
+        entry = group.alerts.get(fp) if group else None
+
+        if alert.status == AlertStatus.FIRING:
+            suppressed = self._suppression(alert, route, now)
+            if suppressed is not None:
+                suppressed.group_key = key
+                return suppressed
+
+        if entry is None:
+            if alert.status == AlertStatus.RESOLVED:
+                return RouteDecision(
+                    fingerprint=fp,
+                    alertname=alert.name,
+                    kind=RouteDecisionKind.IGNORED,
+                    at=now,
+                    group_key=key,
+                    reason="resolved alert that was never firing here",
+                )
+            if group is None:
+                group = GroupState(
+                    key=key,
+                    incident_id=incident_id_for(self.scope, key),
+                    labels=glabels,
+                    route=route,
+                    created_at=now,
+                )
+                self.state.groups[key] = group
+                kind, reason = (
+                    RouteDecisionKind.NEW_GROUP,
+                    (
+                        f"opened group {key} (group_by {route.group_by}, route {route.path}, receiver "
+                        f"{route.receiver}); incident after group_wait {route.group_wait}"
+                    ),
+                )
+            else:
+                kind, reason = RouteDecisionKind.GROUPED, f"joined group {key} by {route.group_by}"
+            group.alerts[fp] = AlertEntry(alert=alert, first_seen=now, last_seen=now)
+            group.dirty.append(fp)
+            d = RouteDecision(
+                fingerprint=fp, alertname=alert.name, kind=kind, at=now, group_key=key, reason=reason
+            )
+            group.decisions.append(d)
+            return d
+
+        assert group is not None
+        old = entry.alert
+        entry.last_seen = now
+        if old.status == alert.status and old.starts_at == alert.starts_at:
+            entry.alert = alert  # refresh annotations/value/endsAt without telling anyone
+            return RouteDecision(
+                fingerprint=fp,
+                alertname=alert.name,
+                kind=RouteDecisionKind.DUPLICATE,
+                at=now,
+                group_key=key,
+                reason="same alert already known (same fingerprint, status and start)",
+            )
+        entry.alert = alert
+        if old.status != alert.status:
+            entry.transitions = [t for t in entry.transitions if now - t <= self.config.flap_window] + [now]
+            entry.transitions = entry.transitions[-MAX_TRANSITIONS:]
+            if len(entry.transitions) >= self.config.flap_threshold:
+                entry.flapping = True
+                d = RouteDecision(
+                    fingerprint=fp,
+                    alertname=alert.name,
+                    kind=RouteDecisionKind.FLAPPING,
+                    at=now,
+                    group_key=key,
+                    reason=f"{len(entry.transitions)} state changes within {self.config.flap_window}: "
+                    "held back until it is stable",
+                )
+                group.decisions.append(d)
+                return d
+            entry.flapping = False
+        if fp not in group.dirty:
+            group.dirty.append(fp)
+        kind = (
+            RouteDecisionKind.RESOLVED if alert.status == AlertStatus.RESOLVED else RouteDecisionKind.GROUPED
+        )
+        reason = (
+            "alert resolved" if kind == RouteDecisionKind.RESOLVED else f"alert fired again in group {key}"
+        )
+        d = RouteDecision(
+            fingerprint=fp, alertname=alert.name, kind=kind, at=now, group_key=key, reason=reason
+        )
+        group.decisions.append(d)
+        return d
+
+    # --- time ------------------------------------------------------------------------------------
+    def sweep(self, now: datetime) -> list[RouteDecision]:
+        """Resolve alerts whose end time passed or that stopped being refreshed."""
+        decisions = []
+        for g in self.state.groups.values():
+            for fp, e in g.alerts.items():
+                a = e.alert
+                if a.status != AlertStatus.FIRING:
+                    continue
+                expired = (a.ends_at is not None and a.ends_at <= now) or (
+                    a.ends_at is None and now - e.last_seen >= self.config.resolve_timeout
+                )
+                if expired:
+                    e.alert = a.model_copy(
+                        update={"status": AlertStatus.RESOLVED, "ends_at": a.ends_at or now}
+                    )
+                    if fp not in g.dirty:
+                        g.dirty.append(fp)
+                    d = self._record(
+                        RouteDecision(
+                            fingerprint=fp,
+                            alertname=a.name,
+                            kind=RouteDecisionKind.RESOLVED,
+                            at=now,
+                            group_key=g.key,
+                            reason="end time passed without a refresh (resolve_timeout)",
+                        )
+                    )
+                    g.decisions.append(d)
+                    decisions.append(d)
+        return decisions
+
+    def _open_due(self, g: GroupState) -> datetime | None:
+        if g.incident_open:
+            return None
+        if g.incident_closed_at is not None:
+            return g.incident_closed_at + g.route.repeat_interval
+        return g.created_at + g.route.group_wait
+
+    def _update_due(self, g: GroupState) -> datetime | None:
+        if not g.incident_open or not g.dirty:
+            return None
+        if g.last_flush is None:
+            return g.created_at
+        # Resolutions are news an incident acts on; do not hold them back for group_interval.
+        if any(g.alerts[fp].alert.status == AlertStatus.RESOLVED for fp in g.dirty if fp in g.alerts):
+            return g.last_flush
+        return g.last_flush + g.route.group_interval
+
+    def next_deadline(self) -> datetime | None:
+        times = []
+        for g in self.state.groups.values():
+            for t in (self._open_due(g), self._update_due(g)):
+                if t is not None:
+                    times.append(t)
+            for e in g.alerts.values():
+                a = e.alert
+                if a.status == AlertStatus.FIRING:
+                    times.append(
+                        a.ends_at if a.ends_at is not None else e.last_seen + self.config.resolve_timeout
+                    )
+        return min(times) if times else None
+
+    def due(self, now: datetime) -> list[GroupAction]:
+        """Groups that must open an incident or send their changes now."""
+        actions: list[GroupAction] = []
+        for key in list(self.state.groups):
+            g = self.state.groups[key]
+            opened = self._open_due(g)
+            if opened is not None and opened <= now:
+                firing = [a for a in g.firing() if not self._held(g, a)]
+                if firing:
+                    still = [a for a in firing if self._inhibition(a, now) is None]
+                    if still:
+                        actions.append(
+                            GroupAction(
+                                kind="open",
+                                group_key=key,
+                                incident_id=g.incident_id,
+                                labels=g.labels,
+                                receiver=g.route.receiver,
+                                alerts=[e.alert for e in g.alerts.values()],
+                                decisions=g.decisions,
+                            )
+                        )
+                        g.incident_open = True
+                        g.incident_closed_at = None
+                        g.last_flush = now
+                        g.dirty = []
+                        g.decisions = []
+                        continue
+                    for a in firing:
+                        d = self._inhibition(a, now)
+                        if d:
+                            d.group_key = key
+                            self._record(d)
+                if not g.firing():
+                    del self.state.groups[key]  # nothing left to open an incident for
+                continue
+            upd = self._update_due(g)
+            if upd is not None and upd <= now:
+                changed = [
+                    g.alerts[fp].alert for fp in g.dirty if fp in g.alerts and not g.alerts[fp].flapping
+                ]
+                if changed or g.decisions:
+                    actions.append(
+                        GroupAction(
+                            kind="update",
+                            group_key=key,
+                            incident_id=g.incident_id,
+                            labels=g.labels,
+                            receiver=g.route.receiver,
+                            alerts=changed,
+                            decisions=g.decisions,
+                        )
+                    )
+                g.last_flush = now
+                g.dirty = []
+                g.decisions = []
+                # Resolved alerts have been told; keep only what still fires.
+                for fp in [fp for fp, e in g.alerts.items() if e.alert.status == AlertStatus.RESOLVED]:
+                    del g.alerts[fp]
+        return actions
+
+    @staticmethod
+    def _held(g: GroupState, a: Alert) -> bool:
+        e = g.alerts.get(a.fingerprint)
+        return bool(e and e.flapping)
+
+    def incident_closed(self, group_key_: str, now: datetime) -> None:
+        g = self.state.groups.get(group_key_)
+        if g is None:
+            return
+        g.incident_open = False
+        g.dirty = []
+        g.decisions = []
+        for fp in [fp for fp, e in g.alerts.items() if e.alert.status == AlertStatus.RESOLVED]:
+            del g.alerts[fp]
+        if not g.alerts:
+            del self.state.groups[group_key_]
+        else:
+            g.incident_closed_at = now
+
+    def incident_lost(self, group_key_: str) -> None:
+        """The incident could not be reached (it closed meanwhile): open a new one next time."""
+        g = self.state.groups.get(group_key_)
+        if g is not None:
+            g.incident_open = False
+            g.incident_closed_at = None
+            g.created_at = g.created_at
+
+
+__all__ = ["GroupAction", "Matcher", "Router", "RouterState", "incident_id_for"]

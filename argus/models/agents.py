@@ -1,0 +1,273 @@
+"""Inputs and outputs of the micro-agents (activities) and of the workflows that call them."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .alert import Alert
+from .common import Model, UtcDateTime
+from .config import Policy
+from .docs import Document
+from .incident import IncidentState
+from .metrics import Sample, SourceHealth
+from .rca import RcaReport
+from .remediation import Proposal, Recommendation
+from .routing import RouteDecision
+from .tickets import TicketRef
+
+# --- Monitoring ----------------------------------------------------------------------------------
+
+
+class CollectRequest(Model):
+    scope: str
+    at: UtcDateTime
+
+
+class RuleResult(Model):
+    rule: str
+    samples: list[Sample] = Field(default_factory=list)
+    error: str | None = None
+
+
+class CollectResult(Model):
+    results: list[RuleResult] = Field(default_factory=list)
+    health: list[SourceHealth] = Field(default_factory=list)
+
+
+class FiringRecord(Model):
+    labels: dict[str, str]
+    starts_at: UtcDateTime
+    value: float | None = None
+
+
+class EvaluatorState(Model):
+    """Per rule series: since when it breaches (for `for:`) and what is firing (to resolve it)."""
+
+    pending: dict[str, UtcDateTime] = Field(default_factory=dict)
+    firing: dict[str, FiringRecord] = Field(default_factory=dict)
+
+
+class EvaluateRequest(Model):
+    scope: str
+    at: UtcDateTime
+    results: list[RuleResult]
+    state: EvaluatorState = Field(default_factory=EvaluatorState)
+
+
+class EvaluateResult(Model):
+    alerts: list[Alert] = Field(default_factory=list)
+    state: EvaluatorState = Field(default_factory=EvaluatorState)
+    errors: list[str] = Field(default_factory=list)
+
+
+class MonitoringInput(Model):
+    scope: str = "default"
+    policy: Policy = Field(default_factory=Policy)
+    carried: dict | None = None  # state handed over by continue-as-new (MonitoringState as JSON)
+
+
+class MonitoringStatus(Model):
+    scope: str
+    groups: int
+    open_incidents: int
+    silences: int
+    alerts_received: int
+    batches: int
+    counts: dict[str, int] = Field(default_factory=dict)
+    health: list[SourceHealth] = Field(default_factory=list)
+    last_pull: UtcDateTime | None = None
+    runs: int = 1
+
+
+class IncidentClosed(Model):
+    group_key: str
+    incident_id: str
+
+
+# --- Incident handling ---------------------------------------------------------------------------
+
+
+class OpenRecord(Model):
+    state: IncidentState
+    run_id: str
+
+
+class RcaRequest(Model):
+    incident_id: str
+    service: str
+    alerts: list[Alert]
+    window_start: UtcDateTime
+    window_end: UtcDateTime
+    anomaly_start: UtcDateTime
+
+
+class EnrichRequest(Model):
+    key: str
+    incident_id: str
+    number: str
+    service: str
+    ticket: TicketRef
+    rca: RcaReport | None
+
+
+class RecommendRequest(Model):
+    incident_id: str
+    service: str
+    alerts: list[Alert]
+    rca: RcaReport | None
+
+
+class RecommendResult(Model):
+    recommendations: list[Recommendation] = Field(default_factory=list)
+    proposal: Proposal | None = None
+
+
+class SolicitRequest(Model):
+    key: str
+    incident_id: str
+    number: str
+    title: str
+    service: str
+    severity: str
+    proposal: Proposal
+    recipients: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    reminder: int = 0
+    escalation_level: str = ""
+
+
+class VerifyRequest(Model):
+    incident_id: str
+    service: str
+    alerts: list[Alert]
+
+
+class VerifyResult(Model):
+    healthy: bool
+    detail: str
+    checks: dict[str, bool] = Field(default_factory=dict)
+
+
+class DocGenInput(Model):
+    incident: IncidentState | None = None
+    run_id: str = ""
+    review: bool = False
+    reviewers: list[str] = Field(default_factory=list)
+
+
+class DocGenResult(Model):
+    published: list[str] = Field(default_factory=list)
+    documents: list[str] = Field(default_factory=list)
+
+
+class ServiceInsight(Model):
+    service: str
+    incidents: int
+    mttr_seconds: float | None = None
+    mtta_seconds: float | None = None
+    top_root_causes: list[str] = Field(default_factory=list)
+
+
+class PlaybookInsight(Model):
+    playbook: str
+    runs: int
+    fixed: int
+
+    @property
+    def success_rate(self) -> float:
+        return self.fixed / self.runs if self.runs else 0.0
+
+
+class Cluster(Model):
+    key: str
+    service: str
+    signature: str
+    incidents: list[str]
+    fix: str = ""
+
+
+class Insights(Model):
+    total: int = 0
+    services: list[ServiceInsight] = Field(default_factory=list)
+    playbooks: list[PlaybookInsight] = Field(default_factory=list)
+    clusters: list[Cluster] = Field(default_factory=list)
+    similar: list[str] = Field(default_factory=list)
+
+
+class PostmortemRequest(Model):
+    incident: IncidentState
+    insights: Insights
+
+
+class RunbookRequest(Model):
+    insights: Insights
+
+
+class DocumentBatch(Model):
+    documents: list[Document] = Field(default_factory=list)
+
+
+class ArgusInput(Model):
+    scopes: list[str] = Field(default_factory=lambda: ["default"])
+    policy: Policy = Field(default_factory=Policy)
+    generation: int = 0
+
+
+class ArgusStatus(Model):
+    scopes: list[str]
+    phases: dict[str, bool]
+    generation: int
+    reloads: int
+    last_supervised: UtcDateTime | None = None
+
+
+class EnsureMonitoring(Model):
+    scope: str
+    policy: Policy
+
+
+class EnsureSchedule(Model):
+    schedule_id: str
+    cron: str
+    enabled: bool = True
+
+
+class BackfillInput(Model):
+    start: UtcDateTime
+    end: UtcDateTime
+    source: str | None = None
+    window_seconds: int = 3600
+    step_seconds: int = 60
+    concurrency: int = 4
+    docs_only: bool = False
+    policy: Policy = Field(default_factory=Policy)
+
+
+class BackfillWindow(Model):
+    start: UtcDateTime
+    end: UtcDateTime
+    source: str | None = None
+    step_seconds: int = 60
+
+
+class Episode(Model):
+    """A stretch of time during which one rule series breached, found in history."""
+
+    alert: Alert
+    group_key: str
+    decisions: list[RouteDecision] = Field(default_factory=list)
+
+
+class BackfillWindowResult(Model):
+    alerts: list[Alert] = Field(default_factory=list)
+    error: str | None = None
+
+
+class BackfillProgress(Model):
+    windows_total: int
+    windows_done: int
+    alerts_found: int
+    incidents_started: int
+    incidents_existing: int
+    errors: list[str] = Field(default_factory=list)
+    done: bool = False

@@ -1,0 +1,155 @@
+"""The one alert model every source is normalised into."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, field_validator
+
+from .common import Model, UtcDateTime
+
+_FNV_OFFSET = 14695981039346656037
+_FNV_PRIME = 1099511628211
+_MASK = 0xFFFFFFFFFFFFFFFF
+_SEPARATOR = 0xFF
+
+
+def labels_fingerprint(labels: dict[str, str]) -> str:
+    """Stable fingerprint of a label set, identical to Prometheus/Alertmanager's.
+
+    FNV-1a 64 over the label names in sorted order, each name and value followed by a 0xFF
+    separator byte, printed as 16 hex digits. Because it is Alertmanager's own algorithm, an
+    alert that reaches ARGUS through Alertmanager's webhook, Prometheus's direct push or any
+    normaliser gets the same fingerprint for the same labels.
+    """
+    h = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for byte in part.encode():
+                h = ((h ^ byte) * _FNV_PRIME) & _MASK
+            h = ((h ^ _SEPARATOR) * _FNV_PRIME) & _MASK
+    return f"{h:016x}"
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def parse(cls, value: str | None) -> Severity:
+        """Map the many spellings sources use onto four levels."""
+        v = (value or "").strip().lower()
+        return _SEVERITY_ALIASES.get(v, cls.WARNING)
+
+
+_SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.ERROR: 1, Severity.WARNING: 2, Severity.INFO: 3}
+_SEVERITY_ALIASES = {
+    "critical": Severity.CRITICAL,
+    "crit": Severity.CRITICAL,
+    "page": Severity.CRITICAL,
+    "sev1": Severity.CRITICAL,
+    "p1": Severity.CRITICAL,
+    "fatal": Severity.CRITICAL,
+    "high": Severity.ERROR,
+    "error": Severity.ERROR,
+    "err": Severity.ERROR,
+    "major": Severity.ERROR,
+    "sev2": Severity.ERROR,
+    "p2": Severity.ERROR,
+    "warning": Severity.WARNING,
+    "warn": Severity.WARNING,
+    "medium": Severity.WARNING,
+    "minor": Severity.WARNING,
+    "sev3": Severity.WARNING,
+    "p3": Severity.WARNING,
+    "info": Severity.INFO,
+    "low": Severity.INFO,
+    "none": Severity.INFO,
+    "ok": Severity.INFO,
+    "sev4": Severity.INFO,
+    "p4": Severity.INFO,
+    "p5": Severity.INFO,
+}
+
+
+class Alert(Model):
+    """A normalised alert.
+
+    `labels` identify the alert (they define the fingerprint); `annotations` describe it.
+    Label names follow Prometheus conventions: `alertname`, `service`, `severity`,
+    `environment`, `instance`.
+    """
+
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    status: AlertStatus = AlertStatus.FIRING
+    starts_at: UtcDateTime
+    ends_at: UtcDateTime | None = None
+    source: str = "generic"
+    generator_url: str | None = None
+    fingerprint: str = ""
+    value: float | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_valid(cls, labels: dict[str, str]) -> dict[str, str]:
+        if not labels:
+            raise ValueError("an alert needs at least one label")
+        if "alertname" not in labels:
+            raise ValueError("label 'alertname' is required")
+        for name in labels:
+            if (
+                not name
+                or not (name[0].isalpha() or name[0] == "_")
+                or not all(c.isalnum() or c == "_" for c in name)
+            ):
+                raise ValueError(f"invalid label name {name!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)")
+        return labels
+
+    def model_post_init(self, __context: object) -> None:
+        if not self.fingerprint:
+            self.fingerprint = labels_fingerprint(self.labels)
+
+    @property
+    def name(self) -> str:
+        return self.labels["alertname"]
+
+    @property
+    def service(self) -> str:
+        return self.labels.get("service") or self.labels.get("job") or "unknown"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.parse(self.labels.get("severity"))
+
+    @property
+    def environment(self) -> str:
+        return self.labels.get("environment") or self.labels.get("env") or "production"
+
+    @property
+    def summary(self) -> str:
+        return self.annotations.get("summary") or self.annotations.get("description") or self.name
+
+
+class AlertBatch(Model):
+    """Alerts that arrive together: one gateway flush, one collector pull, one backfill window.
+
+    `batch_id` makes a redelivered batch harmless: the Monitoring workflow remembers
+    recent ids and skips a batch it has already applied.
+    """
+
+    batch_id: str
+    alerts: list[Alert]
+    received_at: UtcDateTime | None = None
+    backfill: bool = False

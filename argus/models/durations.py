@@ -1,0 +1,57 @@
+"""Prometheus-style durations ("30s", "5m", "1h30m", "2d") as a pydantic type."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+
+
+def parse_duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise ValueError("empty duration")
+        pos, total = 0, 0.0
+        for m in _PART.finditer(text):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if pos == len(text):
+            return timedelta(seconds=total)
+        try:
+            return timedelta(seconds=float(text))
+        except ValueError:
+            pass
+    raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m, 2d")
+
+
+def format_duration(td: timedelta) -> str:
+    seconds = td.total_seconds()
+    if seconds == 0:
+        return "0s"
+    out, rest = [], seconds
+    for unit in ("d", "h", "m", "s"):
+        size = _UNITS[unit]
+        if rest >= size:
+            n = int(rest // size)
+            out.append(f"{n}{unit}")
+            rest -= n * size
+    if rest > 1e-9:
+        out.append(f"{round(rest * 1000)}ms")
+    return "".join(out)
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]

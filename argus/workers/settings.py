@@ -1,0 +1,143 @@
+"""Loading configuration (YAML + environment) and secrets (environment or a secrets file).
+
+Configuration errors name the file and the field. Secrets never enter workflow inputs:
+only worker, gateway and CLI processes read them, from `ARGUS_*` environment variables or
+from a YAML secrets file (`ARGUS_SECRETS_FILE`, default `<state_dir>/secrets.yaml`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as pysecrets
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from argus.models import ArgusConfig
+
+DEFAULT_CONFIG = "default.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _format(where: str, exc: ValidationError) -> str:
+    lines = [f"invalid configuration in {where}:"]
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None) -> ArgusConfig:
+    """Load `path`, or $ARGUS_CONFIG, or the embedded defaults."""
+    path = path or os.environ.get("ARGUS_CONFIG")
+    if path:
+        where = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration {where}: {exc.strerror}") from exc
+    else:
+        where = "embedded defaults"
+        text = resources.files("argus.config").joinpath(DEFAULT_CONFIG).read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping")
+    if os.environ.get("ARGUS_STATE_DIR"):
+        data["state_dir"] = os.environ["ARGUS_STATE_DIR"]
+    try:
+        config = ArgusConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(where, exc)) from exc
+    validate_rules(config, where)
+    return config
+
+
+def validate_rules(config: ArgusConfig, where: str) -> None:
+    """Rule expressions are checked at load time against their source's query language."""
+    from argus.integrations.promql_lite import ExpressionError, parse
+
+    types = {s.name: s.type for s in config.sources}
+    default_type = config.sources[0].type if config.sources else None
+    for rule in config.rules:
+        stype = types.get(rule.source) if rule.source else default_type
+        if stype == "embedded":
+            try:
+                parse(rule.expr)
+            except ExpressionError as exc:
+                raise ConfigError(f"{where}: rule {rule.name!r}: {exc}") from exc
+        elif stype == "prometheus":
+            problem = promql_problem(rule.expr)
+            if problem:
+                raise ConfigError(f"{where}: rule {rule.name!r}: malformed PromQL: {problem}")
+
+
+def promql_problem(expr: str) -> str | None:
+    """A cheap structural check of PromQL: balanced brackets and quotes, non-empty."""
+    if not expr.strip():
+        return "empty expression"
+    stack: list[str] = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    quote = None
+    for i, ch in enumerate(expr):
+        if quote:
+            if ch == quote and expr[i - 1] != "\\":
+                quote = None
+            continue
+        if ch in "\"'`":
+            quote = ch
+        elif ch in "([{":
+            stack.append(ch)
+        elif ch in ")]}":
+            if not stack or stack.pop() != pairs[ch]:
+                return f"unbalanced {ch!r} at position {i + 1}"
+    if quote:
+        return "unterminated string"
+    if stack:
+        return f"unclosed {stack[-1]!r}"
+    return None
+
+
+def state_dir(config: ArgusConfig) -> Path:
+    p = Path(config.state_dir).expanduser()
+    p.mkdir(parents=True, exist_ok=True)
+    return p.resolve()
+
+
+@dataclass
+class Secrets:
+    values: dict[str, str]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return os.environ.get(f"ARGUS_{name.upper()}") or self.values.get(name) or default
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if not value:
+            raise ConfigError(f"secret {name!r} is not set (environment ARGUS_{name.upper()} or the secrets file)")
+        return value
+
+
+def load_secrets(config: ArgusConfig) -> Secrets:
+    path = Path(os.environ.get("ARGUS_SECRETS_FILE") or state_dir(config) / "secrets.yaml")
+    values: dict[str, str] = {}
+    if path.exists():
+        try:
+            values = {str(k): str(v) for k, v in (yaml.safe_load(path.read_text()) or {}).items()}
+        except (yaml.YAMLError, AttributeError) as exc:
+            raise ConfigError(f"secrets file {path} is not a YAML mapping: {exc}") from exc
+    if not (os.environ.get("ARGUS_LINK_SECRET") or values.get("link_secret")):
+        # First start on this machine: make a signing key and keep it beside the state.
+        values["link_secret"] = pysecrets.token_urlsafe(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(values))
+        path.chmod(0o600)
+    return Secrets(values)

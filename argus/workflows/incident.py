@@ -1,0 +1,692 @@
+"""IncidentWorkflow: one durable workflow per incident, from the first alert to the post-mortem.
+
+    open record ─► notify ∥ ticket ─► RCA ─► enrich ticket ─► recommend ─► ask for approval
+        (reminders, escalation on durable timers; days if need be) ─► remediate (saga: roll back
+        in reverse on failure or cancellation) ─► verify recovery ─► close ticket, notify,
+        archive ─► hand over to DocGen
+
+New alerts, acknowledgements, comments, manual resolution and ticket changes arrive as
+signals; the approval arrives as an update whose validator refuses stale proposals and
+people who may not approve. `status` and `timeline` are queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from argus.activities.closer import Closer
+    from argus.activities.enricher import Enricher
+    from argus.activities.executor import Executor
+    from argus.activities.incident_creator import IncidentCreator
+    from argus.activities.notifier import Notifier
+    from argus.activities.rca_agent import RcaAgent
+    from argus.activities.recommender import Recommender
+    from argus.activities.solicitor import Solicitor
+    from argus.activities.ticket_updater import TicketUpdater
+    from argus.activities.ticket_writer import TicketWriter
+    from argus.models import (
+        Acknowledge,
+        Alert,
+        AlertsSignal,
+        ApprovalDecision,
+        CommentSignal,
+        DecisionKind,
+        IncidentInput,
+        IncidentState,
+        IncidentStatus,
+        Notification,
+        NotificationKind,
+        RemediationOutcome,
+        ResolveSignal,
+        Severity,
+        StepRequest,
+        StepStatus,
+        TicketRequest,
+        TicketStateSignal,
+        TicketUpdate,
+        TimelineEntry,
+    )
+    from argus.models.agents import (
+        DocGenInput,
+        EnrichRequest,
+        IncidentClosed,
+        OpenRecord,
+        RcaRequest,
+        RecommendRequest,
+        SolicitRequest,
+        VerifyRequest,
+    )
+
+    from . import search_attributes as sa
+    from .common import COMPENSATE, EFFECT, QUICK, RCA, STEP
+
+MAX_ALERTS = 200
+MAX_TIMELINE = 500
+
+
+def _error_text(exc: BaseException) -> str:
+    cause = exc.cause if isinstance(exc, ActivityError | ChildWorkflowError) and exc.cause else exc
+    return str(cause) or type(cause).__name__
+
+
+@workflow.defn
+class IncidentWorkflow:
+    def __init__(self) -> None:
+        self.s: IncidentState | None = None
+        self._resolved_by: ResolveSignal | None = None
+        self._ticket_key = ""
+
+    # --- the flow --------------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, inp: IncidentInput) -> IncidentState:
+        self.inp = inp
+        self.policy = inp.policy
+        info = workflow.info()
+        self.wf_key = f"{info.workflow_id}/{info.run_id}"
+        firing = [a for a in inp.alerts if a.status == "firing"] or inp.alerts
+        top = min(firing, key=lambda a: a.severity.rank)
+        self.s = IncidentState(
+            incident_id=info.workflow_id,
+            title=self._title(inp, firing),
+            service=top.service,
+            severity=top.severity,
+            environment=top.environment,
+            group_key=inp.group_key,
+            opened_at=workflow.now(),
+            alerts=inp.alerts[-MAX_ALERTS:],
+            backfill=inp.backfill,
+        )
+        self._log("opened", f"Incident opened from {len(firing)} firing alert(s) in group {inp.group_key}")
+        for d in inp.decisions[-20:]:
+            self._log("routing", d.reason, data={"alert": d.alertname, "decision": d.kind.value})
+
+        self.s.number = await workflow.execute_activity_method(
+            IncidentCreator.open_incident, OpenRecord(state=self.s, run_id=info.run_id), **QUICK
+        )
+        self._upsert_search_attributes()
+
+        await asyncio.gather(
+            self._notify(
+                NotificationKind.OPENED,
+                "opened",
+                f"[{self.s.severity.value.upper()}] {self.s.number} {self.s.title}",
+                self._alert_text(),
+            ),
+            self._create_ticket(),
+        )
+
+        await self._set_status(IncidentStatus.INVESTIGATING)
+        await self._investigate()
+
+        remediated = False
+        if self.s.proposal is not None and not self._resolved():
+            decision = await self._await_decision()
+            if decision is not None and decision.decision == DecisionKind.APPROVE:
+                remediated = await self._remediate()
+            elif decision is not None:
+                self.s.outcome = RemediationOutcome.REJECTED
+
+        await self._verify(remediated)
+        await self._close()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.s
+
+    # --- steps -----------------------------------------------------------------------------------
+    async def _create_ticket(self) -> None:
+        assert self.s is not None
+        req = TicketRequest(
+            key=f"{self.wf_key}/ticket",
+            incident_id=self.s.incident_id,
+            title=f"{self.s.number} {self.s.title}",
+            description=self._alert_text(),
+            service=self.s.service,
+            severity=self.s.severity.value,
+            labels=["argus", f"service-{self.s.service}"] + (["backfill"] if self.s.backfill else []),
+        )
+        try:
+            ref = await workflow.execute_activity_method(TicketWriter.create_ticket, req, **EFFECT)
+        except ActivityError as exc:
+            self._log("ticket_failed", f"Ticket could not be created: {_error_text(exc)}")
+            return
+        self.s.tickets.append(ref)
+        self._log("ticket", f"Ticket {ref.key} created in {ref.system}", data={"url": ref.url})
+
+    async def _investigate(self) -> None:
+        assert self.s is not None
+        anomaly_start = min((a.starts_at for a in self.s.alerts), default=self.s.opened_at)
+        req = RcaRequest(
+            incident_id=self.s.incident_id,
+            service=self.s.service,
+            alerts=self.s.alerts,
+            window_start=anomaly_start - self.policy.rca_lookback,
+            window_end=workflow.now(),
+            anomaly_start=anomaly_start,
+        )
+        try:
+            self.s.rca = await workflow.execute_activity_method(RcaAgent.analyze, req, **RCA)
+        except ActivityError as exc:
+            self._log("rca_failed", f"Root-cause analysis failed: {_error_text(exc)}")
+        if self.s.rca is not None:
+            top = self.s.rca.top
+            self._log(
+                "rca",
+                f"Most likely root cause: {top.service} ({top.confidence:.0%}): {top.summary}"
+                if top
+                else "RCA found no candidate",
+                data={"ranking": [h.service for h in self.s.rca.hypotheses]},
+            )
+            if top:
+                workflow.upsert_search_attributes([sa.ROOT_CAUSE.value_set(top.service)])
+        if self.s.tickets:
+            ticket = self.s.tickets[0]
+            try:
+                await workflow.execute_activity_method(
+                    Enricher.enrich,
+                    EnrichRequest(
+                        key=f"{self.wf_key}/enrich",
+                        incident_id=self.s.incident_id,
+                        number=self.s.number,
+                        service=self.s.service,
+                        ticket=ticket,
+                        rca=self.s.rca,
+                    ),
+                    **EFFECT,
+                )
+                self._log("enriched", f"RCA summary, runbooks and similar incidents added to {ticket.key}")
+            except ActivityError as exc:
+                self._log("enrich_failed", f"Ticket enrichment failed: {_error_text(exc)}")
+        try:
+            rec = await workflow.execute_activity_method(
+                Recommender.recommend,
+                RecommendRequest(
+                    incident_id=self.s.incident_id,
+                    service=self.s.service,
+                    alerts=self.s.alerts,
+                    rca=self.s.rca,
+                ),
+                **QUICK,
+            )
+        except ActivityError as exc:
+            self._log("recommend_failed", f"Recommender failed: {_error_text(exc)}")
+            return
+        self.s.recommendations = rec.recommendations
+        self.s.proposal = rec.proposal
+        if rec.proposal is None:
+            self._log("recommendation", "No playbook matches this incident; people must handle it")
+        else:
+            self._log(
+                "recommendation",
+                f"Proposed {rec.proposal.summary} ({rec.proposal.risk.value} risk); "
+                f"{len(rec.recommendations)} candidate playbook(s)",
+                data={
+                    "proposal_hash": rec.proposal.hash,
+                    "playbooks": [r.playbook for r in rec.recommendations],
+                },
+            )
+
+    async def _await_decision(self) -> ApprovalDecision | None:
+        assert self.s is not None and self.s.proposal is not None
+        proposal = self.s.proposal
+        auto = self.policy.approval.auto_approve_max_risk
+        if self.policy.demo or (auto is not None and proposal.risk.rank <= auto.rank):
+            why = "demo mode" if self.policy.demo else f"risk {proposal.risk.value} <= auto-approve {auto}"
+            self.s.decision = ApprovalDecision(
+                approver="argus-policy",
+                decision=DecisionKind.APPROVE,
+                proposal_hash=proposal.hash,
+                comment=f"approved automatically ({why})",
+                via="policy",
+                at=workflow.now(),
+            )
+            self._log("decision", f"Approved automatically: {why}", actor="argus-policy")
+            return self.s.decision
+
+        await self._set_status(IncidentStatus.AWAITING_APPROVAL)
+        esc = self.policy.escalation
+        level = 0
+        reminders_at_level = 0
+        reminder = 0
+        await self._solicit(level, reminder)
+        deadline = workflow.now() + self.policy.approval.timeout
+        while self.s.decision is None and not self._resolved():
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                self._log(
+                    "approval_expired", f"No decision within {self.policy.approval.timeout}; no action taken"
+                )
+                await self._notify(
+                    NotificationKind.ESCALATION,
+                    "approval-expired",
+                    f"{self.s.number}: approval expired, incident needs a person",
+                    f"Nobody approved or rejected {proposal.summary} in time. The incident stays open.",
+                )
+                return None
+            acked = self.s.acknowledged_at is not None
+            interval = esc.renotify_acknowledged_after if acked else esc.reminder_interval
+            try:
+                await workflow.wait_condition(
+                    lambda: self.s.decision is not None or self._resolved(),
+                    timeout=min(interval, remaining),
+                    timeout_summary="waiting for approval",
+                )
+            except TimeoutError:
+                if workflow.now() >= deadline:
+                    continue
+                reminder += 1
+                reminders_at_level += 1
+                if not acked and reminders_at_level > esc.reminders_per_level and level + 1 < len(esc.levels):
+                    level += 1
+                    reminders_at_level = 0
+                    self.s.escalation_level = level
+                    self._log(
+                        "escalated",
+                        f"No answer after {esc.reminders_per_level} reminder(s): escalated to "
+                        f"{esc.levels[level].name} ({', '.join(esc.levels[level].targets)})",
+                    )
+                await self._solicit(level, reminder)
+        return self.s.decision
+
+    async def _solicit(self, level: int, reminder: int) -> None:
+        assert self.s is not None and self.s.proposal is not None
+        levels = self.policy.escalation.levels
+        lvl = levels[min(level, len(levels) - 1)] if levels else None
+        recipients = list(dict.fromkeys((lvl.targets if lvl else []) + self.policy.approval.approvers))
+        req = SolicitRequest(
+            key=f"{self.wf_key}/approval/{self.s.proposal.hash}/{reminder}",
+            incident_id=self.s.incident_id,
+            number=self.s.number,
+            title=self.s.title,
+            service=self.s.service,
+            severity=self.s.severity.value,
+            proposal=self.s.proposal,
+            recipients=recipients,
+            channels=lvl.channels if lvl else [],
+            reminder=reminder,
+            escalation_level=lvl.name if lvl and level > 0 else "",
+        )
+        if self.s.backfill:
+            self._log("approval_skipped", "Backfilled incident: nobody is paged for approval")
+            return
+        try:
+            await workflow.execute_activity_method(Solicitor.solicit, req, **EFFECT)
+            what = "Approval requested" if reminder == 0 else f"Reminder {reminder} sent"
+            self._log("approval_request", f"{what} from {', '.join(recipients) or 'approvers'}")
+        except ActivityError as exc:
+            self._log("notify_failed", f"Approval request could not be delivered: {_error_text(exc)}")
+
+    async def _remediate(self) -> bool:
+        """Run the approved steps in order; on failure or cancellation undo the done ones in reverse."""
+        assert self.s is not None and self.s.proposal is not None
+        await self._set_status(IncidentStatus.REMEDIATING)
+        proposal = self.s.proposal
+        done = []
+        try:
+            for step in proposal.steps:
+                req = StepRequest(
+                    incident_id=self.s.incident_id,
+                    step=step,
+                    key=f"{self.wf_key}/{proposal.hash}/{step.name}",
+                    dry_run=self.policy.dry_run,
+                )
+                result = await workflow.execute_activity_method(Executor.execute_step, req, **STEP)
+                self.s.actions.append(result)
+                done.append(step)
+                self._log(
+                    "action",
+                    f"Step {step.name}: {result.status.value} — {result.output}",
+                    data={"key": result.key},
+                )
+        except BaseException as exc:
+            reason = _error_text(exc)
+            self._log(
+                "remediation_failed", f"Remediation stopped: {reason}; rolling back {len(done)} step(s)"
+            )
+            for step in reversed(done):
+                if step.rollback is None:
+                    self._log("rollback", f"Step {step.name} has no rollback")
+                    continue
+                req = StepRequest(
+                    incident_id=self.s.incident_id,
+                    step=step,
+                    key=f"{self.wf_key}/{proposal.hash}/{step.name}",
+                    rollback=True,
+                    dry_run=self.policy.dry_run,
+                )
+                try:
+                    result = await workflow.execute_activity_method(Executor.execute_step, req, **COMPENSATE)
+                    self.s.actions.append(result)
+                    self._log("rollback", f"Rolled back {step.name}: {result.output}")
+                except ActivityError as rb_exc:
+                    self._log("rollback_failed", f"Rollback of {step.name} failed: {_error_text(rb_exc)}")
+            self.s.outcome = RemediationOutcome.ROLLED_BACK
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            await self._notify(
+                NotificationKind.ESCALATION,
+                "remediation-failed",
+                f"{self.s.number}: remediation failed and was rolled back",
+                f"{proposal.summary}\nReason: {reason}",
+            )
+            return False
+        if all(a.status == StepStatus.DRY_RUN for a in self.s.actions):
+            self._log("remediation", "Dry run: nothing was changed")
+            return False
+        return True
+
+    async def _verify(self, remediated: bool) -> None:
+        """Watch the symptom until it stays normal for the verification period."""
+        assert self.s is not None
+        if self._resolved_by is not None:
+            if self.s.outcome == RemediationOutcome.NONE:
+                self.s.outcome = RemediationOutcome.FIXED_BY_OTHER
+            return
+        await self._set_status(IncidentStatus.VERIFYING)
+        pol = self.policy.verification
+        deadline = workflow.now() + pol.max_wait
+        healthy_since = None
+        detail = ""
+        while self._resolved_by is None:
+            try:
+                res = await workflow.execute_activity_method(
+                    Closer.verify,
+                    VerifyRequest(
+                        incident_id=self.s.incident_id, service=self.s.service, alerts=self.s.alerts
+                    ),
+                    **QUICK,
+                )
+                detail = res.detail
+                healthy = res.healthy
+            except ActivityError as exc:
+                detail, healthy = f"verification failed: {_error_text(exc)}", False
+            now = workflow.now()
+            if healthy:
+                healthy_since = healthy_since or now
+                if now - healthy_since >= pol.period:
+                    break
+            else:
+                healthy_since = None
+            if now >= deadline:
+                self._log("not_recovered", f"Not recovered after {pol.max_wait}: {detail}")
+                if remediated:
+                    self.s.outcome = RemediationOutcome.NOT_FIXED
+                await self._notify(
+                    NotificationKind.ESCALATION,
+                    "not-recovered",
+                    f"{self.s.number}: not recovered, needs a person",
+                    f"{detail}\nResolve it with `argus resolve {self.s.number}` when it is fixed.",
+                )
+                await self._set_status(IncidentStatus.INVESTIGATING)
+                await workflow.wait_condition(
+                    lambda: self._resolved_by is not None or self._all_alerts_resolved()
+                )
+                break
+            try:
+                await workflow.wait_condition(lambda: self._resolved_by is not None, timeout=pol.interval)
+            except TimeoutError:
+                pass
+        else:
+            detail = f"resolved by {self._resolved_by.by}: {self._resolved_by.reason}"
+        if self.s.outcome == RemediationOutcome.NONE:
+            self.s.outcome = RemediationOutcome.FIXED if remediated else RemediationOutcome.FIXED_BY_OTHER
+        self._log("verified", f"Recovery verified: {detail}")
+
+    async def _close(self) -> None:
+        assert self.s is not None
+        now = workflow.now()
+        self.s.resolved_at = now
+        await self._set_status(IncidentStatus.RESOLVED)
+        for ticket in self.s.tickets:
+            try:
+                ref = await workflow.execute_activity_method(
+                    TicketUpdater.update_ticket,
+                    TicketUpdate(
+                        key=f"{self.wf_key}/ticket-resolve",
+                        ticket=ticket,
+                        comment=f"Resolved by ARGUS. Outcome: {self.s.outcome.value}.",
+                        state="resolved",
+                        resolution=self.s.outcome.value,
+                    ),
+                    **EFFECT,
+                )
+                ticket.state = ref.state
+            except ActivityError as exc:
+                self._log("ticket_failed", f"Ticket {ticket.key} could not be resolved: {_error_text(exc)}")
+        await self._notify(
+            NotificationKind.RESOLVED,
+            "resolved",
+            f"[RESOLVED] {self.s.number} {self.s.title}",
+            f"Outcome: {self.s.outcome.value}. Open for {(now - self.s.opened_at)}.",
+        )
+        self.s.closed_at = workflow.now()
+        await self._set_status(IncidentStatus.CLOSED)
+        self._log("closed", f"Incident closed ({self.s.outcome.value})")
+        await workflow.execute_activity_method(
+            Closer.archive_incident, OpenRecord(state=self.s, run_id=workflow.info().run_id), **QUICK
+        )
+        if self.inp.monitoring_workflow_id:
+            try:
+                await workflow.get_external_workflow_handle(self.inp.monitoring_workflow_id).signal(
+                    "incident_closed",
+                    IncidentClosed(group_key=self.s.group_key, incident_id=self.s.incident_id),
+                )
+            except Exception as exc:  # monitoring may have moved on; its sweep also forgets old groups
+                self._log("monitoring_unreachable", f"Could not tell monitoring: {exc}")
+        if self.policy.phases.get("docgen", True):
+            await workflow.start_child_workflow(
+                "DocGenWorkflow",
+                DocGenInput(incident=self.s, run_id=workflow.info().run_id, review=self.policy.review_docs),
+                id=f"docgen-{self.s.incident_id}-{workflow.info().run_id[:8]}",
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+            self._log("docgen", "Post-mortem handed to DocGen")
+
+    # --- messages --------------------------------------------------------------------------------
+    @workflow.signal
+    def add_alerts(self, sig: AlertsSignal) -> None:
+        assert self.s is not None
+        by_fp = {a.fingerprint: a for a in self.s.alerts}
+        for a in sig.alerts:
+            old = by_fp.get(a.fingerprint)
+            if old is None:
+                self._log("alert", f"New alert {a.name} on {a.service}: {a.summary}")
+            elif old.status != a.status:
+                self._log("alert", f"Alert {a.name} on {a.service} is {a.status.value}")
+            by_fp[a.fingerprint] = a
+        for d in sig.decisions[-10:]:
+            if d.kind.value in ("flapping", "inhibited", "silenced"):
+                self._log("routing", d.reason, data={"alert": d.alertname, "decision": d.kind.value})
+        alerts = list(by_fp.values())
+        if len(alerts) > MAX_ALERTS:
+            firing = [a for a in alerts if a.status == "firing"]
+            alerts = (firing + [a for a in alerts if a.status != "firing"])[:MAX_ALERTS]
+        self.s.alerts = alerts
+
+    @workflow.signal
+    def acknowledge(self, ack: Acknowledge) -> None:
+        assert self.s is not None
+        if self.s.acknowledged_at is None:
+            self.s.acknowledged_at = workflow.now()
+            self.s.acknowledged_by = ack.by
+        self._log(
+            "acknowledged", f"Acknowledged by {ack.by} via {ack.via}. {ack.comment}".strip(), actor=ack.by
+        )
+
+    @workflow.signal
+    async def comment(self, c: CommentSignal) -> None:
+        assert self.s is not None
+        self._log("comment", c.text, actor=c.by)
+        n = sum(1 for e in self.s.timeline if e.kind == "comment")
+        for ticket in self.s.tickets:
+            try:
+                await workflow.execute_activity_method(
+                    TicketUpdater.update_ticket,
+                    TicketUpdate(
+                        key=f"{self.wf_key}/comment/{n}", ticket=ticket, comment=f"{c.by}: {c.text}"
+                    ),
+                    **EFFECT,
+                )
+            except ActivityError as exc:
+                self._log("ticket_failed", f"Comment not copied to {ticket.key}: {_error_text(exc)}")
+
+    @workflow.signal
+    def resolve(self, r: ResolveSignal) -> None:
+        assert self.s is not None
+        if self._resolved_by is None:
+            self._resolved_by = r
+            self._log("resolve_requested", f"Resolved by {r.by} via {r.via}: {r.reason}", actor=r.by)
+
+    @workflow.signal
+    def ticket_state(self, t: TicketStateSignal) -> None:
+        self._log("ticket_sync", f"Ticket {t.key} in {t.system} is now {t.state}", actor=t.by or t.system)
+        if t.state.lower() in ("resolved", "closed", "done") and self._resolved_by is None:
+            self._resolved_by = ResolveSignal(
+                by=t.by or t.system, reason=f"ticket {t.key} {t.state}", via=t.system
+            )
+
+    def _check_decision(self, d: ApprovalDecision) -> None:
+        assert self.s is not None
+        if self.s.proposal is None:
+            raise ValueError("this incident has no proposal to decide on")
+        if self.s.decision is not None:
+            raise ValueError(
+                f"already decided: {self.s.decision.decision.value} by {self.s.decision.approver}"
+            )
+        if self.s.status != IncidentStatus.AWAITING_APPROVAL:
+            raise ValueError(f"the incident is not awaiting approval (status {self.s.status.value})")
+        if d.proposal_hash != self.s.proposal.hash:
+            raise ValueError(
+                f"stale proposal: the decision answers {d.proposal_hash!r} but the current proposal is "
+                f"{self.s.proposal.hash!r}"
+            )
+        if not self._may_approve(d):
+            raise ValueError(f"{d.approver} may not approve remediation for this incident")
+
+    def _may_approve(self, d: ApprovalDecision) -> bool:
+        assert self.s is not None
+        pol = self.policy.approval
+        if not pol.approvers and not pol.approver_groups:
+            return True
+        if d.approver in pol.approvers or set(d.groups) & set(pol.approver_groups):
+            return True
+        levels = self.policy.escalation.levels
+        return bool(levels) and d.approver in levels[min(self.s.escalation_level, len(levels) - 1)].targets
+
+    @workflow.update
+    def decide(self, d: ApprovalDecision) -> str:
+        assert self.s is not None
+        self.s.decision = d.model_copy(update={"at": workflow.now()})
+        self._log(
+            "decision",
+            f"{d.decision.value.capitalize()}d by {d.approver} via {d.via}"
+            + (f": {d.comment}" if d.comment else ""),
+            actor=d.approver,
+            data={"proposal_hash": d.proposal_hash, "request_id": d.request_id},
+        )
+        return f"{d.decision.value}d by {d.approver}"
+
+    @decide.validator
+    def _validate_decide(self, d: ApprovalDecision) -> None:
+        self._check_decision(d)
+
+    @workflow.signal
+    def decide_signal(self, d: ApprovalDecision) -> None:
+        """Fire-and-forget fallback for when no worker can answer an update right now."""
+        try:
+            self._check_decision(d)
+        except ValueError as exc:
+            self._log(
+                "decision_refused", f"Refused decision from {d.approver} via {d.via}: {exc}", actor=d.approver
+            )
+            return
+        self.decide(d)
+
+    @workflow.query
+    def status(self) -> IncidentState:
+        if self.s is None:
+            raise ApplicationError("incident not initialised yet")
+        return self.s
+
+    @workflow.query
+    def timeline(self) -> list[TimelineEntry]:
+        return self.s.timeline if self.s else []
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _resolved(self) -> bool:
+        return self._resolved_by is not None or self._all_alerts_resolved()
+
+    def _all_alerts_resolved(self) -> bool:
+        assert self.s is not None
+        return bool(self.s.alerts) and all(a.status == "resolved" for a in self.s.alerts)
+
+    def _log(self, kind: str, message: str, actor: str = "argus", data: dict | None = None) -> None:
+        assert self.s is not None
+        self.s.timeline.append(
+            TimelineEntry(at=workflow.now(), kind=kind, message=message, actor=actor, data=data or {})
+        )
+        if len(self.s.timeline) > MAX_TIMELINE:
+            del self.s.timeline[1 : len(self.s.timeline) - MAX_TIMELINE + 1]
+
+    async def _set_status(self, status: IncidentStatus) -> None:
+        assert self.s is not None
+        self.s.status = status
+        workflow.upsert_search_attributes([sa.STATUS.value_set(status.value)])
+
+    def _upsert_search_attributes(self) -> None:
+        assert self.s is not None
+        workflow.upsert_search_attributes(
+            [
+                sa.SERVICE.value_set(self.s.service),
+                sa.SEVERITY.value_set(self.s.severity.value),
+                sa.STATUS.value_set(self.s.status.value),
+                sa.ENVIRONMENT.value_set(self.s.environment),
+                sa.FINGERPRINT.value_set(self.s.incident_id.removeprefix("incident-")),
+                sa.NUMBER.value_set(self.s.number),
+                sa.BACKFILL.value_set(self.s.backfill),
+            ]
+        )
+
+    async def _notify(self, kind: NotificationKind, step: str, subject: str, body: str) -> None:
+        assert self.s is not None
+        if self.s.backfill and kind != NotificationKind.RESOLVED:
+            self._log("notify_skipped", f"Backfilled incident: no {kind.value} notification")
+            return
+        n = Notification(
+            key=f"{self.wf_key}/{step}",
+            kind=kind,
+            incident_id=self.s.incident_id,
+            subject=subject,
+            body=body,
+            severity=self.s.severity.value,
+            service=self.s.service,
+            links={"incident": self.s.incident_id},
+        )
+        try:
+            deliveries = await workflow.execute_activity_method(Notifier.notify, n, **EFFECT)
+            self._log("notified", f"{kind.value} sent via {', '.join(d.channel for d in deliveries if d.ok)}")
+        except ActivityError as exc:
+            self._log("notify_failed", f"{kind.value} notification failed after retries: {_error_text(exc)}")
+
+    def _alert_text(self) -> str:
+        assert self.s is not None
+        lines = [
+            f"- {a.name} on {a.service} [{a.severity.value}] {a.status.value}: {a.summary}"
+            for a in self.s.alerts[:20]
+        ]
+        if len(self.s.alerts) > 20:
+            lines.append(f"... and {len(self.s.alerts) - 20} more")
+        return "\n".join(lines)
+
+    @staticmethod
+    def _title(inp: IncidentInput, firing: list[Alert]) -> str:
+        names = sorted({a.name for a in firing})
+        services = sorted({a.service for a in firing})
+        svc = ", ".join(services[:3]) + (f" (+{len(services) - 3})" if len(services) > 3 else "")
+        return f"{', '.join(names[:2])}{' +' if len(names) > 2 else ''} on {svc}"
+
+
+__all__ = ["IncidentWorkflow", "Severity"]

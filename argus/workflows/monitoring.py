@@ -1,0 +1,335 @@
+"""MonitoringWorkflow: one long-running workflow per monitoring scope.
+
+    pushed batches (signals from the gateway) ─┐
+    pull on a durable timer: Collector ─► Evaluator ┴─► Alert Router (dedupe, group, inhibit,
+        silence, maintenance, flap) ─► open an IncidentWorkflow per group (child, ABANDON)
+        or send the group's changes to its running incident
+
+Its state is the live alert groups and silences. It never starts one workflow per alert,
+and it continues-as-new when Temporal suggests it, carrying that state over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from argus.activities.collector import Collector
+    from argus.activities.evaluator import Evaluator
+    from argus.activities.notifier import Notifier
+    from argus.analysis.routing import GroupAction, Router, RouterState
+    from argus.models import (
+        AlertBatch,
+        AlertsSignal,
+        IncidentInput,
+        Notification,
+        NotificationKind,
+        Policy,
+        RouteDecision,
+        Silence,
+        SilenceExpire,
+        SilenceRequest,
+        SourceHealth,
+    )
+    from argus.models.agents import (
+        CollectRequest,
+        EvaluateRequest,
+        EvaluatorState,
+        IncidentClosed,
+        MonitoringInput,
+        MonitoringStatus,
+    )
+    from argus.models.common import Model
+
+    from .common import EFFECT, QUICK
+
+RECENT_BATCHES = 2000
+START_CONCURRENCY = 50
+
+
+class MonitoringState(Model):
+    router: RouterState = RouterState()
+    evaluator: EvaluatorState = EvaluatorState()
+    recent_batches: list[str] = []
+    alerts_received: int = 0
+    batches: int = 0
+    health: list[SourceHealth] = []
+    last_pull: str | None = None
+    runs: int = 1
+    silence_seq: int = 0
+    announced_expired: list[str] = []
+
+
+@workflow.defn
+class MonitoringWorkflow:
+    def __init__(self) -> None:
+        self._queue: list[AlertBatch] = []
+        self._silence_changes: list[tuple[str, Silence]] = []
+        self._closed: list[IncidentClosed] = []
+        self._policy_changed = False
+        self._seen: set[str] = set()
+
+    @workflow.run
+    async def run(self, inp: MonitoringInput) -> None:
+        self.scope = inp.scope
+        self.policy = inp.policy
+        self.state = MonitoringState.model_validate(inp.carried) if inp.carried else MonitoringState()
+        self._seen = set(self.state.recent_batches)
+        self.router = Router(self.policy.routing, self.state.router, self.scope)
+        next_pull = workflow.now()
+
+        while True:
+            deadline = self.router.next_deadline()
+            wake = next_pull if self.policy.sources else None
+            if deadline is not None and (wake is None or deadline < wake):
+                wake = deadline
+            timeout = max(wake - workflow.now(), timedelta(milliseconds=1)) if wake is not None else None
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        bool(self._queue or self._silence_changes or self._closed or self._policy_changed)
+                        or workflow.info().is_continue_as_new_suggested()
+                    ),
+                    timeout=timeout,
+                )
+            except TimeoutError:
+                pass
+
+            if self._policy_changed:
+                self._policy_changed = False
+                self.router = Router(self.policy.routing, self.state.router, self.scope)
+            await self._apply_silence_changes()
+            for closed in self._closed:
+                self.router.incident_closed(closed.group_key, workflow.now())
+            self._closed.clear()
+            self._ingest_pushed()
+            if self.policy.sources and workflow.now() >= next_pull:
+                next_pull = workflow.now() + self.policy.poll_interval
+                await self._pull()
+            self.router.sweep(workflow.now())
+            await self._act(self.router.due(workflow.now()))
+            await self._announce_expired_silences()
+
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self._ingest_pushed()  # nothing accepted may be left behind
+                self.state.runs += 1
+                workflow.continue_as_new(
+                    MonitoringInput(
+                        scope=self.scope, policy=self.policy, carried=self.state.model_dump(mode="json")
+                    )
+                )
+
+    # --- pushed and pulled alerts ----------------------------------------------------------------
+    def _ingest_pushed(self) -> None:
+        now = workflow.now()
+        queue, self._queue = self._queue, []
+        for batch in queue:
+            if batch.batch_id in self._seen:
+                continue  # a redelivered batch is applied once
+            self._remember(batch.batch_id)
+            self.state.batches += 1
+            self.state.alerts_received += len(batch.alerts)
+            self.router.ingest(batch.alerts, now)
+
+    def _remember(self, batch_id: str) -> None:
+        self._seen.add(batch_id)
+        self.state.recent_batches.append(batch_id)
+        if len(self.state.recent_batches) > RECENT_BATCHES:
+            drop = self.state.recent_batches[: len(self.state.recent_batches) - RECENT_BATCHES]
+            del self.state.recent_batches[: len(drop)]
+            self._seen.difference_update(drop)
+
+    async def _pull(self) -> None:
+        at = workflow.now()
+        try:
+            collected = await workflow.execute_activity_method(
+                Collector.collect, CollectRequest(scope=self.scope, at=at), **QUICK
+            )
+            evaluated = await workflow.execute_activity_method(
+                Evaluator.evaluate,
+                EvaluateRequest(
+                    scope=self.scope, at=at, results=collected.results, state=self.state.evaluator
+                ),
+                **QUICK,
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("pull failed in scope %s: %s", self.scope, exc.cause or exc)
+            self.state.health = [SourceHealth(source="collector", ok=False, detail=str(exc.cause or exc))]
+            return
+        self.state.health = collected.health
+        self.state.last_pull = at.isoformat()
+        self.state.evaluator = evaluated.state
+        if evaluated.alerts:
+            self.state.alerts_received += len(evaluated.alerts)
+            self.router.ingest(evaluated.alerts, at)
+
+    # --- incidents -------------------------------------------------------------------------------
+    async def _act(self, actions: list[GroupAction]) -> None:
+        sem = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def one(action: GroupAction) -> None:
+            async with sem:
+                if action.kind == "open":
+                    await self._open(action)
+                else:
+                    await self._update(action)
+
+        await asyncio.gather(*(one(a) for a in actions))
+
+    async def _open(self, action: GroupAction) -> None:
+        try:
+            await workflow.start_child_workflow(
+                "IncidentWorkflow",
+                IncidentInput(
+                    incident_id=action.incident_id,
+                    group_key=action.group_key,
+                    group_labels=action.labels,
+                    alerts=action.alerts,
+                    scope=self.scope,
+                    receiver=action.receiver,
+                    decisions=action.decisions,
+                    monitoring_workflow_id=workflow.info().workflow_id,
+                    policy=self.policy,
+                ),
+                id=action.incident_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError as exc:
+            # Already running (e.g. started by a previous run of this workflow): send it the alerts.
+            workflow.logger.info("incident %s exists (%s): updating it", action.incident_id, exc)
+            await self._update(action)
+
+    async def _update(self, action: GroupAction) -> None:
+        try:
+            await workflow.get_external_workflow_handle(action.incident_id).signal(
+                "add_alerts", AlertsSignal(alerts=action.alerts, decisions=action.decisions)
+            )
+        except Exception as exc:
+            # The incident closed in the meantime: the group opens a new one on the next pass.
+            workflow.logger.info("incident %s unreachable (%s): will reopen", action.incident_id, exc)
+            self.router.incident_lost(action.group_key)
+
+    # --- silences --------------------------------------------------------------------------------
+    async def _apply_silence_changes(self) -> None:
+        changes, self._silence_changes = self._silence_changes, []
+        for what, silence in changes:
+            verb = "created" if what == "add" else "expired"
+            await self._tell_people(
+                f"silence/{silence.id}/{verb}",
+                f"Silence {silence.id} {verb} by {silence.created_by}",
+                f"Matchers: {', '.join(map(str, silence.matchers))}\nUntil: {silence.ends_at.isoformat()}\n"
+                f"Comment: {silence.comment}",
+            )
+
+    async def _announce_expired_silences(self) -> None:
+        now = workflow.now()
+        for s in self.router.state.silences:
+            if s.ends_at <= now and s.id not in self.state.announced_expired:
+                self._mark_announced(s.id)
+                await self._tell_people(
+                    f"silence/{s.id}/expired",
+                    f"Silence {s.id} expired",
+                    f"Matchers: {', '.join(map(str, s.matchers))}; created by {s.created_by}: {s.comment}",
+                )
+        for gone in self.router.drop_old_silences(now):
+            if gone.id in self.state.announced_expired:
+                self.state.announced_expired.remove(gone.id)
+
+    def _mark_announced(self, silence_id: str) -> None:
+        self.state.announced_expired.append(silence_id)
+        del self.state.announced_expired[:-500]
+
+    async def _tell_people(self, key: str, subject: str, body: str) -> None:
+        try:
+            await workflow.execute_activity_method(
+                Notifier.notify,
+                Notification(
+                    key=f"{workflow.info().workflow_id}/{key}",
+                    kind=NotificationKind.SILENCE,
+                    subject=subject,
+                    body=body,
+                ),
+                **EFFECT,
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("silence notification failed: %s", exc.cause or exc)
+
+    # --- messages --------------------------------------------------------------------------------
+    @workflow.signal
+    def ingest(self, batch: AlertBatch) -> None:
+        self._queue.append(batch)
+
+    @workflow.signal
+    def incident_closed(self, closed: IncidentClosed) -> None:
+        self._closed.append(closed)
+
+    @workflow.signal
+    def reload(self, policy: Policy) -> None:
+        self.policy = policy
+        self._policy_changed = True
+
+    @workflow.update
+    def add_silence(self, req: SilenceRequest) -> Silence:
+        now = workflow.now()
+        if req.request_id:
+            for s in self.router.state.silences:
+                if s.id == f"sil-{req.request_id}":
+                    return s
+        self.state.silence_seq += 1
+        silence = Silence(
+            id=f"sil-{req.request_id}" if req.request_id else f"sil-{self.state.silence_seq}",
+            matchers=req.matchers,
+            starts_at=now,
+            ends_at=now + req.duration,
+            created_by=req.created_by,
+            comment=req.comment,
+        )
+        self.router.add_silence(silence)
+        self._silence_changes.append(("add", silence))
+        return silence
+
+    @add_silence.validator
+    def _validate_silence(self, req: SilenceRequest) -> None:
+        if not req.matchers:
+            raise ValueError("a silence needs at least one matcher")
+        if req.duration <= timedelta(0):
+            raise ValueError("a silence needs a positive duration")
+        if not req.created_by:
+            raise ValueError("a silence needs an author (created_by)")
+
+    @workflow.update
+    def expire_silence(self, req: SilenceExpire) -> Silence:
+        silence = self.router.expire_silence(req.silence_id, workflow.now())
+        if silence is None:
+            raise ApplicationError(f"no silence {req.silence_id}", type="UnknownSilence")
+        self._mark_announced(silence.id)
+        self._silence_changes.append(("expire", silence.model_copy(update={"created_by": req.by})))
+        return silence
+
+    @workflow.query
+    def silences(self) -> list[Silence]:
+        return list(self.router.state.silences)
+
+    @workflow.query
+    def status(self) -> MonitoringStatus:
+        groups = self.router.state.groups
+        return MonitoringStatus(
+            scope=self.scope,
+            groups=len(groups),
+            open_incidents=sum(1 for g in groups.values() if g.incident_open),
+            silences=len(self.router.active_silences(workflow.now())),
+            alerts_received=self.state.alerts_received,
+            batches=self.state.batches,
+            counts=dict(self.state.router.counts),
+            health=self.state.health,
+            runs=self.state.runs,
+        )
+
+    @workflow.query
+    def recent_decisions(self) -> list[RouteDecision]:
+        return list(self.router.state.recent)

@@ -1,0 +1,149 @@
+"""A worker for workflow tests on the time-skipping server.
+
+The agents that talk only to ARGUS's embedded stores run for real on temporary files. The
+three that look at the live system — RCA, the Executor's target and the recovery check —
+are replaced by scripted activities under the same names, so a test decides what the
+"world" does and when, while the workflows run unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from argus.models import (
+    ActionResult,
+    Alert,
+    ArgusConfig,
+    Evidence,
+    EvidenceKind,
+    Hypothesis,
+    IncidentInput,
+    RcaReport,
+    StepRequest,
+    StepStatus,
+)
+from argus.models.agents import RcaRequest, VerifyRequest, VerifyResult
+from argus.models.config import Policy
+from argus.workers.settings import Secrets
+from argus.workers.wiring import WORKFLOWS, activity_methods, build_activities, build_runtime
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class World:
+    root_cause: str = "payments"
+    signature: str = "cpu"
+    fail_steps: set[str] = field(default_factory=set)
+    healthy_after: int = 0  # verification calls that report "not yet" first
+    executed: list[tuple[str, bool, str]] = field(default_factory=list)
+    verify_calls: int = 0
+
+    @activity.defn(name="analyze_root_cause")
+    async def analyze(self, req: RcaRequest) -> RcaReport:
+        return RcaReport(
+            hypotheses=[
+                Hypothesis(
+                    service=self.root_cause,
+                    confidence=0.8,
+                    score=3.0,
+                    summary=f"{self.root_cause} moved first",
+                    fault_signature=self.signature,
+                    evidence=[Evidence(kind=EvidenceKind.METRIC, summary="cpu 0.2 -> 0.97", metric="cpu")],
+                )
+            ],
+            window_start=req.window_start,
+            window_end=req.window_end,
+            anomaly_start=req.anomaly_start,
+        )
+
+    @activity.defn(name="execute_step")
+    async def execute_step(self, req: StepRequest) -> ActionResult:
+        self.executed.append((req.step.name, req.rollback, req.key))
+        if not req.rollback and req.step.name in self.fail_steps:
+            raise ApplicationError(f"step {req.step.name} failed: target said no", type="StepFailed", non_retryable=True)
+        return ActionResult(
+            step=req.step.name,
+            action=(req.step.rollback if req.rollback else req.step.run).action,
+            status=StepStatus.ROLLED_BACK if req.rollback else StepStatus.DONE,
+            output="ok",
+            key=req.key,
+            at=datetime.now(UTC),
+        )
+
+    @activity.defn(name="verify_recovery")
+    async def verify(self, req: VerifyRequest) -> VerifyResult:
+        self.verify_calls += 1
+        ok = self.verify_calls > self.healthy_after
+        return VerifyResult(healthy=ok, detail="normal" if ok else "still breaching")
+
+
+def test_config(tmp: Path, playbooks: Path | None = None) -> ArgusConfig:
+    return ArgusConfig.model_validate(
+        {
+            "state_dir": str(tmp),
+            "remediation": {"playbooks_dir": str(playbooks or REPO / "playbooks")},
+            "sandbox": {"enabled": False},
+            "notify": {"echo": False},
+        }
+    )
+
+
+def make_worker(client: Client, tmp: Path, world: World, task_queue: str) -> tuple[Worker, object]:
+    config = test_config(tmp)
+    rt = build_runtime(config, Secrets({"link_secret": "x" * 32}))
+    scripted = {"analyze_root_cause", "execute_step", "verify_recovery"}
+    real = [a for a in build_activities(rt) if a.__temporal_activity_definition.name not in scripted]
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=real + activity_methods([world]),
+    )
+    return worker, rt
+
+
+def alert(name: str = "HighErrorRate", service: str = "checkout", severity: str = "critical", **kw) -> Alert:
+    return Alert(
+        labels={"alertname": name, "service": service, "severity": severity},
+        annotations={"summary": f"{name} on {service}"},
+        starts_at=kw.pop("starts_at", datetime(2026, 1, 1, tzinfo=UTC)),
+        **kw,
+    )
+
+
+def incident_input(policy: Policy, alerts: list[Alert] | None = None, key: str | None = None) -> IncidentInput:
+    key = key or f"test:{uuid.uuid4().hex[:8]}"
+    return IncidentInput(
+        incident_id=f"incident-{key}",
+        group_key=key,
+        group_labels={"alertname": "HighErrorRate"},
+        alerts=alerts or [alert()],
+        policy=policy,
+    )
+
+
+def policy(**overrides) -> Policy:
+    base = {
+        "approval": {"approvers": ["alice"], "approver_groups": ["sre"], "timeout": "7d"},
+        "escalation": {
+            "reminder_interval": "30m",
+            "reminders_per_level": 2,
+            "levels": [{"name": "on-call", "targets": ["carol"]}, {"name": "lead", "targets": ["dave"]}],
+        },
+        "verification": {"period": "1m", "interval": "10s", "max_wait": "30m"},
+        "phases": {"monitoring": True, "incident": True, "docgen": False},
+    }
+    base.update(overrides)
+    return Policy.model_validate(base)
+
+
+DAY = timedelta(days=1)
