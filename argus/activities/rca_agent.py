@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from argus.analysis import rca as rca_analysis
+from argus.analysis.signatures import SignalEvidence, signature
 from argus.integrations.archive import IncidentArchive
 from argus.integrations.base import LogSource, MetricsSource
 from argus.models import Evidence, EvidenceKind, Hypothesis, RcaReport
@@ -76,7 +77,7 @@ class RcaAgent:
             topology=self.topology or None,
             symptom=self._symptom(req),
             changes=[
-                {"service": c.service, "at": c.at.timestamp(), "kind": c.kind, "description": c.description}
+                {"service": c.service, "time": c.at.timestamp(), "kind": c.kind, "description": c.description}
                 for c in changes
             ],
             log_evidence=log_evidence,
@@ -84,6 +85,7 @@ class RcaAgent:
         return to_report(result, req)
 
     async def _log_evidence(self, req: RcaRequest) -> list[dict]:
+        """New or surging error counts per service: the window after onset against before it."""
         if self.logs is None:
             return []
         try:
@@ -91,19 +93,38 @@ class RcaAgent:
         except Exception as exc:  # logs are supporting evidence; their absence must not stop RCA
             activity.logger.warning("log source failed during RCA: %s", exc)
             return []
-        return [{"service": svc, "buckets": buckets} for svc, buckets in counts.items()]
+        onset = req.anomaly_start.timestamp()
+        out = []
+        for svc, buckets in counts.items():
+            after = sum(c for t, c in buckets if t >= onset)
+            before = sum(c for t, c in buckets if t < onset)
+            if after > 2 * before + 5:
+                out.append({"service": svc, "template": "error log lines", "count": after, "baseline_count": before})
+        return out
 
 
 def _ts(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
+def _summary(cand: rca_analysis.Candidate) -> str:
+    own = [e for e in cand.evidence if e.kind in ("metric", "change", "log")]
+    if not own:
+        return f"{cand.service} explains the other anomalies along the call graph"
+    return "; ".join(e.summary for e in own[:2])
+
+
 def to_report(result: rca_analysis.RcaResult, req: RcaRequest) -> RcaReport:
     hypotheses = []
     for cand in result.ranking[:5]:
+        sig = signature(
+            SignalEvidence(kind=e.kind, metric=e.metric_kind or e.metric, weight=abs(e.weight or e.zscore or 1.0))
+            for e in cand.evidence
+        )
         evidence = []
         for ev in cand.evidence[:8]:
-            kind = ev.kind if ev.kind in EvidenceKind._value2member_map_ else "metric"
+            kind = {"propagation": "topology"}.get(ev.kind, ev.kind)
+            kind = kind if kind in EvidenceKind._value2member_map_ else "metric"
             evidence.append(
                 Evidence(
                     kind=EvidenceKind(kind),
@@ -120,8 +141,8 @@ def to_report(result: rca_analysis.RcaResult, req: RcaRequest) -> RcaReport:
                 service=cand.service,
                 confidence=max(0.0, min(1.0, cand.confidence)),
                 score=cand.score,
-                summary=cand.summary,
-                fault_signature=cand.signature,
+                summary=_summary(cand),
+                fault_signature=sig,
                 evidence=evidence,
             )
         )

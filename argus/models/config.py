@@ -225,6 +225,9 @@ class ArgusConfig(Model):
         for rule in self.rules:
             if rule.source is not None and rule.source not in names:
                 raise ValueError(f"rule {rule.name!r}: unknown source {rule.source!r} (known: {names})")
+        if not self.policy.sources and self.rules:
+            # Monitoring pulls on its timer only when there is something to pull.
+            self.policy.sources = names
         known = {s.name for s in self.services}
         for svc in self.services:
             for dep in svc.depends_on:

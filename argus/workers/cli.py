@@ -1,0 +1,706 @@
+"""The `argus` command line (typer + rich).
+
+Short-lived commands end with `os._exit` after flushing output: the Temporal SDK can crash
+at interpreter exit in client processes (sdk-python#300), which would turn success into a
+non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import sys
+import uuid
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from argus.models import (
+    Acknowledge,
+    ApprovalDecision,
+    ArgusConfig,
+    CommentSignal,
+    DecisionKind,
+    IncidentState,
+    IncidentSummary,
+    Matcher,
+    ResolveSignal,
+    Silence,
+    SilenceExpire,
+    SilenceRequest,
+    parse_duration,
+)
+from argus.models.agents import BackfillInput, BackfillProgress, MonitoringStatus
+
+from .settings import ConfigError, load_config, state_dir
+
+app = typer.Typer(help="ARGUS: incident automation on durable Temporal workflows.", no_args_is_help=True)
+incidents_app = typer.Typer(help="List and inspect incidents.", no_args_is_help=True)
+silence_app = typer.Typer(help="Silence alerts by label matchers.", no_args_is_help=True)
+rca_app = typer.Typer(help="Root-cause analysis.", no_args_is_help=True)
+detect_app = typer.Typer(help="Anomaly detection.", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(silence_app, name="silence")
+app.add_typer(rca_app, name="rca")
+app.add_typer(detect_app, name="detect")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Configuration file (default: embedded).")]
+TemporalOpt = Annotated[
+    str | None, typer.Option("--temporal", help="HOST:PORT of an existing Temporal server instead of the embedded one.")
+]
+
+
+def finish(code: int = 0) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run(coro: Coroutine[Any, Any, int | None]) -> None:
+    """Run a command's coroutine, report errors plainly, and leave with os._exit."""
+    try:
+        code = asyncio.run(coro) or 0
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/] {exc}")
+        code = 2
+    except CliError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        code = exc.code
+    except KeyboardInterrupt:
+        code = 130
+    finish(code)
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _config(path: Path | None) -> ArgusConfig:
+    return load_config(path)
+
+
+async def _client(config: ArgusConfig, temporal: str | None = None):  # type: ignore[no-untyped-def]
+    from .client import connect
+    from .stack import read_stack_info
+
+    info = read_stack_info(state_dir(config))
+    address = temporal or config.temporal.address or (info.temporal if info else f"127.0.0.1:{config.temporal.dev_server_port}")
+    try:
+        return await asyncio.wait_for(connect(address, config.temporal.namespace), timeout=10)
+    except Exception as exc:
+        raise CliError(f"cannot reach Temporal at {address} ({exc}); is `argus up` running?") from exc
+
+
+def _user(explicit: str | None) -> str:
+    return explicit or os.environ.get("ARGUS_USER") or getpass.getuser()
+
+
+# --- running ARGUS ---------------------------------------------------------------------------------
+@app.command()
+def up(
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    sandbox: Annotated[bool, typer.Option(help="Also run the sandbox (the demo's simulated system).")] = False,
+    demo: Annotated[bool, typer.Option(help="Run the demo once the stack is up, then keep running.")] = False,
+) -> None:
+    """Start ARGUS on its embedded defaults: Temporal dev server, worker, gateway."""
+    from .demo import run_demo, summary
+    from .stack import Stack
+
+    async def main() -> int:
+        cfg = _config(config)
+        if demo:
+            cfg.policy.demo = True
+        async with Stack(cfg, temporal=temporal, sandbox=sandbox or demo) as stack:
+            err.print(f"[green]ARGUS is up[/]: gateway {stack.gateway_url}" + (f", Web UI {stack.ui_url}" if stack.ui_url else ""))
+            if demo:
+                result = await run_demo(cfg, stack)
+                out.print(summary(result))
+            err.print("Press Ctrl-C to stop.")
+            await stack.wait()
+        err.print("ARGUS stopped.")
+        return 0
+
+    run(main())
+
+
+@app.command("demo")
+def demo_cmd(
+    config: ConfigOpt = None,
+    fault: Annotated[str, typer.Option(help="Fault to inject: bad_deploy, cpu, memory_leak, latency, errors.")] = "bad_deploy",
+    service: Annotated[str, typer.Option(help="Service to break.")] = "payments",
+    manual: Annotated[bool, typer.Option(help="Wait for `argus approve` instead of approving automatically.")] = False,
+    keep_running: Annotated[bool, typer.Option(help="Keep the stack up after the demo (Ctrl-C to stop).")] = False,
+) -> None:
+    """Start the stack and the sandbox, break the sandbox, and follow ARGUS to closure."""
+    from .demo import run_demo, summary
+    from .stack import Stack
+
+    async def main() -> int:
+        cfg = _config(config)
+        cfg.policy.demo = not manual
+        async with Stack(cfg, sandbox=True) as stack:
+            result = await run_demo(cfg, stack, fault=fault, service=service)
+            out.print(summary(result))
+            if keep_running:
+                err.print("Press Ctrl-C to stop.")
+                await stack.wait()
+            ok = result.incident.status.value == "closed"
+        return 0 if ok else 1
+
+    run(main())
+
+
+@app.command()
+def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
+    """Run only a worker (production: scale by running more)."""
+    from .wiring import build_runtime
+    from .worker import make_worker, run_scrapers
+
+    async def main() -> int:
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        rt = build_runtime(cfg)
+        w = make_worker(client, rt)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        scrapers = asyncio.create_task(run_scrapers(rt, stop))
+        async with w:
+            await stop.wait()
+        await scrapers
+        return 0
+
+    run(main())
+
+
+@app.command()
+def gateway(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
+    """Run only the HTTP gateway."""
+    import uvicorn
+
+    from argus.integrations.archive import IncidentArchive
+    from argus.integrations.signed_links import LinkSigner, NonceStore
+
+    from .gateway import Gateway
+    from .settings import load_secrets
+    from .wiring import archive_url
+
+    async def main() -> int:
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        secrets = load_secrets(cfg)
+        st = state_dir(cfg)
+        gw = Gateway(
+            cfg,
+            client,
+            IncidentArchive(archive_url(cfg, st)),
+            LinkSigner(secrets.require("link_secret").encode()),
+            NonceStore(st / "nonces.db"),
+            token=secrets.get("gateway_token") if cfg.gateway.require_token else None,
+        )
+        server = uvicorn.Server(uvicorn.Config(gw.app(), host=cfg.gateway.host, port=cfg.gateway.port))
+        await server.serve()
+        return 0
+
+    run(main())
+
+
+@app.command()
+def status(config: ConfigOpt = None, temporal: TemporalOpt = None, scope: str = "default") -> None:
+    """Monitoring status: groups, silences, source health."""
+
+    async def main() -> int:
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        handle = client.get_workflow_handle(f"monitoring-{scope}")
+        try:
+            st = await handle.query("status", result_type=MonitoringStatus)
+        except Exception as exc:
+            raise CliError(f"monitoring scope {scope!r} is not running: {exc}") from exc
+        out.print(f"scope {st.scope}: {st.groups} group(s), {st.open_incidents} open incident(s), "
+                  f"{st.silences} active silence(s), {st.alerts_received} alert(s) in {st.batches} batch(es)")
+        t = Table("source", "ok", "detail")
+        for h in st.health:
+            t.add_row(h.source, "[green]yes[/]" if h.ok else "[red]no[/]", h.detail)
+        out.print(t)
+        if st.counts:
+            out.print("router decisions: " + ", ".join(f"{k}={v}" for k, v in sorted(st.counts.items())))
+        return 0
+
+    run(main())
+
+
+# --- incidents -------------------------------------------------------------------------------------
+async def _resolve_incident(cfg: ArgusConfig, client, ident: str) -> str:  # type: ignore[no-untyped-def]
+    """INC-7 or a workflow id → the workflow id."""
+    if ident.upper().startswith("INC-"):
+        async for wf in client.list_workflows(f'IncidentNumber="{ident.upper()}"'):
+            return wf.id
+        from argus.integrations.archive import IncidentArchive
+
+        from .wiring import archive_url
+
+        state = IncidentArchive(archive_url(cfg, state_dir(cfg))).get(ident)
+        if state is None:
+            raise CliError(f"unknown incident {ident}")
+        return state.incident_id
+    return ident
+
+
+@incidents_app.command("list")
+def incidents_list(
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    status_: Annotated[str | None, typer.Option("--status", help="e.g. awaiting_approval, closed")] = None,
+    service: Annotated[str | None, typer.Option(help="Only this service")] = None,
+    severity: Annotated[str | None, typer.Option(help="Only this severity")] = None,
+    limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Incidents from Temporal (live) and the archive (closed, beyond retention)."""
+    from argus.integrations.archive import IncidentArchive
+
+    from .wiring import archive_url
+
+    async def main() -> int:
+        cfg = _config(config)
+        rows: dict[str, IncidentSummary] = {}
+        query = ['WorkflowType="IncidentWorkflow"']
+        if status_:
+            query.append(f'IncidentStatus="{status_}"')
+        if service:
+            query.append(f'IncidentService="{service}"')
+        if severity:
+            query.append(f'IncidentSeverity="{severity}"')
+        try:
+            client = await _client(cfg, temporal)
+            n = 0
+            async for wf in client.list_workflows(" AND ".join(query)):
+                sa = wf.search_attributes
+                number = (sa.get("IncidentNumber") or [""])[0]
+                rows[number or wf.id] = IncidentSummary(
+                    incident_id=wf.id,
+                    number=number,
+                    service=(sa.get("IncidentService") or [""])[0],
+                    severity=(sa.get("IncidentSeverity") or [""])[0],
+                    status=(sa.get("IncidentStatus") or [wf.status.name.lower() if wf.status else ""])[0],
+                    opened_at=wf.start_time,
+                    closed_at=wf.close_time,
+                )
+                n += 1
+                if n >= limit:
+                    break
+        except CliError as exc:
+            err.print(f"[yellow]{exc}; showing the archive only[/]")
+        archive = IncidentArchive(archive_url(cfg, state_dir(cfg)))
+        for s in archive.list(service=service, status=status_, limit=limit):
+            if severity and s.severity != severity:
+                continue
+            key = s.number or s.incident_id
+            if key in rows:
+                rows[key].title = s.title
+                rows[key].outcome = s.outcome
+            else:
+                rows[key] = s
+        items = sorted(rows.values(), key=lambda r: r.opened_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+        if as_json:
+            out.print_json(json.dumps([json.loads(r.model_dump_json()) for r in items[:limit]]))
+            return 0
+        t = Table("number", "status", "severity", "service", "title", "opened", "outcome", "source")
+        for r in items[:limit]:
+            t.add_row(
+                r.number, r.status, r.severity, r.service, r.title[:50],
+                r.opened_at.strftime("%Y-%m-%d %H:%M:%S") if r.opened_at else "", r.outcome, r.source,
+            )  # fmt: skip
+        out.print(t)
+        return 0
+
+    run(main())
+
+
+def _print_incident(s: IncidentState) -> None:
+    out.print(f"[bold]{s.number}[/] {s.title}")
+    out.print(f"  id {s.incident_id}  status [cyan]{s.status.value}[/]  severity {s.severity.value}  "
+              f"service {s.service}  outcome {s.outcome.value}")
+    out.print(f"  opened {s.opened_at.isoformat()}" + (f"  closed {s.closed_at.isoformat()}" if s.closed_at else ""))
+    for t in s.tickets:
+        out.print(f"  ticket {t.system} {t.key} {t.url} ({t.state})")
+    if s.rca:
+        out.print("[bold]Root cause hypotheses[/]")
+        for i, h in enumerate(s.rca.hypotheses[:5], 1):
+            out.print(f"  {i}. {h.service} {h.confidence:.0%} [{h.fault_signature}] {h.summary}")
+            for e in h.evidence[:4]:
+                out.print(f"       - {e.summary}")
+        for d in s.rca.discounted[:3]:
+            out.print(f"  discounted: {d}")
+    if s.proposal:
+        out.print(f"[bold]Proposal[/] {s.proposal.summary} (risk {s.proposal.risk.value}, hash {s.proposal.hash})")
+        for st in s.proposal.steps:
+            out.print(f"  - {st.name}: {st.run.type.value} {st.run.action} {st.run.args}")
+    if s.decision:
+        out.print(f"[bold]Decision[/] {s.decision.decision.value} by {s.decision.approver} via {s.decision.via}")
+    for a in s.actions:
+        out.print(f"  action {a.step}: {a.status.value} {a.output}")
+    out.print("[bold]Timeline[/] (routing decisions included)")
+    for e in s.timeline:
+        out.print(f"  {e.at.strftime('%Y-%m-%d %H:%M:%S')} [cyan]{e.kind:<18}[/] {e.actor:<12} {e.message}")
+
+
+@incidents_app.command("show")
+def incidents_show(
+    incident: str,
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One incident: status, RCA with evidence, proposal, actions, and its explained timeline."""
+    from argus.integrations.archive import IncidentArchive
+
+    from .wiring import archive_url
+
+    async def main() -> int:
+        cfg = _config(config)
+        state: IncidentState | None = None
+        try:
+            client = await _client(cfg, temporal)
+            wf_id = await _resolve_incident(cfg, client, incident)
+            state = await client.get_workflow_handle(wf_id).query("status", result_type=IncidentState)
+        except Exception as exc:
+            err.print(f"[dim]live state unavailable ({exc}); reading the archive[/]")
+        if state is None:
+            state = IncidentArchive(archive_url(cfg, state_dir(cfg))).get(incident)
+        if state is None:
+            raise CliError(f"unknown incident {incident}")
+        if as_json:
+            out.print_json(state.model_dump_json())
+        else:
+            _print_incident(state)
+        return 0
+
+    run(main())
+
+
+def _decide(incident: str, decision: DecisionKind, config: Path | None, temporal: str | None,
+            user: str | None, comment: str) -> None:  # fmt: skip
+    from temporalio.client import WorkflowUpdateFailedError
+
+    async def main() -> int:
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        wf_id = await _resolve_incident(cfg, client, incident)
+        handle = client.get_workflow_handle(wf_id)
+        state = await handle.query("status", result_type=IncidentState)
+        if state.proposal is None:
+            raise CliError(f"{incident} has no proposal to {decision.value}")
+        request_id = f"cli-{uuid.uuid4().hex}"
+        d = ApprovalDecision(
+            approver=_user(user), decision=decision, proposal_hash=state.proposal.hash, comment=comment,
+            via="cli", request_id=request_id,
+        )  # fmt: skip
+        try:
+            result = await handle.execute_update("decide", d, id=request_id, result_type=str)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise CliError(f"refused: {getattr(cause, 'message', cause)}") from exc
+        out.print(f"{state.number or wf_id}: {result} ({state.proposal.summary})")
+        return 0
+
+    run(main())
+
+
+@app.command()
+def approve(
+    incident: str,
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    user: Annotated[str | None, typer.Option("--as", help="Approver (default: $ARGUS_USER or your login)")] = None,
+    comment: str = "",
+) -> None:
+    """Approve the incident's current remediation proposal."""
+    _decide(incident, DecisionKind.APPROVE, config, temporal, user, comment)
+
+
+@app.command()
+def reject(
+    incident: str,
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    user: Annotated[str | None, typer.Option("--as", help="Approver (default: $ARGUS_USER or your login)")] = None,
+    comment: str = "",
+) -> None:
+    """Reject the incident's current remediation proposal."""
+    _decide(incident, DecisionKind.REJECT, config, temporal, user, comment)
+
+
+def _signal(incident: str, name: str, arg: object, config: Path | None, temporal: str | None, done: str) -> None:
+    async def main() -> int:
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        wf_id = await _resolve_incident(cfg, client, incident)
+        try:
+            await client.get_workflow_handle(wf_id).signal(name, arg)
+        except Exception as exc:
+            raise CliError(f"could not reach {incident}: {exc}") from exc
+        out.print(f"{incident}: {done}")
+        return 0
+
+    run(main())
+
+
+@app.command()
+def ack(incident: str, config: ConfigOpt = None, temporal: TemporalOpt = None,
+        user: Annotated[str | None, typer.Option("--as")] = None, comment: str = "") -> None:  # fmt: skip
+    """Acknowledge an incident (stops escalation)."""
+    _signal(incident, "acknowledge", Acknowledge(by=_user(user), comment=comment), config, temporal, "acknowledged")
+
+
+@app.command()
+def resolve(incident: str, config: ConfigOpt = None, temporal: TemporalOpt = None,
+            user: Annotated[str | None, typer.Option("--as")] = None, reason: str = "") -> None:  # fmt: skip
+    """Mark an incident resolved by hand."""
+    _signal(incident, "resolve", ResolveSignal(by=_user(user), reason=reason), config, temporal, "resolve requested")
+
+
+@app.command()
+def comment(incident: str, text: str, config: ConfigOpt = None, temporal: TemporalOpt = None,
+            user: Annotated[str | None, typer.Option("--as")] = None) -> None:  # fmt: skip
+    """Add a comment to the incident timeline (and its ticket)."""
+    _signal(incident, "comment", CommentSignal(by=_user(user), text=text), config, temporal, "comment added")
+
+
+# --- silences --------------------------------------------------------------------------------------
+@silence_app.command("add")
+def silence_add(
+    matchers: Annotated[list[str], typer.Argument(help='Label matchers, e.g. service="payments" alertname=~"High.*"')],
+    duration: Annotated[str, typer.Option(help="How long, e.g. 30m, 2h, 1d")] = "1h",
+    comment: Annotated[str, typer.Option(help="Why")] = "",
+    author: Annotated[str | None, typer.Option(help="Who (default: you)")] = None,
+    scope: str = "default",
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+) -> None:
+    """Silence alerts matching all the given matchers."""
+
+    async def main() -> int:
+        try:
+            parsed = [Matcher.parse(m) for m in matchers]
+            dur = parse_duration(duration)
+        except ValueError as exc:
+            raise CliError(str(exc), code=2) from exc
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        req = SilenceRequest(matchers=parsed, duration=dur, created_by=_user(author), comment=comment,
+                             request_id=uuid.uuid4().hex[:12])  # fmt: skip
+        try:
+            s = await client.get_workflow_handle(f"monitoring-{scope}").execute_update(
+                "add_silence", req, result_type=Silence
+            )
+        except Exception as exc:
+            raise CliError(f"silence refused: {getattr(getattr(exc, 'cause', None), 'message', exc)}") from exc
+        out.print(f"silence {s.id} until {s.ends_at.isoformat()}")
+        return 0
+
+    run(main())
+
+
+@silence_app.command("list")
+def silence_list(scope: str = "default", config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
+    """Silences of a monitoring scope (active, pending and recently expired)."""
+
+    async def main() -> int:
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        try:
+            items = await client.get_workflow_handle(f"monitoring-{scope}").query("silences", result_type=list[Silence])
+        except Exception as exc:
+            raise CliError(f"monitoring scope {scope!r} is not reachable: {exc}") from exc
+        now = datetime.now(UTC)
+        t = Table("id", "state", "matchers", "until", "by", "comment")
+        for s in items:
+            state = "active" if s.starts_at <= now < s.ends_at else ("expired" if s.ends_at <= now else "pending")
+            t.add_row(s.id, state, ", ".join(map(str, s.matchers)), s.ends_at.isoformat(), s.created_by, s.comment)
+        out.print(t)
+        return 0
+
+    run(main())
+
+
+@silence_app.command("expire")
+def silence_expire(silence_id: str, scope: str = "default", config: ConfigOpt = None, temporal: TemporalOpt = None,
+                   user: Annotated[str | None, typer.Option("--as")] = None) -> None:  # fmt: skip
+    """End a silence now."""
+
+    async def main() -> int:
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        try:
+            s = await client.get_workflow_handle(f"monitoring-{scope}").execute_update(
+                "expire_silence", SilenceExpire(silence_id=silence_id, by=_user(user)), result_type=Silence
+            )
+        except Exception as exc:
+            raise CliError(f"cannot expire {silence_id}: {getattr(getattr(exc, 'cause', None), 'message', exc)}") from exc
+        out.print(f"silence {s.id} expired at {s.ends_at.isoformat()}")
+        return 0
+
+    run(main())
+
+
+# --- backfill --------------------------------------------------------------------------------------
+def _parse_when(text: str, name: str) -> datetime:
+    try:
+        if text.startswith("-"):
+            return datetime.now(UTC) - parse_duration(text[1:])
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise CliError(f"--{name}: {text!r} is not a time (RFC 3339, e.g. 2026-11-01T00:00:00Z, or -6h)", 2) from exc
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+@app.command()
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="Start (RFC 3339 or -6h)")],
+    to: Annotated[str, typer.Option("--to", help="End (RFC 3339 or -0s for now)")] = "-0s",
+    source: Annotated[str | None, typer.Option(help="Only this source (prometheus, elasticsearch, or a name)")] = None,
+    window: Annotated[str, typer.Option(help="Window size per activity")] = "1h",
+    step: Annotated[str, typer.Option(help="Rule evaluation step")] = "1m",
+    concurrency: int = 4,
+    docs_only: Annotated[bool, typer.Option(help="Only build the archive and documents")] = False,
+    wait: Annotated[bool, typer.Option(help="Follow progress until done")] = True,
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+) -> None:
+    """Run ARGUS over a past time range (idempotent: a rerun creates nothing twice)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    async def main() -> int:
+        start, end = _parse_when(from_, "from"), _parse_when(to, "to")
+        now = datetime.now(UTC)
+        if start >= end:
+            raise CliError(f"--from {start.isoformat()} is not before --to {end.isoformat()}", 2)
+        if end > now + timedelta(minutes=1):
+            raise CliError(f"--to {end.isoformat()} is in the future; backfill runs over the past", 2)
+        cfg = _config(config)
+        names = {s.name: s for s in cfg.sources}
+        if source and source not in names and source not in {s.type for s in cfg.sources}:
+            raise CliError(f"--source {source!r}: no such source (configured: {sorted(names)})", 2)
+        src = source if source in names else next((s.name for s in cfg.sources if s.type == source), None)
+        client = await _client(cfg, temporal)
+        inp = BackfillInput(
+            start=start, end=end, source=src, window_seconds=int(parse_duration(window).total_seconds()),
+            step_seconds=int(parse_duration(step).total_seconds()), concurrency=concurrency, docs_only=docs_only,
+            policy=cfg.policy,
+        )  # fmt: skip
+        wf_id = f"backfill-{src or 'all'}-{start.strftime('%Y%m%dT%H%M%S')}-{end.strftime('%Y%m%dT%H%M%S')}"
+        handle = await client.start_workflow(
+            "BackfillWorkflow", inp, id=wf_id, task_queue=cfg.temporal.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, result_type=BackfillProgress,
+        )  # fmt: skip
+        err.print(f"backfill {wf_id} started")
+        if not wait:
+            return 0
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err) as bar:
+            task = bar.add_task("windows", total=None)
+            result_task = asyncio.create_task(handle.result())
+            while not result_task.done():
+                try:
+                    p = await handle.query("status", result_type=BackfillProgress)
+                    bar.update(task, total=p.windows_total, completed=p.windows_done,
+                               description=f"windows (alerts {p.alerts_found})")  # fmt: skip
+                except Exception:
+                    pass
+                await asyncio.sleep(0.5)
+            p = result_task.result()
+            bar.update(task, total=p.windows_total, completed=p.windows_done)
+        out.print(f"alerts found {p.alerts_found}, incidents started {p.incidents_started}, "
+                  f"already existing {p.incidents_existing}")  # fmt: skip
+        for e in p.errors:
+            err.print(f"[yellow]{e}[/]")
+        return 0
+
+    run(main())
+
+
+# --- analysis commands -----------------------------------------------------------------------------
+@rca_app.command("analyze")
+def rca_analyze(
+    case: Annotated[Path, typer.Argument(help="Case folder: metrics.csv and case.json")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rank root-cause candidates for a case folder."""
+    from argus.analysis import rca_case
+
+    try:
+        result = rca_case.analyze_case(case)
+    except rca_case.CaseError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        finish(2)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json_dict()) + "\n")
+    else:
+        for i, c in enumerate(result.ranking[:10], 1):
+            out.print(f"{i:>2}. {c.service:<24} score {c.score:8.3f}  confidence {c.confidence:.0%}")
+            for e in c.evidence[:3]:
+                out.print(f"      - {e.summary}")
+    finish(0)
+
+
+@detect_app.command("nab")
+def detect_nab(
+    data: Annotated[Path, typer.Option("--data", help="NAB data directory (<folder>/<file>.csv)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write <folder>/<file>.csv scores")],
+) -> None:
+    """Run the online anomaly detector over NAB-format data."""
+    from argus.analysis.nab import run_nab
+
+    try:
+        summary = run_nab(data, out_dir)
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        finish(2)
+        return
+    out.print(summary)
+    finish(0)
+
+
+@app.command("config")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate a configuration file (and its playbooks) and print where state lives."""
+    from argus.integrations.playbooks import PlaybookError, load_playbooks
+
+    from .wiring import playbooks_dir
+
+    try:
+        cfg = _config(config)
+        books = load_playbooks(playbooks_dir(cfg, state_dir(cfg)))
+    except (ConfigError, PlaybookError) as exc:
+        err.print(f"[red]{exc}[/]")
+        finish(2)
+        return
+    out.print(f"configuration OK: {len(cfg.sources)} source(s), {len(cfg.rules)} rule(s), "
+              f"{len(cfg.services)} service(s), {len(books)} playbook(s); state in {state_dir(cfg)}")  # fmt: skip
+    finish(0)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as exc:
+        finish(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))

@@ -1,0 +1,204 @@
+"""`argus up`: the embedded stack in one process — Temporal dev server (a child process on
+a SQLite file), one worker, the gateway, the embedded metrics scraper and, for the demo,
+the sandbox. Ctrl-C stops everything cleanly; starting again resumes in-flight incidents
+because the dev server reopens the same database file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+
+from argus.integrations.signed_links import NonceStore
+from argus.models import ArgusConfig
+from argus.models.agents import ArgusInput
+from argus.workflows import search_attributes as sa
+
+from .client import connect
+from .devserver import DevServer, wait_for_namespace
+from .gateway import Gateway
+from .settings import load_secrets, state_dir
+from .wiring import Runtime, build_runtime
+from .worker import make_worker, run_scrapers
+
+ARGUS_WORKFLOW_ID = "argus"
+STACK_FILE = "stack.json"
+
+
+@dataclass
+class StackInfo:
+    temporal: str
+    namespace: str
+    gateway: str
+    ui: str | None
+    pid: int
+
+
+def write_stack_info(state: Path, info: StackInfo) -> None:
+    (state / STACK_FILE).write_text(json.dumps(info.__dict__))
+
+
+def read_stack_info(state: Path) -> StackInfo | None:
+    p = state / STACK_FILE
+    if not p.exists():
+        return None
+    try:
+        info = StackInfo(**json.loads(p.read_text()))
+    except (ValueError, TypeError):
+        return None
+    try:
+        os.kill(info.pid, 0)
+    except OSError:
+        return None  # left over from a stack that is gone
+    return info
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """On an existing server, register what ARGUS needs (the dev server gets them by flag)."""
+    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    missing = {k.name: k.indexed_value_type for k in sa.ALL if k.name not in existing.custom_attributes}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)  # type: ignore[arg-type]
+        )
+
+
+async def start_orchestrator(client: Client, config: ArgusConfig) -> None:
+    inp = ArgusInput(policy=config.policy)
+    handle = await client.start_workflow(
+        "ArgusWorkflow",
+        inp,
+        id=ARGUS_WORKFLOW_ID,
+        task_queue=config.temporal.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    await handle.signal("reload", inp)
+
+
+class Stack:
+    """Everything `argus up` runs. Use `async with Stack(...) as stack:`."""
+
+    def __init__(
+        self, config: ArgusConfig, temporal: str | None = None, sandbox: bool = False, ui: bool = True
+    ) -> None:
+        self.config = config
+        self.temporal = temporal or config.temporal.address
+        self.with_sandbox = sandbox
+        self.ui = ui
+        self.state = state_dir(config)
+        self.dev: DevServer | None = None
+        self.sandbox = None
+        self.client: Client | None = None
+        self.rt: Runtime | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._server: uvicorn.Server | None = None
+
+    @property
+    def ui_url(self) -> str | None:
+        return self.dev.ui_url if self.dev else None
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.config.gateway.host}:{self.config.gateway.port}"
+
+    async def __aenter__(self) -> Stack:
+        t = self.config.temporal
+        if self.temporal is None:
+            self.dev = DevServer(
+                self.state, t.namespace, port=t.dev_server_port, ui_port=t.ui_port if self.ui else None, retention=t.retention
+            )
+            await asyncio.to_thread(self.dev.start)
+            address = self.dev.address
+        else:
+            address = self.temporal
+        await wait_for_namespace(address, t.namespace)
+        self.client = await connect(address, t.namespace)
+        if self.dev is None:
+            await ensure_search_attributes(self.client, t.namespace)
+
+        if self.with_sandbox:
+            from argus.sandbox.server import start_sandbox
+
+            port = int(self.config.sandbox.url.rsplit(":", 1)[-1].split("/")[0])
+            self.sandbox = await asyncio.to_thread(
+                start_sandbox,
+                port=port,
+                log_file=self.state / "sandbox.log",
+                changes_url=f"{self.gateway_url}/api/v1/changes",
+                warmup_s=600,
+            )
+
+        secrets = load_secrets(self.config)
+        self.rt = build_runtime(self.config, secrets)
+        worker = make_worker(self.client, self.rt)
+        gateway = Gateway(
+            self.config,
+            self.client,
+            self.rt.archive,
+            self.rt.signer,  # type: ignore[arg-type]
+            NonceStore(self.state / "nonces.db"),
+            token=secrets.get("gateway_token") if self.config.gateway.require_token else None,
+        )
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                gateway.app(), host=self.config.gateway.host, port=self.config.gateway.port, log_level="warning"
+            )
+        )
+        self._tasks = [
+            asyncio.create_task(worker.run(), name="worker"),
+            asyncio.create_task(self._server.serve(), name="gateway"),
+            asyncio.create_task(run_scrapers(self.rt, self._stop), name="scrapers"),
+        ]
+        self._worker = worker
+        while not self._server.started:
+            for task in self._tasks:
+                if task.done():
+                    await self.__aexit__(None, None, None)
+                    task.result()
+            await asyncio.sleep(0.05)
+        await start_orchestrator(self.client, self.config)
+        write_stack_info(
+            self.state,
+            StackInfo(temporal=address, namespace=t.namespace, gateway=self.gateway_url, ui=self.ui_url, pid=os.getpid()),
+        )
+        return self
+
+    async def wait(self) -> None:
+        """Run until Ctrl-C / SIGTERM, or until a component fails."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self._stop.set)
+        stopper = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([stopper, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper and task.exception():
+                raise task.exception()  # type: ignore[misc]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        if getattr(self, "_worker", None) is not None:
+            with contextlib.suppress(Exception):
+                await self._worker.shutdown()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, timeout=15)
+        if self.sandbox is not None:
+            await asyncio.to_thread(self.sandbox.stop)
+        if self.dev is not None:
+            await asyncio.to_thread(self.dev.stop)
+        with contextlib.suppress(FileNotFoundError):
+            (self.state / STACK_FILE).unlink()
