@@ -99,7 +99,9 @@ class RcaAgent:
             after = sum(c for t, c in buckets if t >= onset)
             before = sum(c for t, c in buckets if t < onset)
             if after > 2 * before + 5:
-                out.append({"service": svc, "template": "error log lines", "count": after, "baseline_count": before})
+                out.append(
+                    {"service": svc, "template": "error log lines", "count": after, "baseline_count": before}
+                )
         return out
 
 
@@ -118,7 +120,9 @@ def to_report(result: rca_analysis.RcaResult, req: RcaRequest) -> RcaReport:
     hypotheses = []
     for cand in result.ranking[:5]:
         sig = signature(
-            SignalEvidence(kind=e.kind, metric=e.metric_kind or e.metric, weight=abs(e.weight or e.zscore or 1.0))
+            SignalEvidence(
+                kind=e.kind, metric=e.metric_kind or e.metric, weight=abs(e.weight or e.zscore or 1.0)
+            )
             for e in cand.evidence
         )
         evidence = []

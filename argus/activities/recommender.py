@@ -24,10 +24,12 @@ def _score(pb: Playbook, req: RecommendRequest) -> tuple[float, str, str | None]
     hyps = req.rca.hypotheses if req.rca else []
     for rank, h in enumerate(hyps[:3]):
         weight = h.confidence * (1.0 if rank == 0 else 0.5)
-        sig_hit = pb.match.signatures and any(s in h.fault_signature.split("+") for s in pb.match.signatures)
+        parts = h.fault_signature.split("+")
+        # The signature's first part is the dominant finding; later parts count less.
+        sig_fit = max((1.0 / (1 + parts.index(s)) for s in pb.match.signatures if s in parts), default=0.0)
         svc_hit = not pb.match.services or h.service in pb.match.services
-        if sig_hit and svc_hit:
-            score += 2.0 * weight + 1.0
+        if sig_fit and svc_hit:
+            score += (2.0 * weight + 1.0) * sig_fit
             reasons.append(
                 f"fault signature '{h.fault_signature}' of {h.service} matches {pb.match.signatures}"
             )

@@ -42,10 +42,11 @@ last ``gate`` points, and after a report at or above ``report_level`` the detect
 ``quiet`` points. An incident is thus reported once, at its onset, instead of on every point of a ramp.
 Nothing is reported during the first ``warmup`` points, while the memories fill.
 
-Cost: one 1000x8 mat-vec, a 10x12 gather and a few dozen float operations per point, plus an FFT of
+Cost: one 1000x8 mat-vec, a 15x12 gather and a few dozen float operations per point, plus an FFT of
 at most 512 block means every 128 points: about 30-40 microseconds per point in CPython + numpy
 (25-35k points/s per core). State is a few fixed-size arrays (about 15k floats whatever the length of
-the series); ``to_state`` gives a JSON-compatible dict and ``to_bytes`` a ~60-130 kB blob.
+the series); ``to_state`` gives a JSON-compatible dict and ``to_bytes`` a compressed blob (4-71 kB on
+the NAB series).
 
 The configuration (``DEFAULT_CONFIG``) is the single one used for every series. It was chosen on the
 NAB subset in ``/work/shared/data/nab``; see ``docs/anomaly-detection.md`` for the figures, the tuning

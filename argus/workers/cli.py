@@ -54,9 +54,12 @@ app.add_typer(detect_app, name="detect")
 out = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Configuration file (default: embedded).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Configuration file (default: embedded).")
+]
 TemporalOpt = Annotated[
-    str | None, typer.Option("--temporal", help="HOST:PORT of an existing Temporal server instead of the embedded one.")
+    str | None,
+    typer.Option("--temporal", help="HOST:PORT of an existing Temporal server instead of the embedded one."),
 ]
 
 
@@ -96,7 +99,11 @@ async def _client(config: ArgusConfig, temporal: str | None = None):  # type: ig
     from .stack import read_stack_info
 
     info = read_stack_info(state_dir(config))
-    address = temporal or config.temporal.address or (info.temporal if info else f"127.0.0.1:{config.temporal.dev_server_port}")
+    address = (
+        temporal
+        or config.temporal.address
+        or (info.temporal if info else f"127.0.0.1:{config.temporal.dev_server_port}")
+    )
     try:
         return await asyncio.wait_for(connect(address, config.temporal.namespace), timeout=10)
     except Exception as exc:
@@ -112,7 +119,9 @@ def _user(explicit: str | None) -> str:
 def up(
     config: ConfigOpt = None,
     temporal: TemporalOpt = None,
-    sandbox: Annotated[bool, typer.Option(help="Also run the sandbox (the demo's simulated system).")] = False,
+    sandbox: Annotated[
+        bool, typer.Option(help="Also run the sandbox (the demo's simulated system).")
+    ] = False,
     demo: Annotated[bool, typer.Option(help="Run the demo once the stack is up, then keep running.")] = False,
 ) -> None:
     """Start ARGUS on its embedded defaults: Temporal dev server, worker, gateway."""
@@ -124,7 +133,10 @@ def up(
         if demo:
             cfg.policy.demo = True
         async with Stack(cfg, temporal=temporal, sandbox=sandbox or demo) as stack:
-            err.print(f"[green]ARGUS is up[/]: gateway {stack.gateway_url}" + (f", Web UI {stack.ui_url}" if stack.ui_url else ""))
+            err.print(
+                f"[green]ARGUS is up[/]: gateway {stack.gateway_url}"
+                + (f", Web UI {stack.ui_url}" if stack.ui_url else "")
+            )
             if demo:
                 result = await run_demo(cfg, stack)
                 out.print(summary(result))
@@ -139,10 +151,16 @@ def up(
 @app.command("demo")
 def demo_cmd(
     config: ConfigOpt = None,
-    fault: Annotated[str, typer.Option(help="Fault to inject: bad_deploy, cpu, memory_leak, latency, errors.")] = "bad_deploy",
+    fault: Annotated[
+        str, typer.Option(help="Fault to inject: bad_deploy, cpu, memory_leak, latency, errors.")
+    ] = "bad_deploy",
     service: Annotated[str, typer.Option(help="Service to break.")] = "payments",
-    manual: Annotated[bool, typer.Option(help="Wait for `argus approve` instead of approving automatically.")] = False,
-    keep_running: Annotated[bool, typer.Option(help="Keep the stack up after the demo (Ctrl-C to stop).")] = False,
+    manual: Annotated[
+        bool, typer.Option(help="Wait for `argus approve` instead of approving automatically.")
+    ] = False,
+    keep_running: Annotated[
+        bool, typer.Option(help="Keep the stack up after the demo (Ctrl-C to stop).")
+    ] = False,
 ) -> None:
     """Start the stack and the sandbox, break the sandbox, and follow ARGUS to closure."""
     from .demo import run_demo, summary
@@ -197,7 +215,7 @@ def gateway(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
     from argus.integrations.archive import IncidentArchive
     from argus.integrations.signed_links import LinkSigner, NonceStore
 
-    from .gateway import Gateway
+    from .gateway import GatewayContext, create_app
     from .settings import load_secrets
     from .wiring import archive_url
 
@@ -206,7 +224,7 @@ def gateway(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
         client = await _client(cfg, temporal)
         secrets = load_secrets(cfg)
         st = state_dir(cfg)
-        gw = Gateway(
+        ctx = GatewayContext(
             cfg,
             client,
             IncidentArchive(archive_url(cfg, st)),
@@ -214,7 +232,7 @@ def gateway(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
             NonceStore(st / "nonces.db"),
             token=secrets.get("gateway_token") if cfg.gateway.require_token else None,
         )
-        server = uvicorn.Server(uvicorn.Config(gw.app(), host=cfg.gateway.host, port=cfg.gateway.port))
+        server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=cfg.gateway.host, port=cfg.gateway.port))
         await server.serve()
         return 0
 
@@ -233,8 +251,10 @@ def status(config: ConfigOpt = None, temporal: TemporalOpt = None, scope: str = 
             st = await handle.query("status", result_type=MonitoringStatus)
         except Exception as exc:
             raise CliError(f"monitoring scope {scope!r} is not running: {exc}") from exc
-        out.print(f"scope {st.scope}: {st.groups} group(s), {st.open_incidents} open incident(s), "
-                  f"{st.silences} active silence(s), {st.alerts_received} alert(s) in {st.batches} batch(es)")
+        out.print(
+            f"scope {st.scope}: {st.groups} group(s), {st.open_incidents} open incident(s), "
+            f"{st.silences} active silence(s), {st.alerts_received} alert(s) in {st.batches} batch(es)"
+        )
         t = Table("source", "ok", "detail")
         for h in st.health:
             t.add_row(h.source, "[green]yes[/]" if h.ok else "[red]no[/]", h.detail)
@@ -318,7 +338,9 @@ def incidents_list(
                 rows[key].outcome = s.outcome
             else:
                 rows[key] = s
-        items = sorted(rows.values(), key=lambda r: r.opened_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+        items = sorted(
+            rows.values(), key=lambda r: r.opened_at or datetime.min.replace(tzinfo=UTC), reverse=True
+        )
         if as_json:
             out.print_json(json.dumps([json.loads(r.model_dump_json()) for r in items[:limit]]))
             return 0
@@ -336,9 +358,13 @@ def incidents_list(
 
 def _print_incident(s: IncidentState) -> None:
     out.print(f"[bold]{s.number}[/] {s.title}")
-    out.print(f"  id {s.incident_id}  status [cyan]{s.status.value}[/]  severity {s.severity.value}  "
-              f"service {s.service}  outcome {s.outcome.value}")
-    out.print(f"  opened {s.opened_at.isoformat()}" + (f"  closed {s.closed_at.isoformat()}" if s.closed_at else ""))
+    out.print(
+        f"  id {s.incident_id}  status [cyan]{s.status.value}[/]  severity {s.severity.value}  "
+        f"service {s.service}  outcome {s.outcome.value}"
+    )
+    out.print(
+        f"  opened {s.opened_at.isoformat()}" + (f"  closed {s.closed_at.isoformat()}" if s.closed_at else "")
+    )
     for t in s.tickets:
         out.print(f"  ticket {t.system} {t.key} {t.url} ({t.state})")
     if s.rca:
@@ -350,11 +376,15 @@ def _print_incident(s: IncidentState) -> None:
         for d in s.rca.discounted[:3]:
             out.print(f"  discounted: {d}")
     if s.proposal:
-        out.print(f"[bold]Proposal[/] {s.proposal.summary} (risk {s.proposal.risk.value}, hash {s.proposal.hash})")
+        out.print(
+            f"[bold]Proposal[/] {s.proposal.summary} (risk {s.proposal.risk.value}, hash {s.proposal.hash})"
+        )
         for st in s.proposal.steps:
             out.print(f"  - {st.name}: {st.run.type.value} {st.run.action} {st.run.args}")
     if s.decision:
-        out.print(f"[bold]Decision[/] {s.decision.decision.value} by {s.decision.approver} via {s.decision.via}")
+        out.print(
+            f"[bold]Decision[/] {s.decision.decision.value} by {s.decision.approver} via {s.decision.via}"
+        )
     for a in s.actions:
         out.print(f"  action {a.step}: {a.status.value} {a.output}")
     out.print("[bold]Timeline[/] (routing decisions included)")
@@ -429,7 +459,9 @@ def approve(
     incident: str,
     config: ConfigOpt = None,
     temporal: TemporalOpt = None,
-    user: Annotated[str | None, typer.Option("--as", help="Approver (default: $ARGUS_USER or your login)")] = None,
+    user: Annotated[
+        str | None, typer.Option("--as", help="Approver (default: $ARGUS_USER or your login)")
+    ] = None,
     comment: str = "",
 ) -> None:
     """Approve the incident's current remediation proposal."""
@@ -441,14 +473,18 @@ def reject(
     incident: str,
     config: ConfigOpt = None,
     temporal: TemporalOpt = None,
-    user: Annotated[str | None, typer.Option("--as", help="Approver (default: $ARGUS_USER or your login)")] = None,
+    user: Annotated[
+        str | None, typer.Option("--as", help="Approver (default: $ARGUS_USER or your login)")
+    ] = None,
     comment: str = "",
 ) -> None:
     """Reject the incident's current remediation proposal."""
     _decide(incident, DecisionKind.REJECT, config, temporal, user, comment)
 
 
-def _signal(incident: str, name: str, arg: object, config: Path | None, temporal: str | None, done: str) -> None:
+def _signal(
+    incident: str, name: str, arg: object, config: Path | None, temporal: str | None, done: str
+) -> None:
     async def main() -> int:
         cfg = _config(config)
         client = await _client(cfg, temporal)
@@ -467,14 +503,28 @@ def _signal(incident: str, name: str, arg: object, config: Path | None, temporal
 def ack(incident: str, config: ConfigOpt = None, temporal: TemporalOpt = None,
         user: Annotated[str | None, typer.Option("--as")] = None, comment: str = "") -> None:  # fmt: skip
     """Acknowledge an incident (stops escalation)."""
-    _signal(incident, "acknowledge", Acknowledge(by=_user(user), comment=comment), config, temporal, "acknowledged")
+    _signal(
+        incident,
+        "acknowledge",
+        Acknowledge(by=_user(user), comment=comment),
+        config,
+        temporal,
+        "acknowledged",
+    )
 
 
 @app.command()
 def resolve(incident: str, config: ConfigOpt = None, temporal: TemporalOpt = None,
             user: Annotated[str | None, typer.Option("--as")] = None, reason: str = "") -> None:  # fmt: skip
     """Mark an incident resolved by hand."""
-    _signal(incident, "resolve", ResolveSignal(by=_user(user), reason=reason), config, temporal, "resolve requested")
+    _signal(
+        incident,
+        "resolve",
+        ResolveSignal(by=_user(user), reason=reason),
+        config,
+        temporal,
+        "resolve requested",
+    )
 
 
 @app.command()
@@ -487,7 +537,9 @@ def comment(incident: str, text: str, config: ConfigOpt = None, temporal: Tempor
 # --- silences --------------------------------------------------------------------------------------
 @silence_app.command("add")
 def silence_add(
-    matchers: Annotated[list[str], typer.Argument(help='Label matchers, e.g. service="payments" alertname=~"High.*"')],
+    matchers: Annotated[
+        list[str], typer.Argument(help='Label matchers, e.g. service="payments" alertname=~"High.*"')
+    ],
     duration: Annotated[str, typer.Option(help="How long, e.g. 30m, 2h, 1d")] = "1h",
     comment: Annotated[str, typer.Option(help="Why")] = "",
     author: Annotated[str | None, typer.Option(help="Who (default: you)")] = None,
@@ -512,7 +564,9 @@ def silence_add(
                 "add_silence", req, result_type=Silence
             )
         except Exception as exc:
-            raise CliError(f"silence refused: {getattr(getattr(exc, 'cause', None), 'message', exc)}") from exc
+            raise CliError(
+                f"silence refused: {getattr(getattr(exc, 'cause', None), 'message', exc)}"
+            ) from exc
         out.print(f"silence {s.id} until {s.ends_at.isoformat()}")
         return 0
 
@@ -527,14 +581,20 @@ def silence_list(scope: str = "default", config: ConfigOpt = None, temporal: Tem
         cfg = _config(config)
         client = await _client(cfg, temporal)
         try:
-            items = await client.get_workflow_handle(f"monitoring-{scope}").query("silences", result_type=list[Silence])
+            items = await client.get_workflow_handle(f"monitoring-{scope}").query(
+                "silences", result_type=list[Silence]
+            )
         except Exception as exc:
             raise CliError(f"monitoring scope {scope!r} is not reachable: {exc}") from exc
         now = datetime.now(UTC)
         t = Table("id", "state", "matchers", "until", "by", "comment")
         for s in items:
-            state = "active" if s.starts_at <= now < s.ends_at else ("expired" if s.ends_at <= now else "pending")
-            t.add_row(s.id, state, ", ".join(map(str, s.matchers)), s.ends_at.isoformat(), s.created_by, s.comment)
+            state = (
+                "active" if s.starts_at <= now < s.ends_at else ("expired" if s.ends_at <= now else "pending")
+            )
+            t.add_row(
+                s.id, state, ", ".join(map(str, s.matchers)), s.ends_at.isoformat(), s.created_by, s.comment
+            )
         out.print(t)
         return 0
 
@@ -554,7 +614,9 @@ def silence_expire(silence_id: str, scope: str = "default", config: ConfigOpt = 
                 "expire_silence", SilenceExpire(silence_id=silence_id, by=_user(user)), result_type=Silence
             )
         except Exception as exc:
-            raise CliError(f"cannot expire {silence_id}: {getattr(getattr(exc, 'cause', None), 'message', exc)}") from exc
+            raise CliError(
+                f"cannot expire {silence_id}: {getattr(getattr(exc, 'cause', None), 'message', exc)}"
+            ) from exc
         out.print(f"silence {s.id} expired at {s.ends_at.isoformat()}")
         return 0
 
@@ -568,7 +630,9 @@ def _parse_when(text: str, name: str) -> datetime:
             return datetime.now(UTC) - parse_duration(text[1:])
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise CliError(f"--{name}: {text!r} is not a time (RFC 3339, e.g. 2026-11-01T00:00:00Z, or -6h)", 2) from exc
+        raise CliError(
+            f"--{name}: {text!r} is not a time (RFC 3339, e.g. 2026-11-01T00:00:00Z, or -6h)", 2
+        ) from exc
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
@@ -576,7 +640,9 @@ def _parse_when(text: str, name: str) -> datetime:
 def backfill(
     from_: Annotated[str, typer.Option("--from", help="Start (RFC 3339 or -6h)")],
     to: Annotated[str, typer.Option("--to", help="End (RFC 3339 or -0s for now)")] = "-0s",
-    source: Annotated[str | None, typer.Option(help="Only this source (prometheus, elasticsearch, or a name)")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Only this source (prometheus, elasticsearch, or a name)")
+    ] = None,
     window: Annotated[str, typer.Option(help="Window size per activity")] = "1h",
     step: Annotated[str, typer.Option(help="Rule evaluation step")] = "1m",
     concurrency: int = 4,
@@ -615,7 +681,9 @@ def backfill(
         err.print(f"backfill {wf_id} started")
         if not wait:
             return 0
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err) as bar:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
+        ) as bar:
             task = bar.add_task("windows", total=None)
             result_task = asyncio.create_task(handle.result())
             while not result_task.done():

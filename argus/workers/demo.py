@@ -57,9 +57,13 @@ async def preload_baseline(stack: Stack, sandbox_url: str, seconds: float = 600.
     async with httpx.AsyncClient(timeout=30) as http:
         text = (await http.get(f"{sandbox_url}/history", params={"seconds": seconds})).text
     for source in stack.rt.sources.values():
-        if isinstance(source, EmbeddedMetricsSource) and any(t.startswith(sandbox_url) for t in source.targets):
+        if isinstance(source, EmbeddedMetricsSource) and any(
+            t.startswith(sandbox_url) for t in source.targets
+        ):
             n = await asyncio.to_thread(source.store.ingest_text, text, time.time())
-            console.print(f"Loaded {n} samples of the sandbox's last {seconds / 60:.0f} minutes into {source.name}")
+            console.print(
+                f"Loaded {n} samples of the sandbox's last {seconds / 60:.0f} minutes into {source.name}"
+            )
 
 
 async def run_demo(
@@ -82,8 +86,15 @@ async def run_demo(
     since = time.time()
     async with httpx.AsyncClient(timeout=10) as http:
         if fault == "bad_deploy":
-            r = await http.post(f"{sandbox}/deploy", json={"service": service, "version": "v2.0.0-rc1", "bad": True,
-                                                            "description": "demo: a bad release"})
+            r = await http.post(
+                f"{sandbox}/deploy",
+                json={
+                    "service": service,
+                    "version": "v2.0.0-rc1",
+                    "bad": True,
+                    "description": "demo: a bad release",
+                },
+            )
         else:
             r = await http.post(f"{sandbox}/faults", json={"service": service, "type": fault})
         r.raise_for_status()
@@ -121,7 +132,9 @@ def summary(result: DemoResult) -> str:
         "",
         "ARGUS demo summary",
         f"  incident     {s.number} ({s.incident_id}) — {s.title}",
-        f"  root cause   {top.service} ({top.confidence:.0%}, {top.fault_signature})" if top else "  root cause   none found",
+        f"  root cause   {top.service} ({top.confidence:.0%}, {top.fault_signature})"
+        if top
+        else "  root cause   none found",
         f"  remediation  {s.proposal.playbook if s.proposal else 'none'} — "
         f"{s.decision.decision.value + 'd by ' + s.decision.approver if s.decision else 'no decision'}",
         f"  outcome      {s.outcome.value}; open for {(s.closed_at - s.opened_at).total_seconds():.0f}s"
@@ -131,5 +144,7 @@ def summary(result: DemoResult) -> str:
         f"  post-mortem  {result.postmortem or 'not written yet'}",
     ]
     if result.ui_url:
-        lines.append(f"  Web UI       {result.ui_url}/namespaces/{result.namespace}/workflows/{s.incident_id}")
+        lines.append(
+            f"  Web UI       {result.ui_url}/namespaces/{result.namespace}/workflows/{s.incident_id}"
+        )
     return "\n".join(lines)

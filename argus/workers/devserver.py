@@ -104,11 +104,15 @@ class DevServer:
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while not port_open("127.0.0.1", self.port):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the Temporal dev server exited with {self.proc.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"the Temporal dev server exited with {self.proc.returncode}; see {self.log_path}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the Temporal dev server did not open port {self.port} in {timeout}s")

@@ -21,10 +21,14 @@ from argus.models import Alert, AlertBatch
 SendBatch = Callable[[str, AlertBatch], Awaitable[None]]
 
 FLUSH_SECONDS = Histogram(
-    "argus_ingest_flush_seconds", "Time to persist one coalesced batch in Temporal", buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+    "argus_ingest_flush_seconds",
+    "Time to persist one coalesced batch in Temporal",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 FLUSH_SIZE = Histogram(
-    "argus_ingest_batch_alerts", "Alerts per coalesced batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+    "argus_ingest_batch_alerts",
+    "Alerts per coalesced batch",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
 )
 FLUSH_FAILURES = Counter("argus_ingest_flush_failures_total", "Batches Temporal did not accept")
 

@@ -122,7 +122,9 @@ class Secrets:
     def require(self, name: str) -> str:
         value = self.get(name)
         if not value:
-            raise ConfigError(f"secret {name!r} is not set (environment ARGUS_{name.upper()} or the secrets file)")
+            raise ConfigError(
+                f"secret {name!r} is not set (environment ARGUS_{name.upper()} or the secrets file)"
+            )
         return value
 
 

@@ -26,7 +26,7 @@ from argus.workflows import search_attributes as sa
 
 from .client import connect
 from .devserver import DevServer, wait_for_namespace
-from .gateway import Gateway
+from .gateway import GatewayContext, create_app
 from .settings import load_secrets, state_dir
 from .wiring import Runtime, build_runtime
 from .worker import make_worker, run_scrapers
@@ -65,7 +65,9 @@ def read_stack_info(state: Path) -> StackInfo | None:
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """On an existing server, register what ARGUS needs (the dev server gets them by flag)."""
-    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
     missing = {k.name: k.indexed_value_type for k in sa.ALL if k.name not in existing.custom_attributes}
     if missing:
         await client.operator_service.add_search_attributes(
@@ -116,7 +118,11 @@ class Stack:
         t = self.config.temporal
         if self.temporal is None:
             self.dev = DevServer(
-                self.state, t.namespace, port=t.dev_server_port, ui_port=t.ui_port if self.ui else None, retention=t.retention
+                self.state,
+                t.namespace,
+                port=t.dev_server_port,
+                ui_port=t.ui_port if self.ui else None,
+                retention=t.retention,
             )
             await asyncio.to_thread(self.dev.start)
             address = self.dev.address
@@ -142,7 +148,7 @@ class Stack:
         secrets = load_secrets(self.config)
         self.rt = build_runtime(self.config, secrets)
         worker = make_worker(self.client, self.rt)
-        gateway = Gateway(
+        gateway = GatewayContext(
             self.config,
             self.client,
             self.rt.archive,
@@ -152,7 +158,10 @@ class Stack:
         )
         self._server = uvicorn.Server(
             uvicorn.Config(
-                gateway.app(), host=self.config.gateway.host, port=self.config.gateway.port, log_level="warning"
+                create_app(gateway),
+                host=self.config.gateway.host,
+                port=self.config.gateway.port,
+                log_level="warning",
             )
         )
         self._tasks = [
@@ -170,7 +179,13 @@ class Stack:
         await start_orchestrator(self.client, self.config)
         write_stack_info(
             self.state,
-            StackInfo(temporal=address, namespace=t.namespace, gateway=self.gateway_url, ui=self.ui_url, pid=os.getpid()),
+            StackInfo(
+                temporal=address,
+                namespace=t.namespace,
+                gateway=self.gateway_url,
+                ui=self.ui_url,
+                pid=os.getpid(),
+            ),
         )
         return self
 

@@ -97,7 +97,11 @@ def build_sources(config: ArgusConfig, state: Path) -> tuple[dict[str, MetricsSo
         if s.type == "embedded":
             store = EmbeddedMetricsStore(state / f"metrics-{s.name}.db")
             sources[s.name] = EmbeddedMetricsSource(s.name, store, s.targets)
-            scrapers.append(EmbeddedScraper(store, s.targets, s.scrape_interval.total_seconds(), s.timeout.total_seconds()))
+            scrapers.append(
+                EmbeddedScraper(
+                    store, s.targets, s.scrape_interval.total_seconds(), s.timeout.total_seconds()
+                )
+            )
         elif s.type == "prometheus":
             assert s.url is not None
             sources[s.name] = PrometheusSource(s.name, s.url, timeout=s.timeout.total_seconds())

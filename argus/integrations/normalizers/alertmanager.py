@@ -58,7 +58,9 @@ def from_v2(payload: Any, now: datetime) -> list[Alert]:
     if not isinstance(payload, list):
         raise PayloadError(["body: must be a JSON array of alerts (Alertmanager v2 API)"])
     problems: list[str] = []
-    alerts = [_build(a, f"[{i}]", now, problems, "prometheus", status_field=False) for i, a in enumerate(payload)]
+    alerts = [
+        _build(a, f"[{i}]", now, problems, "prometheus", status_field=False) for i, a in enumerate(payload)
+    ]
     if problems:
         raise PayloadError(problems)
     return [a for a in alerts if a is not None]
@@ -76,7 +78,9 @@ def from_webhook(payload: Any, now: datetime) -> list[Alert]:
     if not isinstance(raw, list):
         problems.append("alerts: field required (a list)")
         raise PayloadError(problems)
-    alerts = [_build(a, f"alerts[{i}]", now, problems, "alertmanager", status_field=True) for i, a in enumerate(raw)]
+    alerts = [
+        _build(a, f"alerts[{i}]", now, problems, "alertmanager", status_field=True) for i, a in enumerate(raw)
+    ]
     if problems:
         raise PayloadError(problems)
     return [a for a in alerts if a is not None]

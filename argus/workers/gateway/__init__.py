@@ -1,0 +1,40 @@
+"""The HTTP gateway (FastAPI). One router per area; `create_app` puts them together.
+
+A 2xx on an alert endpoint means the alerts are durable in Temporal (see `ingest`). Bad
+input gets a 4xx naming the field and the problem, and nothing from that request is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from . import alerts, approvals, ops
+from .context import GatewayContext, GatewayError
+
+RouterFactory = Callable[[GatewayContext], APIRouter]
+ROUTERS: list[RouterFactory] = [alerts.router, approvals.router, ops.router]
+
+
+def create_app(ctx: GatewayContext, routers: list[RouterFactory] | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ctx.coalescer.start()
+        yield
+        await ctx.coalescer.close()
+
+    app = FastAPI(title="ARGUS gateway", version="0.1.0", lifespan=lifespan)
+
+    @app.exception_handler(GatewayError)
+    async def _refusal(_: Request, exc: GatewayError) -> JSONResponse:
+        return JSONResponse(exc.detail, status_code=exc.status_code)
+
+    for make in routers or ROUTERS:
+        app.include_router(make(ctx))
+    return app
+
+
+__all__ = ["GatewayContext", "GatewayError", "create_app"]

@@ -1,0 +1,78 @@
+"""Alert ingest (Alertmanager v2 API, Alertmanager webhook, generic JSON) and change events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+from pydantic import ValidationError
+from temporalio.service import RPCError
+
+from argus.integrations.normalizers.alertmanager import from_v2, from_webhook
+from argus.integrations.normalizers.common import PayloadError, problems_from
+from argus.integrations.normalizers.generic import from_generic
+from argus.models import Alert, ChangeEvent
+
+from .context import REJECTED, GatewayContext, GatewayError
+
+ALERTS = Counter("argus_gateway_alerts_total", "Alerts accepted", ["endpoint"])
+
+Normaliser = Callable[[Any, datetime], list[Alert]]
+
+
+async def accept(ctx: GatewayContext, request: Request, endpoint: str, normalise: Normaliser) -> int:
+    """Validate the whole payload, then make every alert in it durable, or refuse it all."""
+    ctx.check_token(request, endpoint)
+    payload = await ctx.json(request, endpoint)
+    try:
+        alerts = normalise(payload, datetime.now(UTC))
+    except PayloadError as exc:
+        REJECTED.labels(endpoint, "invalid").inc()
+        raise GatewayError(422, "invalid alert payload; nothing was accepted", exc.problems) from exc
+    if alerts:
+        scope = request.query_params.get("scope", "default")
+        try:
+            await ctx.coalescer.submit(scope, alerts)
+        except RPCError as exc:
+            REJECTED.labels(endpoint, "temporal").inc()
+            raise GatewayError(503, f"Temporal did not accept the alerts, retry: {exc.message}") from exc
+        except Exception as exc:
+            REJECTED.labels(endpoint, "temporal").inc()
+            raise GatewayError(503, f"the alerts could not be made durable, retry: {exc}") from exc
+    ALERTS.labels(endpoint).inc(len(alerts))
+    return len(alerts)
+
+
+def router(ctx: GatewayContext) -> APIRouter:
+    r = APIRouter(tags=["alerts"])
+
+    @r.post("/api/v2/alerts", summary="Alertmanager v2 alerts API (Prometheus can post here)")
+    async def am_v2(request: Request) -> Response:
+        await accept(ctx, request, "am_v2", from_v2)
+        return Response(status_code=200)
+
+    @r.post("/api/v1/alerts/alertmanager", summary="Alertmanager webhook receiver (version 4)")
+    async def am_webhook(request: Request) -> JSONResponse:
+        return JSONResponse({"accepted": await accept(ctx, request, "am_webhook", from_webhook)})
+
+    @r.post("/api/v1/alerts", summary="Generic JSON alerts (see docs/api.md)")
+    async def generic(request: Request) -> JSONResponse:
+        return JSONResponse({"accepted": await accept(ctx, request, "generic", from_generic)})
+
+    @r.post("/api/v1/changes", summary="A deploy or configuration change, used as RCA evidence")
+    async def changes(request: Request) -> JSONResponse:
+        ctx.check_token(request, "changes")
+        payload = await ctx.json(request, "changes")
+        try:
+            event = ChangeEvent.model_validate(payload)
+        except ValidationError as exc:
+            REJECTED.labels("changes", "invalid").inc()
+            raise GatewayError(422, "invalid change event", problems_from(exc)) from exc
+        stored = ctx.archive.record_change(event)
+        return JSONResponse({"id": stored.id}, status_code=201)
+
+    return r

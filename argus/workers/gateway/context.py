@@ -1,0 +1,99 @@
+"""What every gateway route needs, built once per process."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import HTTPException, Request
+from prometheus_client import Counter
+from temporalio.client import Client
+
+from argus.integrations.archive import IncidentArchive
+from argus.integrations.signed_links import LinkSigner, NonceStore
+from argus.models import AlertBatch, ArgusConfig
+from argus.models.agents import MonitoringInput
+
+from ..ingest import IngestCoalescer
+
+REJECTED = Counter("argus_gateway_rejected_total", "Requests refused", ["endpoint", "reason"])
+
+
+class GatewayError(HTTPException):
+    """A refusal with a reason a person can act on: `{"error": ..., "problems": [...]}`."""
+
+    def __init__(self, status: int, error: str, problems: list[str] | None = None) -> None:
+        super().__init__(status_code=status, detail={"error": error, "problems": problems or []})
+
+
+def monitoring_id(scope: str) -> str:
+    return f"monitoring-{scope}"
+
+
+@dataclass
+class GatewayContext:
+    config: ArgusConfig
+    client: Client
+    archive: IncidentArchive
+    signer: LinkSigner
+    nonces: NonceStore
+    token: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        g = self.config.gateway
+        self.coalescer = IngestCoalescer(
+            self.send_batch, flush_interval=g.flush_interval.total_seconds(), max_batch=g.max_batch_alerts
+        )
+
+    async def send_batch(self, scope: str, batch: AlertBatch) -> None:
+        """Signal-with-start: creates the scope's MonitoringWorkflow if needed; returns when durable."""
+        await self.client.start_workflow(
+            "MonitoringWorkflow",
+            MonitoringInput(scope=scope, policy=self.config.policy),
+            id=monitoring_id(scope),
+            task_queue=self.config.temporal.task_queue,
+            start_signal="ingest",
+            start_signal_args=[batch],
+        )
+
+    def check_token(self, request: Request, endpoint: str) -> None:
+        if not self.token:
+            return
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), self.token):
+            REJECTED.labels(endpoint, "unauthorized").inc()
+            raise GatewayError(401, "missing or invalid bearer token")
+
+    async def body(self, request: Request, endpoint: str) -> bytes:
+        """The raw body, refused with 413 past the configured limit (checked while reading)."""
+        limit = self.config.gateway.max_body_bytes
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            REJECTED.labels(endpoint, "too_large").inc()
+            raise GatewayError(413, f"body of {length} bytes exceeds the limit of {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                REJECTED.labels(endpoint, "too_large").inc()
+                raise GatewayError(413, f"body exceeds the limit of {limit} bytes")
+        return bytes(body)
+
+    async def json(self, request: Request, endpoint: str) -> Any:
+        body = await self.body(request, endpoint)
+        if not body:
+            REJECTED.labels(endpoint, "empty").inc()
+            raise GatewayError(400, "empty body: expected JSON")
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError as exc:
+            REJECTED.labels(endpoint, "json").inc()
+            raise GatewayError(
+                400, f"body is not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            REJECTED.labels(endpoint, "json").inc()
+            raise GatewayError(400, f"body is not UTF-8: {exc}") from exc
