@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from argus.analysis import rca as rca_analysis
 from argus.analysis.signatures import SignalEvidence, signature
@@ -70,7 +71,17 @@ class RcaAgent:
         rows = await self._rows(req)
         changes = await asyncio.to_thread(self.archive.changes_between, req.window_start, req.window_end)
         log_evidence = await self._log_evidence(req)
-        result = await asyncio.to_thread(
+        try:
+            result = await self._rank(req, rows, changes, log_evidence)
+        except ValueError as exc:
+            # Too little data is an answer, not a failure a retry could fix.
+            raise ApplicationError(
+                f"not enough data for RCA: {exc}", type="RcaInsufficientData", non_retryable=True
+            ) from exc
+        return to_report(result, req)
+
+    async def _rank(self, req: RcaRequest, rows, changes, log_evidence) -> rca_analysis.RcaResult:  # type: ignore[no-untyped-def]
+        return await asyncio.to_thread(
             rca_analysis.rank_root_causes,
             rows,
             anomaly_start=req.anomaly_start.timestamp(),
@@ -82,7 +93,6 @@ class RcaAgent:
             ],
             log_evidence=log_evidence,
         )
-        return to_report(result, req)
 
     async def _log_evidence(self, req: RcaRequest) -> list[dict]:
         """New or surging error counts per service: the window after onset against before it."""

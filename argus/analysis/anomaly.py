@@ -78,6 +78,10 @@ class DetectorConfig:
     # shape novelty (window kNN)
     window: int = 8
     memory: int = 1000
+    # the same distance judged against the local volatility (second view)
+    local_window: int = 256
+    local_min: float = 0.05
+    local_weight: float = 0.95
     # likelihood layer
     score_history: int = 2000
     short_mean: int = 5
@@ -228,6 +232,8 @@ class StreamingDetector:
         self.mcount = 0
         self.mpos = 0
         self.lik_knn = _Likelihood(c.score_history, c.short_mean)
+        self.lik_local = _Likelihood(c.score_history, c.short_mean)
+        self.local_sd = 0.0
         # seasonal part
         H = c.seasonal_history
         self.sbuf = np.zeros(2 * H)
@@ -289,6 +295,11 @@ class StreamingDetector:
                 best = float(d2.min()) + float(x @ x)
                 raw = math.sqrt(max(best, 0.0) / w) / rng
             surprise = self.lik_knn.update(raw, floor, c.min_scores)
+            if c.local_weight > 0.0:
+                if self.n % 32 == 0 or self.n == w:
+                    self.local_sd = self._recent_sd()
+                raw2 = raw * rng / max(self.local_sd, c.local_min * rng) if rng > 0.0 else 0.0
+                surprise = max(surprise, c.local_weight * self.lik_local.update(raw2, floor, c.min_scores))
             if self.n >= 2 * w:  # remember the window that ended w points ago
                 old = self.vbuf[p : p + w]
                 self.mem[self.mpos] = old
@@ -297,9 +308,10 @@ class StreamingDetector:
                 if self.mcount < c.memory:
                     self.mcount += 1
 
-        # --- seasonal
+        # --- history buffer, period estimate, seasonal novelty
+        self._push_history(v)
         if c.seasonal:
-            surprise = max(surprise, self._seasonal(v, rng, floor))
+            surprise = max(surprise, self._seasonal(rng, floor))
 
         surprise = max(surprise, spatial)
         score = surprise / (surprise + c.squash)
@@ -339,7 +351,15 @@ class StreamingDetector:
                 self.lo = min(self.blk_lo)
                 self.hi = max(self.blk_hi)
 
-    def _seasonal(self, v: float, rng: float, floor: float) -> float:
+    def _recent_sd(self) -> float:
+        """Standard deviation of the last ``local_window`` values before the current one."""
+        H = self.config.seasonal_history
+        k = min(self.n - 1, self.config.local_window, H)
+        if k < 2:
+            return 0.0
+        return float(self.sbuf[self.spos + H - k : self.spos + H].std())
+
+    def _push_history(self, v: float) -> None:
         c = self.config
         H = c.seasonal_history
         self.sbuf[self.spos] = v
@@ -354,8 +374,12 @@ class StreamingDetector:
             self.bfill += 1
             self.bsum = 0.0
             self.bcount = 0
-            if self.bfill % c.seasonal_every == 0:
+            if c.seasonal and self.bfill % c.seasonal_every == 0:
                 self.period = self._detect_period()
+
+    def _seasonal(self, rng: float, floor: float) -> float:
+        c = self.config
+        H = c.seasonal_history
         P = self.period
         w = c.seasonal_window
         sh = c.seasonal_shift
@@ -420,6 +444,8 @@ class StreamingDetector:
             "mpos": self.mpos,
             "mcount": m,
             "lik_knn": self.lik_knn.state(),
+            "lik_local": self.lik_local.state(),
+            "local_sd": self.local_sd,
             "sbuf": self.sbuf[: self.config.seasonal_history].tolist(),
             "spos": self.spos,
             "blocks": self.blocks.tolist(),
@@ -464,6 +490,8 @@ class StreamingDetector:
         d.mpos = int(state["mpos"])
         d.mcount = int(state["mcount"])
         d.lik_knn = _Likelihood.restore(state["lik_knn"], cfg.score_history, cfg.short_mean)
+        d.lik_local = _Likelihood.restore(state["lik_local"], cfg.score_history, cfg.short_mean)
+        d.local_sd = float(state["local_sd"])
         sb = np.asarray(state["sbuf"], dtype=float)
         d.sbuf = np.concatenate([sb, sb])
         d.spos = int(state["spos"])

@@ -3,7 +3,7 @@
 from .alert import Alert, AlertBatch, AlertStatus, Severity, labels_fingerprint
 from .common import Model, UtcDateTime
 from .config import ArgusConfig, Policy
-from .docs import DocKind, Document, PublishResult
+from .docs import Attachment, DocKind, Document, PublishResult
 from .durations import Duration, format_duration, parse_duration
 from .incident import (
     Acknowledge,
@@ -64,6 +64,7 @@ __all__ = [
     "DecisionKind",
     "Delivery",
     "DocKind",
+    "Attachment",
     "Document",
     "Duration",
     "Evidence",

@@ -7,7 +7,7 @@ from pydantic import Field
 from .alert import Alert
 from .common import Model, UtcDateTime
 from .config import Policy
-from .docs import Document
+from .docs import Document, PublishResult
 from .incident import IncidentState
 from .metrics import Sample, SourceHealth
 from .rca import RcaReport
@@ -27,6 +27,7 @@ class RuleResult(Model):
     rule: str
     samples: list[Sample] = Field(default_factory=list)
     error: str | None = None
+    window_seconds: float | None = None  # SLOs: the error ratio over this window
 
 
 class CollectResult(Model):
@@ -38,6 +39,8 @@ class FiringRecord(Model):
     labels: dict[str, str]
     starts_at: UtcDateTime
     value: float | None = None
+    last_breach: UtcDateTime | None = None  # for `keep_firing_for`
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class EvaluatorState(Model):
@@ -150,40 +153,96 @@ class VerifyResult(Model):
 
 class DocGenInput(Model):
     incident: IncidentState | None = None
-    run_id: str = ""
+    run_id: str = ""  # the incident workflow's run, whose history the post-mortem timeline is built from
     review: bool = False
     reviewers: list[str] = Field(default_factory=list)
+    specs: bool = True  # scheduled runs: also write the per-service tech specs
+    history: bool = True  # False: the incident has no workflow history (docs-only backfill)
 
 
 class DocGenResult(Model):
     published: list[str] = Field(default_factory=list)
     documents: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)  # "<slug>: <why>", kept and retried later
+    review: str = ""  # approved | rejected | expired | "" (no review gate)
 
 
-class ServiceInsight(Model):
-    service: str
-    incidents: int
-    mttr_seconds: float | None = None
-    mtta_seconds: float | None = None
-    top_root_causes: list[str] = Field(default_factory=list)
+class Tally(Model):
+    fixed: int = 0
+    runs: int = 0
 
-
-class PlaybookInsight(Model):
-    playbook: str
-    runs: int
-    fixed: int
+    @property
+    def failed(self) -> int:
+        return self.runs - self.fixed
 
     @property
     def success_rate(self) -> float:
         return self.fixed / self.runs if self.runs else 0.0
 
 
-class Cluster(Model):
-    key: str
+class ServiceInsight(Model):
     service: str
+    incidents: int
+    mttr_seconds: float | None = None  # first alert -> closed (median)
+    mtta_seconds: float | None = None  # opened -> acknowledged (median)
+    mttd_seconds: float | None = None  # first alert -> incident opened (median)
+    top_root_causes: list[str] = Field(default_factory=list)
+    fixed: int = 0
+    backfilled: int = 0
+
+
+class PlaybookInsight(Model):
+    playbook: str
+    runs: int
+    fixed: int
+    by_signature: dict[str, Tally] = Field(default_factory=dict)  # fault signature of the root cause
+
+    @property
+    def failed(self) -> int:
+        return self.runs - self.fixed
+
+    @property
+    def success_rate(self) -> float:
+        return self.fixed / self.runs if self.runs else 0.0
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failed / self.runs if self.runs else 0.0
+
+
+class Cluster(Model):
+    """Incidents similar enough to share a runbook: same root-cause service and fault signature,
+    close in alerts, log templates and fix."""
+
+    key: str
+    service: str  # the root-cause service
     signature: str
     incidents: list[str]
-    fix: str = ""
+    fix: str = ""  # the playbook that fixed most of them
+    fixes: dict[str, Tally] = Field(default_factory=dict)
+    affected: list[str] = Field(default_factory=list)  # services whose alerts fired
+    alertnames: list[str] = Field(default_factory=list)
+    log_templates: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)  # labels every incident's alerts shared
+    first_seen: UtcDateTime | None = None
+    last_seen: UtcDateTime | None = None
+    mttr_seconds: float | None = None
+
+
+class Theme(Model):
+    """A fault kind that recurs across clusters and services (e.g. bad deploys everywhere)."""
+
+    kind: str
+    incidents: int
+    services: list[str] = Field(default_factory=list)
+    clusters: list[str] = Field(default_factory=list)
+
+
+class Hotspot(Model):
+    service: str
+    component: str
+    incidents: int
+    share: float
 
 
 class Insights(Model):
@@ -191,12 +250,17 @@ class Insights(Model):
     services: list[ServiceInsight] = Field(default_factory=list)
     playbooks: list[PlaybookInsight] = Field(default_factory=list)
     clusters: list[Cluster] = Field(default_factory=list)
+    themes: list[Theme] = Field(default_factory=list)
+    hotspots: list[Hotspot] = Field(default_factory=list)
     similar: list[str] = Field(default_factory=list)
+    focus_cluster: str = ""  # the cluster the focus incident belongs to
 
 
 class PostmortemRequest(Model):
     incident: IncidentState
     insights: Insights
+    run_id: str = ""
+    history: bool = True
 
 
 class RunbookRequest(Model):
@@ -204,6 +268,20 @@ class RunbookRequest(Model):
 
 
 class DocumentBatch(Model):
+    documents: list[Document] = Field(default_factory=list)
+
+
+class PublishRequest(Model):
+    document: Document
+    key: str  # idempotency: the workflow and the document
+
+
+class PublishOutcome(Model):
+    results: list[PublishResult] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)  # publisher -> why (document kept for later)
+
+
+class PendingDocuments(Model):
     documents: list[Document] = Field(default_factory=list)
 
 
@@ -271,3 +349,18 @@ class BackfillProgress(Model):
     incidents_existing: int
     errors: list[str] = Field(default_factory=list)
     done: bool = False
+    docs_only: bool = False
+    incidents_found: int = 0  # group episodes found in the range
+    archived: int = 0  # docs-only: incidents recorded in the archive (new ones)
+    documents: int = 0  # docs-only: DocGen runs started
+    stage: str = "windows"  # windows | routing | incidents | documents | done
+
+
+class BackfillRecord(Model):
+    """Docs-only backfill: one episode found in history, recorded straight into the archive."""
+
+    incident_id: str
+    group_key: str
+    group_labels: dict[str, str] = Field(default_factory=dict)
+    alerts: list[Alert]
+    rca: RcaReport | None = None

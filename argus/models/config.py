@@ -14,10 +14,26 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import Model
+from .common import Model, UtcDateTime
 from .durations import Duration
-from .remediation import Risk
-from .routing import InhibitRule, MaintenanceWindow, Matcher, Route, TimeInterval
+from .remediation import BlastRadius, Risk
+from .monitoring import CorrelationConfig, SloConfig
+from .routing import InhibitRule, MaintenanceWindow, Matcher, Route, TimeInterval, TimeIntervalSpec
+from .people import OnCallSchedule, Person
+from .vendors import (
+    GraphMailConfig,
+    JiraConfig,
+    OpsgenieConfig,
+    PagerDutyConfig,
+    RateLimit,
+    ServiceNowConfig,
+    SlackConfig,
+    SmsConfig,
+    SmtpConfig,
+    TeamsBotConfig,
+    TeamsWebhookConfig,
+    TicketSyncConfig,
+)
 
 
 class TemporalConfig(Model):
@@ -26,7 +42,7 @@ class TemporalConfig(Model):
     task_queue: str = "argus"
     retention: Duration = timedelta(days=30)
     dev_server_port: int = 7233
-    ui_port: int = 8233
+    ui_port: int | None = 8233  # None: no Web UI (headless)
 
 
 class GatewayConfig(Model):
@@ -64,15 +80,32 @@ class SourceConfig(Model):
 _RULE_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
+RuleType = Literal["threshold", "anomaly", "log_errors", "log_patterns"]
+
+
 class RuleConfig(Model):
-    """A threshold rule: a PromQL expression that returns the series that breach."""
+    """An alerting rule (see docs/monitoring.md).
+
+    threshold: `expr` is PromQL returning the series that breach.
+    anomaly: `expr` is PromQL returning series to watch; each is scored by the online detector
+      and fires when its score reaches `min_score`.
+    log_errors / log_patterns: `expr` is a query_string filter on a log source's documents
+      (e.g. `level:error`); fires per service when the count in `window` reaches `threshold`,
+      or when log templates appear that were not seen in the `baseline` before the window.
+    """
 
     name: str
     expr: str
+    type: RuleType = "threshold"
     for_: Duration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: Duration = timedelta(0)
     source: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    min_score: float = Field(default=0.4, gt=0, le=1)
+    window: Duration = timedelta(minutes=5)
+    baseline: Duration = timedelta(hours=1)
+    threshold: float = 1.0
 
     @field_validator("name")
     @classmethod
@@ -89,6 +122,7 @@ class ServiceConfig(Model):
     tier: str = ""
     description: str = ""
     slis: dict[str, str] = Field(default_factory=dict)  # name -> PromQL / metric selector
+    slos: dict[str, str] = Field(default_factory=dict)  # SLI name -> objective, e.g. "99.9% < 0.01"
 
 
 class RoutingConfig(Model):
@@ -107,6 +141,7 @@ class RoutingConfig(Model):
     flap_window: Duration = timedelta(minutes=10)
     flap_threshold: int = 4
     resolve_timeout: Duration = timedelta(minutes=5)
+    correlation: CorrelationConfig = Field(default_factory=CorrelationConfig)
 
 
 class ApprovalPolicy(Model):
@@ -117,14 +152,21 @@ class ApprovalPolicy(Model):
 
 
 class EscalationLevel(Model):
+    """Page `targets` (people, `group:<g>`, `oncall:<schedule>`) on `channels` (all if empty),
+    wait `wait`, page again `repeat` times, then go to the next level. `active` is a time-of-day
+    rule: outside its windows the level is skipped (e.g. a chat level only in business hours)."""
+
     name: str
     targets: list[str]
     channels: list[str] = Field(default_factory=list)
+    wait: Duration | None = None  # default: the policy's reminder_interval
+    repeat: int | None = Field(default=None, ge=0)  # default: the policy's reminders_per_level
+    active: list[TimeIntervalSpec] = Field(default_factory=list)
 
 
 class EscalationPolicy(Model):
     reminder_interval: Duration = timedelta(minutes=30)
-    reminders_per_level: int = 2
+    reminders_per_level: int = Field(default=2, ge=0)
     levels: list[EscalationLevel] = Field(
         default_factory=lambda: [
             EscalationLevel(name="on-call", targets=["oncall"]),
@@ -135,9 +177,49 @@ class EscalationPolicy(Model):
 
 
 class VerificationPolicy(Model):
+    """After remediation the symptom must stay normal for `period` (checked every `interval`, for at
+    most `max_wait`). Then the incident is resolved but kept open for `watch`: a regression seen on
+    `regression_checks` checks in a row reopens it and escalates; only a quiet watch closes it."""
+
     period: Duration = timedelta(minutes=2)
     interval: Duration = timedelta(seconds=10)
     max_wait: Duration = timedelta(minutes=30)
+    watch: Duration = timedelta(minutes=10)
+    regression_checks: int = Field(default=2, ge=1)
+
+
+class FreezeWindow(Model):
+    """A change freeze: remediation above `max_risk` (none at all when unset) is refused inside it.
+    Either a fixed window (`starts_at`..`ends_at`) or recurring `time_intervals` from routing."""
+
+    name: str
+    starts_at: UtcDateTime | None = None
+    ends_at: UtcDateTime | None = None
+    time_intervals: list[str] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list)  # empty: every service
+    max_risk: Risk | None = None
+
+    @model_validator(mode="after")
+    def _when(self) -> FreezeWindow:
+        fixed = self.starts_at is not None or self.ends_at is not None
+        if fixed and (self.starts_at is None or self.ends_at is None):
+            raise ValueError(f"freeze {self.name!r}: give both starts_at and ends_at")
+        if fixed and self.ends_at <= self.starts_at:  # type: ignore[operator]
+            raise ValueError(f"freeze {self.name!r}: ends_at must be after starts_at")
+        if not fixed and not self.time_intervals:
+            raise ValueError(f"freeze {self.name!r}: needs starts_at/ends_at or time_intervals")
+        return self
+
+
+class RemediationPolicy(Model):
+    """Guardrails the workflow applies before any step runs (the Executor re-checks the live target)."""
+
+    lock_lease: Duration = timedelta(minutes=30)  # a holder that never releases loses the lock
+    lock_wait: Duration = timedelta(minutes=15)  # how long to queue behind another incident's fix
+    rate_limit: int = Field(default=3, ge=1)  # automatic remediations per service per window
+    rate_window: Duration = timedelta(hours=1)
+    blast_radius: BlastRadius = Field(default_factory=BlastRadius)
+    freeze: list[FreezeWindow] = Field(default_factory=list)
 
 
 class Policy(Model):
@@ -147,8 +229,10 @@ class Policy(Model):
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
     verification: VerificationPolicy = Field(default_factory=VerificationPolicy)
+    remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
     poll_interval: Duration = timedelta(seconds=5)
     rca_lookback: Duration = timedelta(minutes=15)
+    rca_settle: Duration = timedelta(seconds=20)  # post-onset data RCA waits for
     dry_run: bool = False
     phases: dict[str, bool] = Field(
         default_factory=lambda: {"monitoring": True, "incident": True, "docgen": True}
@@ -159,27 +243,114 @@ class Policy(Model):
     demo: bool = False
 
 
+class KubernetesConfig(Model):
+    """How the Executor reaches a cluster. The token, when needed, comes from the secrets file or
+    ARGUS_KUBERNETES_TOKEN, never from here."""
+
+    host: str | None = None  # API server URL; unset: kubeconfig (or in-cluster service account)
+    kubeconfig: str | None = None
+    context: str | None = None
+    verify_ssl: bool = True
+    namespaces: list[str] = Field(default_factory=list)  # allowed namespaces; empty: none
+    timeout: Duration = timedelta(seconds=20)
+
+
 class RemediationConfig(Model):
     playbooks_dir: str = "playbooks"
     shell_allow: dict[str, list[str]] = Field(default_factory=dict)  # command -> allowed arg patterns
     http_allow: list[str] = Field(default_factory=list)  # URL prefixes
+    kubernetes: KubernetesConfig | None = None
+
+
+# channel name in `notify.channels` -> its section in `notify` (outbox needs none)
+CHANNEL_SECTIONS = {
+    "email": "email",
+    "email-graph": "email_graph",
+    "teams": "teams",
+    "teams-webhook": "teams_webhook",
+    "slack": "slack",
+    "pagerduty": "pagerduty",
+    "opsgenie": "opsgenie",
+    "sms": "sms",
+}
 
 
 class NotifyConfig(Model):
     channels: list[str] = Field(default_factory=lambda: ["outbox"])
     echo: bool = True
+    templates_dir: str | None = None  # overrides of argus/templates/notifications, file by file
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)  # per channel name
+    email: SmtpConfig | None = None
+    email_graph: GraphMailConfig | None = None
+    teams: TeamsBotConfig | None = None
+    teams_webhook: TeamsWebhookConfig | None = None
+    slack: SlackConfig | None = None
+    pagerduty: PagerDutyConfig | None = None
+    opsgenie: OpsgenieConfig | None = None
+    sms: SmsConfig | None = None
+
+    @model_validator(mode="after")
+    def _sections(self) -> NotifyConfig:
+        for name in self.channels:
+            if name == "outbox":
+                continue
+            if name not in CHANNEL_SECTIONS:
+                raise ValueError(
+                    f"notify.channels: unknown channel {name!r} (known: outbox, {', '.join(CHANNEL_SECTIONS)})"
+                )
+            if getattr(self, CHANNEL_SECTIONS[name]) is None:
+                raise ValueError(f"notify.channels lists {name!r} but notify.{CHANNEL_SECTIONS[name]} is not set")
+        for name in self.rate_limits:
+            if name not in self.channels:
+                raise ValueError(f"notify.rate_limits: {name!r} is not in notify.channels")
+        return self
 
 
 class TicketsConfig(Model):
     system: Literal["local", "jira", "servicenow", "pagerduty", "opsgenie"] = "local"
     url: str | None = None
     project: str = "OPS"
+    jira: JiraConfig | None = None
+    servicenow: ServiceNowConfig | None = None
+    pagerduty: PagerDutyConfig | None = None
+    opsgenie: OpsgenieConfig | None = None
+    sync: TicketSyncConfig = Field(default_factory=TicketSyncConfig)
+
+    @model_validator(mode="after")
+    def _section(self) -> TicketsConfig:
+        if self.system != "local" and getattr(self, self.system) is None:
+            raise ValueError(f"tickets.system is {self.system!r} but tickets.{self.system} is not set")
+        return self
+
+
+class ConfluenceDocsConfig(Model):
+    """Publish documents as Confluence pages (REST v2, storage format). Secrets by name:
+    `confluence_email` + `confluence_api_token` (Basic), or `confluence_token` (Bearer)."""
+
+    url: str
+    space: str
+    parent_id: str | None = None
+
+
+class ServiceNowKbConfig(Model):
+    """Publish documents as ServiceNow `kb_knowledge` articles. Secrets by name:
+    `servicenow_username` + `servicenow_password`, or `servicenow_token`."""
+
+    url: str
+    knowledge_base: str  # sys_id of the knowledge base
+    category: str | None = None
+    key_field: str = "short_description"
+    publish: bool = False  # move articles to `published` (instant-publish knowledge bases)
 
 
 class DocsConfig(Model):
     repo: str = "docs-repo"  # relative to state_dir unless absolute
     remote: str | None = None
+    branch: str = "main"
     templates_dir: str | None = None
+    confluence: ConfluenceDocsConfig | None = None
+    servicenow: ServiceNowKbConfig | None = None
+    charts: bool = True  # PNG charts of the key metrics in post-mortems
 
 
 class ArchiveConfig(Model):
@@ -199,6 +370,7 @@ class RcaConfig(Model):
     source: str | None = None
     step: Duration = timedelta(seconds=5)
     log_source: str | None = None
+    log_file: str | None = None  # JSON-lines log file (the sandbox's); relative to state_dir
 
 
 class ArgusConfig(Model):
@@ -207,6 +379,9 @@ class ArgusConfig(Model):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
+    people: dict[str, Person] = Field(default_factory=dict)
+    oncall: list[OnCallSchedule] = Field(default_factory=list)
+    slos: list[SloConfig] = Field(default_factory=list)
     services: list[ServiceConfig] = Field(default_factory=list)
     policy: Policy = Field(default_factory=Policy)
     remediation: RemediationConfig = Field(default_factory=RemediationConfig)
@@ -225,7 +400,10 @@ class ArgusConfig(Model):
         for rule in self.rules:
             if rule.source is not None and rule.source not in names:
                 raise ValueError(f"rule {rule.name!r}: unknown source {rule.source!r} (known: {names})")
-        if not self.policy.sources and self.rules:
+        for slo in self.slos:
+            if slo.source is not None and slo.source not in names:
+                raise ValueError(f"slo {slo.name!r}: unknown source {slo.source!r} (known: {names})")
+        if not self.policy.sources and (self.rules or self.slos):
             # Monitoring pulls on its timer only when there is something to pull.
             self.policy.sources = names
         known = {s.name for s in self.services}
@@ -233,6 +411,36 @@ class ArgusConfig(Model):
             for dep in svc.depends_on:
                 if dep not in known:
                     raise ValueError(f"service {svc.name!r}: depends_on unknown service {dep!r}")
+        if not self.policy.routing.correlation.topology:
+            # The router runs inside a workflow and sees only the policy: give it the topology.
+            self.policy.routing.correlation.topology = self.topology()
+        return self
+
+    @model_validator(mode="after")
+    def _people_references(self) -> ArgusConfig:
+        # A page to a schedule or person that does not exist would reach nobody, silently.
+        schedules = {s.name for s in self.oncall}
+        if len(schedules) != len(self.oncall):
+            raise ValueError("oncall: schedule names must be unique")
+        for lvl in self.policy.escalation.levels:
+            for target in lvl.targets:
+                if target.startswith("oncall:") and target.removeprefix("oncall:") not in schedules:
+                    raise ValueError(
+                        f"policy.escalation level {lvl.name!r}: unknown on-call schedule {target!r}"
+                        f" (known: {sorted(schedules)})"
+                    )
+            for ch in lvl.channels:
+                if ch not in self.notify.channels:
+                    raise ValueError(
+                        f"policy.escalation level {lvl.name!r}: channel {ch!r} is not in notify.channels"
+                    )
+        if self.people:
+            for sched in self.oncall:
+                users = [u for layer in sched.layers for u in layer.users]
+                users += [o.user for o in sched.overrides] + sched.fallback
+                for user in users:
+                    if user not in self.people:
+                        raise ValueError(f"oncall {sched.name!r}: {user!r} is not in people")
         return self
 
     def topology(self) -> list[tuple[str, str]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -37,6 +39,51 @@ class ParamSpec(Model):
     required: bool = True
     pattern: str | None = None
     choices: list[str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"pattern {v!r} is not a valid regular expression: {exc}") from exc
+        return v
+
+    def coerce(self, name: str, value: object) -> str | int | float | bool:
+        """The value as this parameter's type, or ValueError naming the parameter and the rule broken."""
+        try:
+            if self.type == "int":
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ValueError
+                out: str | int | float | bool = int(value)  # type: ignore[call-overload]
+            elif self.type == "float":
+                if isinstance(value, bool):
+                    raise ValueError
+                out = float(value)  # type: ignore[arg-type]
+            elif self.type == "bool":
+                if not isinstance(value, bool):
+                    raise ValueError
+                out = value
+            else:
+                if not isinstance(value, str | int | float) or isinstance(value, bool):
+                    raise ValueError
+                out = str(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter {name!r}: {value!r} is not a {self.type}") from None
+        if isinstance(out, str):
+            if self.pattern and not re.fullmatch(self.pattern, out):
+                raise ValueError(f"parameter {name!r}: {out!r} does not match {self.pattern!r}")
+            if self.choices and out not in self.choices:
+                raise ValueError(f"parameter {name!r}: {out!r} is not one of {self.choices}")
+        elif not isinstance(out, bool):
+            if self.minimum is not None and out < self.minimum:
+                raise ValueError(f"parameter {name!r}: {out} is below the minimum {self.minimum:g}")
+            if self.maximum is not None and out > self.maximum:
+                raise ValueError(f"parameter {name!r}: {out} is above the maximum {self.maximum:g}")
+        return out
 
 
 class ActionSpec(Model):
@@ -164,14 +211,28 @@ class StepStatus(StrEnum):
     REFUSED = "refused"
 
 
+class BlastRadius(Model):
+    """How much one remediation may touch. The workflow checks what a proposal names; the Executor
+    checks the live target (current replicas) before it acts."""
+
+    max_services: int = Field(default=2, ge=1)  # distinct services one proposal may touch
+    fleet_max_services: int = Field(default=5, ge=1)  # distinct services remediated fleet-wide per window
+    fleet_window: Duration = timedelta(hours=1)
+    max_replicas: int = Field(default=20, ge=1)  # a scale step may not go above this
+    max_scale_factor: float = Field(default=3.0, ge=1.0)  # nor beyond this multiple of (or fraction of) now
+
+
 class StepRequest(Model):
-    """Input of one Executor call: the step, which incident it belongs to, and its idempotency key."""
+    """Input of one Executor call: the step, which incident it belongs to, and its idempotency key.
+    A rollback carries `prior`, the target's state that its forward step recorded before acting."""
 
     incident_id: str
     step: ProposedStep
     key: str
     rollback: bool = False
     dry_run: bool = False
+    blast_radius: BlastRadius = Field(default_factory=BlastRadius)
+    prior: dict[str, Any] = Field(default_factory=dict)
 
 
 class ActionResult(Model):
@@ -181,6 +242,72 @@ class ActionResult(Model):
     output: str = ""
     at: UtcDateTime | None = None
     key: str = ""
+    prior: dict[str, Any] = Field(default_factory=dict)  # the target's state before the step, for undo
+
+
+# --- the per-service remediation lock and the fleet budget (entity workflows) ------------------------
+
+
+class LockRequest(Model):
+    """An incident asks for the right to change a service. `holder` is the incident's workflow id."""
+
+    service: str
+    holder: str
+    proposal_hash: str = ""
+    lease: Duration
+    rate_limit: int = Field(ge=1)
+    rate_window: Duration
+
+
+class LockReply(Model):
+    status: Literal["granted", "queued", "refused"]
+    service: str
+    reason: str = ""
+    holder: str | None = None
+    position: int = 0
+
+
+class LockRelease(Model):
+    service: str
+    holder: str
+    outcome: str = ""
+
+
+class LockState(Model):
+    """The lock's state: also what continue-as-new carries and what the `state` query returns."""
+
+    service: str
+    holder: str | None = None
+    held_since: UtcDateTime | None = None
+    lease_until: UtcDateTime | None = None
+    queue: list[LockRequest] = Field(default_factory=list)
+    grants: list[UtcDateTime] = Field(default_factory=list)  # grant times inside the rate window
+    rate_window: Duration | None = None
+    log: list[str] = Field(default_factory=list)
+
+
+class BudgetRequest(Model):
+    holder: str
+    services: list[str]
+    max_services: int = Field(ge=1)
+    window: Duration
+
+
+class BudgetReply(Model):
+    granted: bool
+    reason: str = ""
+    touched: list[str] = Field(default_factory=list)
+
+
+class BudgetEntry(Model):
+    holder: str
+    services: list[str]
+    at: UtcDateTime
+
+
+class BudgetState(Model):
+    entries: list[BudgetEntry] = Field(default_factory=list)
+    window: Duration | None = None
 
 
 class RemediationOutcome(StrEnum):

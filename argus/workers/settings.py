@@ -62,48 +62,19 @@ def load_config(path: str | Path | None = None) -> ArgusConfig:
 
 
 def validate_rules(config: ArgusConfig, where: str) -> None:
-    """Rule expressions are checked at load time against their source's query language."""
-    from argus.integrations.promql_lite import ExpressionError, parse
+    """Rules, SLOs and routes are checked at load time; every problem names the rule and what."""
+    from .config_checks import monitoring_problems
 
-    types = {s.name: s.type for s in config.sources}
-    default_type = config.sources[0].type if config.sources else None
-    for rule in config.rules:
-        stype = types.get(rule.source) if rule.source else default_type
-        if stype == "embedded":
-            try:
-                parse(rule.expr)
-            except ExpressionError as exc:
-                raise ConfigError(f"{where}: rule {rule.name!r}: {exc}") from exc
-        elif stype == "prometheus":
-            problem = promql_problem(rule.expr)
-            if problem:
-                raise ConfigError(f"{where}: rule {rule.name!r}: malformed PromQL: {problem}")
+    problems = monitoring_problems(config)
+    if problems:
+        raise ConfigError(f"invalid monitoring configuration in {where}:\n  " + "\n  ".join(problems))
 
 
 def promql_problem(expr: str) -> str | None:
-    """A cheap structural check of PromQL: balanced brackets and quotes, non-empty."""
-    if not expr.strip():
-        return "empty expression"
-    stack: list[str] = []
-    pairs = {")": "(", "]": "[", "}": "{"}
-    quote = None
-    for i, ch in enumerate(expr):
-        if quote:
-            if ch == quote and expr[i - 1] != "\\":
-                quote = None
-            continue
-        if ch in "\"'`":
-            quote = ch
-        elif ch in "([{":
-            stack.append(ch)
-        elif ch in ")]}":
-            if not stack or stack.pop() != pairs[ch]:
-                return f"unbalanced {ch!r} at position {i + 1}"
-    if quote:
-        return "unterminated string"
-    if stack:
-        return f"unclosed {stack[-1]!r}"
-    return None
+    """None if `expr` parses as PromQL, else the parser's objection."""
+    from argus.analysis.promql_check import promql_problem as check
+
+    return check(expr)
 
 
 def state_dir(config: ArgusConfig) -> Path:

@@ -21,8 +21,9 @@ def make_worker(client: Client, rt: Runtime, task_queue: str | None = None) -> W
         task_queue=task_queue or rt.config.temporal.task_queue,
         workflows=WORKFLOWS,
         activities=build_activities(rt),
-        activity_executor=ThreadPoolExecutor(max_workers=32),
-        max_concurrent_activities=200,
+        # Activities are async; the pool only serves the SDK's sync bookkeeping and to_thread calls.
+        activity_executor=ThreadPoolExecutor(max_workers=64),
+        max_concurrent_activities=64,
         max_concurrent_workflow_tasks=200,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

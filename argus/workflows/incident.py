@@ -159,6 +159,10 @@ class IncidentWorkflow:
     async def _investigate(self) -> None:
         assert self.s is not None
         anomaly_start = min((a.starts_at for a in self.s.alerts), default=self.s.opened_at)
+        # Root causes show in the minutes after onset: give the sources that much data first.
+        settle = anomaly_start + self.policy.rca_settle - workflow.now()
+        if settle > timedelta(0) and not self.s.backfill:
+            await workflow.sleep(settle, summary="waiting for post-onset data")
         req = RcaRequest(
             incident_id=self.s.incident_id,
             service=self.s.service,

@@ -69,7 +69,9 @@ class World:
     async def execute_step(self, req: StepRequest) -> ActionResult:
         self.executed.append((req.step.name, req.rollback, req.key))
         if not req.rollback and req.step.name in self.fail_steps:
-            raise ApplicationError(f"step {req.step.name} failed: target said no", type="StepFailed", non_retryable=True)
+            raise ApplicationError(
+                f"step {req.step.name} failed: target said no", type="StepFailed", non_retryable=True
+            )
         return ActionResult(
             step=req.step.name,
             action=(req.step.rollback if req.rollback else req.step.run).action,
@@ -120,7 +122,9 @@ def alert(name: str = "HighErrorRate", service: str = "checkout", severity: str 
     )
 
 
-def incident_input(policy: Policy, alerts: list[Alert] | None = None, key: str | None = None) -> IncidentInput:
+def incident_input(
+    policy: Policy, alerts: list[Alert] | None = None, key: str | None = None
+) -> IncidentInput:
     key = key or f"test:{uuid.uuid4().hex[:8]}"
     return IncidentInput(
         incident_id=f"incident-{key}",

@@ -38,7 +38,9 @@ async def test_approval_waits_three_days_with_reminders_and_escalation(ts_env, t
     worker, rt = make_worker(ts_env.client, tmp_path, world, tq)
     async with worker:
         inp = incident_input(policy())
-        handle = await ts_env.client.start_workflow(IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq)
+        handle = await ts_env.client.start_workflow(
+            IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
+        )
         s = await wait_status(handle, IncidentStatus.AWAITING_APPROVAL)
         assert s.proposal is not None and s.proposal.playbook == "restart-service"
         assert s.number.startswith("INC-")
@@ -57,7 +59,9 @@ async def test_approval_waits_three_days_with_reminders_and_escalation(ts_env, t
         # The lead (an escalation target at the current level) may approve.
         result = await handle.execute_update(
             IncidentWorkflow.decide,
-            ApprovalDecision(approver="dave", decision=DecisionKind.APPROVE, proposal_hash=s.proposal.hash, via="test"),
+            ApprovalDecision(
+                approver="dave", decision=DecisionKind.APPROVE, proposal_hash=s.proposal.hash, via="test"
+            ),
         )
         assert result == "approved by dave"
         final = await handle.result()
@@ -76,25 +80,33 @@ async def test_stale_unauthorized_and_double_approval(ts_env, tmp_path):
     worker, _ = make_worker(ts_env.client, tmp_path, world, tq)
     async with worker:
         inp = incident_input(policy())
-        handle = await ts_env.client.start_workflow(IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq)
+        handle = await ts_env.client.start_workflow(
+            IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
+        )
         s = await wait_status(handle, IncidentStatus.AWAITING_APPROVAL)
 
         with pytest.raises(WorkflowUpdateFailedError) as stale:
             await handle.execute_update(
                 IncidentWorkflow.decide,
-                ApprovalDecision(approver="alice", decision=DecisionKind.APPROVE, proposal_hash="0000deadbeef0000"),
+                ApprovalDecision(
+                    approver="alice", decision=DecisionKind.APPROVE, proposal_hash="0000deadbeef0000"
+                ),
             )
         assert "stale proposal" in str(stale.value.cause)
         with pytest.raises(WorkflowUpdateFailedError) as who:
             await handle.execute_update(
                 IncidentWorkflow.decide,
-                ApprovalDecision(approver="mallory", decision=DecisionKind.APPROVE, proposal_hash=s.proposal.hash),
+                ApprovalDecision(
+                    approver="mallory", decision=DecisionKind.APPROVE, proposal_hash=s.proposal.hash
+                ),
             )
         assert "may not approve" in str(who.value.cause)
         s = await handle.query(IncidentWorkflow.status)
         assert s.decision is None and s.status == IncidentStatus.AWAITING_APPROVAL
 
-        ok = ApprovalDecision(approver="erin", groups=["sre"], decision=DecisionKind.APPROVE, proposal_hash=s.proposal.hash)
+        ok = ApprovalDecision(
+            approver="erin", groups=["sre"], decision=DecisionKind.APPROVE, proposal_hash=s.proposal.hash
+        )
         first = await handle.execute_update(IncidentWorkflow.decide, ok, id="click-1")
         again = await handle.execute_update(IncidentWorkflow.decide, ok, id="click-1")
         assert first == again == "approved by erin"
@@ -135,7 +147,9 @@ steps:
         kit.test_config = orig
     async with worker:
         inp = incident_input(policy(approval={"auto_approve_max_risk": "medium", "approvers": ["alice"]}))
-        handle = await ts_env.client.start_workflow(IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq)
+        handle = await ts_env.client.start_workflow(
+            IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
+        )
         final = await handle.result()
     forward = [e[0] for e in world.executed if not e[1]]
     back = [e[0] for e in world.executed if e[1]]
@@ -151,7 +165,9 @@ async def test_manual_resolve_while_waiting(ts_env, tmp_path):
     worker, _ = make_worker(ts_env.client, tmp_path, world, tq)
     async with worker:
         inp = incident_input(policy())
-        handle = await ts_env.client.start_workflow(IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq)
+        handle = await ts_env.client.start_workflow(
+            IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
+        )
         await wait_status(handle, IncidentStatus.AWAITING_APPROVAL)
         await handle.signal(IncidentWorkflow.resolve, ResolveSignal(by="alice", reason="fixed by hand"))
         final = await handle.result()

@@ -1,0 +1,54 @@
+"""Label names and values from sources that do not follow Prometheus conventions.
+
+Every alert label name must match `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus, and so Alertmanager's
+fingerprint). Tags from Datadog (`availability-zone`), Splunk fields (`host.name`) or Nagios
+macros are mapped onto that alphabet the same way Prometheus's relabelling does: every other
+character becomes `_`, and a leading digit gets a `_` in front. The mapping is deterministic,
+so the same tag always gives the same label and therefore the same fingerprint.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_INVALID = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def label_name(raw: str) -> str:
+    name = _INVALID.sub("_", raw.strip())
+    if not name:
+        return "_"
+    if name[0].isdigit():
+        name = "_" + name
+    return name
+
+
+def tag_labels(tags: Any) -> dict[str, str]:
+    """`"env:prod,service:checkout,canary"` or `["env:prod", ...]` → labels (bare tags get "true")."""
+    items: list[str]
+    if isinstance(tags, str):
+        items = [t for t in (x.strip() for x in tags.split(",")) if t]
+    elif isinstance(tags, list):
+        items = [str(t).strip() for t in tags if str(t).strip()]
+    else:
+        return {}
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition(":")
+        out.setdefault(label_name(key), value if sep else "true")
+    return out
+
+
+def number(value: Any) -> float | None:
+    """A number from a JSON number or a numeric string; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None

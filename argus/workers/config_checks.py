@@ -1,0 +1,127 @@
+"""Load-time checks of the monitoring configuration that need more than the schema.
+
+Each problem names the rule, SLO or route and what is wrong, so `argus config` and every
+process that loads the file refuse it before anything runs: malformed PromQL (parsed by
+`promql_parser`), a template that uses a label the expression cannot return, a rule on the
+wrong kind of source, an unknown time interval on a route.
+"""
+
+from __future__ import annotations
+
+import promql_parser as pp
+
+from argus.analysis import promql_check
+from argus.analysis.promql_check import ANY, LabelSet, PromQLError, check_rule_labels, output_labels
+from argus.integrations.promql_lite import ExpressionError
+from argus.integrations.promql_lite import parse as parse_lite
+from argus.models import ArgusConfig, Route
+from argus.models.config import RuleConfig
+from argus.models.monitoring import SloConfig
+
+METRIC_RULES = ("threshold", "anomaly")
+LOG_RULE_LABELS = {
+    "log_errors": LabelSet(frozenset({"service"})),
+    "log_patterns": LabelSet(frozenset({"service", "template"})),
+}
+
+
+def _expr_labels(expr: str, source_type: str | None, what: str) -> tuple[LabelSet, list[str]]:
+    if source_type == "embedded":
+        try:
+            parse_lite(expr)
+        except ExpressionError as exc:
+            return ANY, [f"{what}: {exc}"]
+        return ANY, []
+    try:
+        node = promql_check.parse(expr)
+    except PromQLError as exc:
+        return ANY, [f"{what}: malformed PromQL {expr!r}: {exc}"]
+    if isinstance(node, pp.MatrixSelector | pp.NumberLiteral | pp.StringLiteral):
+        kind = {pp.MatrixSelector: "a range vector", pp.NumberLiteral: "a scalar"}.get(type(node), "a string")
+        return ANY, [f"{what}: expression {expr!r} is {kind}; an alerting rule needs an instant vector"]
+    return output_labels(node), []
+
+
+def check_rule(rule: RuleConfig, source_type: str | None, source_name: str | None) -> list[str]:
+    what = f"rule {rule.name!r}"
+    if source_type is None:
+        return [f"{what}: no source to evaluate it on (configure `sources`, or name one with `source:`)"]
+    if rule.type in METRIC_RULES:
+        if source_type not in ("embedded", "prometheus"):
+            return [
+                f"{what}: type {rule.type} needs a metrics source (prometheus or embedded), but source "
+                f"{source_name!r} is {source_type}"
+            ]
+        labels, problems = _expr_labels(rule.expr, source_type, what)
+    else:
+        if source_type != "elasticsearch":
+            return [f"{what}: type {rule.type} needs a log source (elasticsearch), but source "
+                    f"{source_name!r} is {source_type}"]  # fmt: skip
+        labels, problems = LOG_RULE_LABELS[rule.type], []
+        if not rule.expr.strip():
+            problems.append(f"{what}: empty query (use e.g. `level:error`)")
+    if problems:
+        return problems
+    return check_rule_labels(rule.name, labels, rule.labels, rule.annotations)
+
+
+def check_slo(slo: SloConfig, source_type: str | None, source_name: str | None) -> list[str]:
+    what = f"slo {slo.name!r}"
+    if source_type not in ("embedded", "prometheus"):
+        return [f"{what}: needs a metrics source (prometheus or embedded), got {source_name!r} ({source_type})"]
+    problems: list[str] = []
+    found: list[LabelSet] = []
+    window = slo.windows[0].short
+    for which in ("errors", "total"):
+        labels, bad = _expr_labels(slo.query(which, window), source_type, f"{what}: {which}")
+        problems += bad
+        found.append(labels)
+    if problems:
+        return problems
+    # The ratio carries the labels both sides share.
+    errors, total = found
+    joined = errors if errors.exact is None else (errors.keep(total.exact) if total.exact is not None else errors)
+    return check_rule_labels(slo.name, joined, slo.labels, slo.annotations, kind="slo")
+
+
+def _route_problems(route: Route, intervals: set[str], path: str, root: bool) -> list[str]:
+    problems = []
+    if root and (route.matchers or route.mute_time_intervals or route.active_time_intervals):
+        problems.append(
+            "routing.route: the root route matches every alert; it cannot have matchers or time intervals "
+            "(as in Alertmanager)"
+        )
+    for name in [*route.mute_time_intervals, *route.active_time_intervals]:
+        if name not in intervals:
+            problems.append(f"{path}: unknown time interval {name!r} (defined: {sorted(intervals)})")
+    for i, child in enumerate(route.routes):
+        problems += _route_problems(child, intervals, f"{path}.routes[{i}]", root=False)
+    return problems
+
+
+def monitoring_problems(config: ArgusConfig) -> list[str]:
+    types = {s.name: s.type for s in config.sources}
+    first_metrics = next((s.name for s in config.sources if s.type in ("embedded", "prometheus")), None)
+    first_logs = next((s.name for s in config.sources if s.type == "elasticsearch"), None)
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for rule in config.rules:
+        if rule.name in seen:
+            problems.append(f"rule {rule.name!r}: the name is used twice (each rule needs its own name)")
+        seen[rule.name] = "rule"
+        name = rule.source or (first_metrics if rule.type in METRIC_RULES else first_logs)
+        problems += check_rule(rule, types.get(name) if name else None, name)
+    for slo in config.slos:
+        if slo.name in seen:
+            problems.append(f"slo {slo.name!r}: the name is already used by a {seen[slo.name]}")
+        seen[slo.name] = "slo"
+        name = slo.source or first_metrics
+        problems += check_slo(slo, types.get(name) if name else None, name)
+    routing = config.policy.routing
+    problems += _route_problems(
+        routing.route, {t.name for t in routing.time_intervals}, "routing.route", root=True
+    )
+    return problems
+
+
+__all__ = ["check_rule", "check_slo", "monitoring_problems"]

@@ -1,0 +1,125 @@
+"""Durability: SIGKILL the worker and the Temporal dev server while an incident waits for
+approval, restart both on the same database file, approve, and see the incident close with
+nothing done twice — one ticket, one notification per step, one remediation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from argus.models import Alert, IncidentInput, IncidentState, IncidentStatus
+from argus.sandbox.server import start_sandbox
+from argus.workers.client import connect
+from argus.workers.devserver import DevServer, free_port, wait_for_namespace
+from argus.workflows.incident import IncidentWorkflow
+
+from .stackkit import e2e_config, eventually, load, outbox, preload_history, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+def start_worker(cfg_path: Path, address: str, log: Path) -> subprocess.Popen:
+    argus = Path(sys.executable).parent / "argus"
+    env = {**os.environ, "ARGUS_LINK_SECRET": "durability-test-secret-0123456789"}
+    return subprocess.Popen(
+        [str(argus), "worker", "--config", str(cfg_path), "--temporal", address],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+
+
+async def test_incident_survives_sigkill_of_worker_and_server(tmp_path):
+    sandbox = start_sandbox(port=0, warmup_s=300)
+    dev = DevServer(tmp_path / "temporal", "argus", port=free_port(), ui_port=None)
+    worker = None
+    try:
+        dev.start()
+        raw = e2e_config(tmp_path, sandbox.url, temporal=dev.address)
+        cfg = load(raw)
+        cfg_path = write_config(tmp_path, raw)
+        await preload_history(Path(cfg.state_dir) / "metrics-sandbox.db", sandbox.url)
+        worker = start_worker(cfg_path, dev.address, tmp_path / "worker.log")
+        await wait_for_namespace(dev.address, "argus")
+        client = await connect(dev.address, "argus")
+
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (
+                await http.post(f"{sandbox.url}/faults", json={"service": "payments", "type": "cpu"})
+            ).is_success
+        from datetime import UTC, datetime
+
+        alert = Alert(
+            labels={"alertname": "HighCpu", "service": "payments", "severity": "critical"},
+            starts_at=datetime.now(UTC),
+        )
+        inp = IncidentInput(
+            incident_id="incident-durability",
+            group_key="durability",
+            group_labels={"alertname": "HighCpu"},
+            alerts=[alert],
+            policy=cfg.policy,
+        )
+        handle = await client.start_workflow(
+            IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=cfg.temporal.task_queue
+        )
+
+        async def waiting():
+            s = await handle.query(IncidentWorkflow.status)
+            return s if s.status == IncidentStatus.AWAITING_APPROVAL else None
+
+        state = await eventually(waiting, timeout=120, what="awaiting approval")
+        assert state.proposal is not None
+
+        # Hard crash of everything ARGUS runs on.
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        dev.kill()
+
+        dev = DevServer(tmp_path / "temporal", "argus", port=dev.port, ui_port=None)
+        dev.start()
+        await wait_for_namespace(dev.address, "argus")
+        worker = start_worker(cfg_path, dev.address, tmp_path / "worker.log")
+        client = await connect(dev.address, "argus")
+        handle = client.get_workflow_handle(inp.incident_id, result_type=IncidentState)
+        desc = await handle.describe()
+        assert desc.status is not None and desc.status.name == "RUNNING"
+
+        from argus.models import ApprovalDecision, DecisionKind
+
+        await handle.execute_update(
+            IncidentWorkflow.decide,
+            ApprovalDecision(
+                approver="alice", decision=DecisionKind.APPROVE, proposal_hash=state.proposal.hash
+            ),
+            id="durability-click",
+        )
+        final = await handle.result()
+    finally:
+        if worker is not None and worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+        dev.stop()
+        sandbox.stop()
+
+    assert final.status == IncidentStatus.CLOSED and final.outcome.value == "fixed", final.timeline
+    # Nothing done twice.
+    state_dir = Path(cfg.state_dir)
+    kinds = [n["kind"] for n in outbox(state_dir)]
+    assert kinds.count("opened") == 1, kinds
+    assert kinds.count("approval_request") == 1, kinds
+    assert kinds.count("resolved") == 1, kinds
+    from argus.integrations.local_tickets import LocalTickets
+    from argus.integrations.sql import sqlite_url
+
+    assert LocalTickets(sqlite_url(state_dir / "tickets.db")).count() == 1
+    restarts = [r for r in sandbox.world._actions.values() if r.action == "restart"]
+    assert len(restarts) == 1, restarts
+    assert len([a for a in final.actions if a.status.value == "done"]) == 1
