@@ -71,7 +71,7 @@ def e2e_config(tmp: Path, sandbox_url: str, temporal: str | None = None, **overr
                     "group_interval": "2s",
                     "repeat_interval": "1h",
                 }
-            },  # fmt: skip
+            },
             "approval": {"approvers": ["alice"], "timeout": "1d"},
             "escalation": {"reminder_interval": "1h", "levels": [{"name": "on-call", "targets": ["alice"]}]},
             "verification": {"period": "4s", "interval": "1s", "max_wait": "3m"},

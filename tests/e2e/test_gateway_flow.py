@@ -107,7 +107,7 @@ async def test_alert_to_closed_incident_through_the_gateway(tmp_path, sandbox):
             docs = stack.rt.docs.documents("postmortem")
             return docs[0] if docs else None
 
-        rel, front, body = await eventually(postmortem, timeout=60, what="the post-mortem")
+        _rel, front, body = await eventually(postmortem, timeout=60, what="the post-mortem")
         assert front["incident"] == final.number and "payments" in body
         assert any(line.startswith(("Add postmortem", "Update postmortem")) for line in
                    [x.split(" ", 1)[1] for x in stack.rt.docs.log()])  # fmt: skip
