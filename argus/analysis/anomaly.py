@@ -18,6 +18,11 @@ squashed into ``[0, 1)``, and a small event layer turns a run of elevated scores
    the series' range. New shapes, spikes, dips and level changes are far from everything in memory; a
    pattern that recurs (a daily peak, a regular batch job spike) finds a close neighbour and stays quiet.
    This is the idea behind ARTime and KNN-CAD, with a plain bounded ring of exemplars.
+   The same distance is judged twice: once relative to the series' range (a change that is large for
+   this series), and once relative to the standard deviation of the last ``local_window`` values (a
+   change that is large compared with how much the series has been moving lately). The first view is
+   blind to a moderate burst after an early huge spike has inflated the range; the second one sees it.
+   The second view's surprise is weighted by ``local_weight``.
 
 2. **Seasonal novelty.** The dominant period ``P`` is found from the autocorrelation of block means over
    a bounded history (re-estimated every 128 points; accepted when the autocorrelation at that lag is at
@@ -32,10 +37,10 @@ squashed into ``[0, 1)``, and a small event layer turns a run of elevated scores
    grows with the exceedance. The min/max are kept per block over ``range_blocks`` blocks, so an old
    glitch eventually ages out.
 
-Likelihood layer (after Numenta's "anomaly likelihood"): for the kNN and seasonal detectors, a short
-moving average of the raw score is compared with the mean/standard deviation of the last
-``score_history`` moving averages (with a floor on the deviation, relative to the range). The Gaussian
-upper-tail probability ``p`` gives a surprise ``S = -log10 p``.
+Likelihood layer (after Numenta's "anomaly likelihood"): for the two kNN views and the seasonal
+detector, a short moving average of the raw score is compared with the mean/standard deviation of the
+last ``score_history`` moving averages (with a floor on the deviation, relative to the range). The
+Gaussian upper-tail probability ``p`` gives a surprise ``S = -log10 p``.
 
 Event layer: the output is ``S / (S + squash)``. A score is only reported if it beats every score of the
 last ``gate`` points, and after a report at or above ``report_level`` the detector stays quiet for
@@ -43,10 +48,10 @@ last ``gate`` points, and after a report at or above ``report_level`` the detect
 Nothing is reported during the first ``warmup`` points, while the memories fill.
 
 Cost: one 1000x8 mat-vec, a 15x12 gather and a few dozen float operations per point, plus an FFT of
-at most 512 block means every 128 points: about 30-40 microseconds per point in CPython + numpy
-(25-35k points/s per core). State is a few fixed-size arrays (about 15k floats whatever the length of
-the series); ``to_state`` gives a JSON-compatible dict and ``to_bytes`` a compressed blob (4-71 kB on
-the NAB series).
+at most 512 block means every 128 points and a 256-value standard deviation every 32 points: about 35
+microseconds per point in CPython + numpy (about 28k points/s per core). State is a few fixed-size
+arrays (about 20k floats whatever the length of the series); ``to_state`` gives a JSON-compatible dict
+and ``to_bytes`` a compressed blob (tens of kB).
 
 The configuration (``DEFAULT_CONFIG``) is the single one used for every series. It was chosen on the
 NAB subset in ``/work/shared/data/nab``; see ``docs/anomaly-detection.md`` for the figures, the tuning
@@ -83,7 +88,7 @@ class DetectorConfig:
     local_min: float = 0.05
     local_weight: float = 0.95
     # likelihood layer
-    score_history: int = 2000
+    score_history: int = 3000
     short_mean: int = 5
     min_scores: int = 50
     sd_floor: float = 0.01
@@ -110,6 +115,27 @@ class DetectorConfig:
     gate: int = 20
     quiet: int = 25
     report_level: float = 0.4
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.window < 2 or self.seasonal_window < 2:
+            problems.append("window and seasonal_window must be >= 2")
+        if self.memory < 10:
+            problems.append("memory must be >= 10")
+        if self.short_mean < 1 or self.gate < 1 or self.quiet < 0:
+            problems.append("short_mean and gate must be >= 1, quiet >= 0")
+        if self.score_history < self.min_scores or self.min_scores < 2:
+            problems.append("need 2 <= min_scores <= score_history")
+        if self.seasonal_history % self.seasonal_block or self.seasonal_history < 8 * self.seasonal_block:
+            problems.append("seasonal_history must be a multiple of seasonal_block (and >= 8 blocks)")
+        if not 2 <= self.local_window <= self.seasonal_history:
+            problems.append("local_window must be in [2, seasonal_history]")
+        if self.range_block < 1 or self.range_blocks < 1 or self.seasonal_every < 1:
+            problems.append("range_block, range_blocks and seasonal_every must be >= 1")
+        if self.squash <= 0 or not 0 < self.report_level < 1:
+            problems.append("squash must be > 0 and report_level in (0, 1)")
+        if problems:
+            raise ValueError("invalid DetectorConfig: " + "; ".join(problems))
 
 
 DEFAULT_CONFIG = DetectorConfig()

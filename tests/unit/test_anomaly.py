@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from argus.analysis.anomaly import DEFAULT_CONFIG, StreamingDetector
+from argus.analysis.anomaly import DEFAULT_CONFIG, DetectorConfig, StreamingDetector
 from argus.analysis.nab import NabDataError, read_series, run_nab, score_series
 
 REPORT = DEFAULT_CONFIG.report_level
@@ -111,6 +111,11 @@ def test_state_from_fresh_detector_round_trips():
     clone = StreamingDetector.from_state(json.loads(json.dumps(det.to_state())))
     x = _periodic(300, seed=7)
     assert _scores(x, det) == _scores(x, clone)
+
+
+def test_invalid_config_is_rejected():
+    with pytest.raises(ValueError, match="window"):
+        DetectorConfig(window=1)
 
 
 def test_state_with_wrong_version_is_rejected():
