@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import json
 import os
+import socket
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -466,7 +467,7 @@ def _decide(incident: str, decision: DecisionKind, config: Path | None, temporal
         request_id = f"cli-{uuid.uuid4().hex}"
         d = ApprovalDecision(
             approver=_user(user), decision=decision, proposal_hash=state.proposal.hash, comment=comment,
-            via="cli", request_id=request_id,
+            via="cli", request_id=request_id, origin=f"cli {getpass.getuser()}@{socket.gethostname()}",
         )  # fmt: skip
         try:
             result = await handle.execute_update("decide", d, id=request_id, result_type=str)
