@@ -88,7 +88,9 @@ class Enricher:
             lines.append("Similar past incidents:")
             for line, tickets in similar:
                 lines.append(f"  - {line}")
-                related += [t.key for t in tickets if t.system == req.ticket.system and t.key != req.ticket.key]
+                related += [
+                    t.key for t in tickets if t.system == req.ticket.system and t.key != req.ticket.key
+                ]
         return "\n".join(lines), list(dict.fromkeys(related))
 
     @activity.defn(name="enrich_ticket")

@@ -14,10 +14,12 @@ from argus.analysis.rca import LogEvidence
 from argus.analysis.rca_logs import TROUBLE_LEVELS, log_evidence
 from argus.analysis.signatures import SignalEvidence, signature
 from argus.integrations.archive import IncidentArchive
-from argus.integrations.base import LogSource, MetricsSource
+from argus.integrations.base import LogSource, MetricsSource, TraceSource
 from argus.models import Evidence, EvidenceKind, Hypothesis, RcaReport
 from argus.models.agents import RcaRequest
 from argus.models.config import RcaConfig
+
+from .trace_evidence import attach_trace_evidence, gather_trace_findings
 
 
 class RcaAgent:
@@ -28,12 +30,14 @@ class RcaAgent:
         topology: list[tuple[str, str]],
         archive: IncidentArchive,
         logs: LogSource | None = None,
+        traces: TraceSource | None = None,
     ) -> None:
         self.source = source
         self.config = config
         self.topology = topology
         self.archive = archive
         self.logs = logs
+        self.traces = traces  # OTLP spans (issue 7): see activities/trace_evidence.py
 
     async def _rows(self, req: RcaRequest) -> list[tuple[float, str, str, float]]:
         if self.source is None:
@@ -74,6 +78,9 @@ class RcaAgent:
         changes = await asyncio.to_thread(self.archive.changes_between, req.window_start, req.window_end)
         services = sorted({r[1] for r in rows} | {x for edge in self.topology for x in edge})
         logs = await self._log_evidence(req, services)
+        # Trace evidence (error origins, self-time jumps) joins the log evidence for the ranker.
+        traced = await gather_trace_findings(self.traces, req)
+        logs = logs + [f.as_log_evidence() for f in traced]
         try:
             result = await self._rank(req, rows, changes, logs)
         except ValueError as exc:
@@ -81,7 +88,7 @@ class RcaAgent:
             raise ApplicationError(
                 f"not enough data for RCA: {exc}", type="RcaInsufficientData", non_retryable=True
             ) from exc
-        return to_report(result, req)
+        return attach_trace_evidence(to_report(result, req), traced)
 
     async def _rank(self, req: RcaRequest, rows, changes, logs) -> rca_analysis.RcaResult:  # type: ignore[no-untyped-def]
         return await asyncio.to_thread(

@@ -34,9 +34,7 @@ def next_cron(expr: str, tz: str, after: datetime) -> datetime:
     return nxt.astimezone(UTC)
 
 
-def next_expected(
-    interval: timedelta | None, cron: str | None, tz: str, since: datetime
-) -> datetime:
+def next_expected(interval: timedelta | None, cron: str | None, tz: str, since: datetime) -> datetime:
     """When the next check-in is expected, counting from `since` (the last ping or creation)."""
     if interval is not None:
         return since + interval

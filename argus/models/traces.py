@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import Field
@@ -15,7 +16,7 @@ class TracesConfig(Model):
     Collector's `otlphttp` exporter at the gateway) and keeps a bounded window of them for RCA."""
 
     enabled: bool = True
-    url: str | None = None  # SQLAlchemy URL; default sqlite under the state dir
+    path: str = "traces.db"  # SQLite file, relative to the state dir unless absolute
     retention: Duration = timedelta(hours=24)
     max_spans: int = Field(default=2_000_000, ge=1000)
     link_template: str | None = None  # e.g. "https://jaeger.example/trace/{trace_id}"
@@ -50,4 +51,21 @@ class TraceFindingView(Model):
     trace_ids: list[str] = Field(default_factory=list)
 
 
-__all__ = ["SpanView", "TraceFindingView", "TracesConfig"]
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One span as RCA reads it: a plain dataclass, since a window holds many thousands."""
+
+    trace_id: str  # 32 hex
+    span_id: str  # 16 hex
+    parent_id: str  # "" for a root span
+    service: str
+    name: str
+    start: float  # unix seconds
+    duration: float  # seconds
+    error: bool = False
+    status_message: str = ""
+    kind: int = 0
+    http_status: int | None = None
+
+
+__all__ = ["SpanRecord", "SpanView", "TraceFindingView", "TracesConfig"]

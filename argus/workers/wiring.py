@@ -44,12 +44,13 @@ from argus.integrations.prometheus import PrometheusSource
 from argus.integrations.sandbox import SandboxTarget
 from argus.integrations.signed_links import LinkSigner
 from argus.integrations.sql import sqlite_url
+from argus.integrations.traces import trace_store
 from argus.models import ArgusConfig, Playbook
 from argus.workflows.argus import ArgusWorkflow
 from argus.workflows.backfill import BackfillWorkflow
 from argus.workflows.docgen import DocGenWorkflow
-from argus.workflows.incident import IncidentWorkflow
 from argus.workflows.heartbeat import HeartbeatWorkflow
+from argus.workflows.incident import IncidentWorkflow
 from argus.workflows.monitoring import MonitoringWorkflow
 from argus.workflows.remediation_lock import RemediationBudgetWorkflow, RemediationLockWorkflow
 
@@ -253,7 +254,9 @@ def build_activities(rt: Runtime) -> list:
         IncidentCreator(rt.archive),
         notifier,
         TicketWriter(rt.tickets),
-        RcaAgent(rca_source, c.rca, c.topology(), rt.archive, logs=rca_logs),
+        RcaAgent(
+            rca_source, c.rca, c.topology(), rt.archive, logs=rca_logs, traces=trace_store(c.traces, rt.state)
+        ),
         Enricher(rt.tickets, rt.archive, rt.docs),
         Recommender(rt.playbooks, rt.archive, docs=rt.docs, guardrails=executor.guardrails),
         Solicitor(notifier),

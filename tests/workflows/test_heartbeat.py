@@ -45,7 +45,11 @@ def config(tmp, queue: str, scope: str) -> ArgusConfig:
             "sandbox": {"enabled": False},
             "notify": {"echo": False},
             "heartbeats": {"scope": scope, "refresh": "30d"},
-            "policy": {"phases": {"monitoring": True, "incident": True, "docgen": False}},
+            # Incidents are the IncidentWorkflow's tests; here the alert must reach Monitoring once.
+            "policy": {
+                "phases": {"monitoring": True, "incident": True, "docgen": False},
+                "routing": {"route": {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "30d"}},
+            },
         }
     )
 
@@ -60,7 +64,9 @@ async def start_check(client: Client, cfg: ArgusConfig, check: HeartbeatCheck) -
 
 
 async def monitoring(client: Client, scope: str) -> MonitoringStatus:
-    return await client.get_workflow_handle(f"monitoring-{scope}").query("status", result_type=MonitoringStatus)
+    return await client.get_workflow_handle(f"monitoring-{scope}").query(
+        "status", result_type=MonitoringStatus
+    )
 
 
 async def decisions(client: Client, scope: str) -> list[RouteDecision]:
@@ -122,9 +128,10 @@ async def test_missed_checkin_raises_exactly_one_alert_and_late_checkin_resolves
             mon = await monitoring(ts_env.client, scope)
             assert (mon.alerts_received, mon.batches) == (2, 2)
             resolved = [
-                d for d in await decisions(ts_env.client, scope)
+                d
+                for d in await decisions(ts_env.client, scope)
                 if d.alertname == "HeartbeatMissed" and d.kind.value == "resolved"
-            ]  # fmt: skip
+            ]
             assert len(resolved) == 1
             # A re-sent ping (same id) is applied once.
             await handle.signal("checkin", HeartbeatPing(ping_id="p2"))
@@ -142,10 +149,16 @@ async def test_failed_checkin_alerts_at_once_and_once(ts_env, tmp_path):
     async with worker:
         handle = await start_check(ts_env.client, cfg, check)
         try:
-            await handle.signal("checkin", HeartbeatPing(ping_id="f1", status="fail", exit_code=3, message="disk full"))
+            await handle.signal(
+                "checkin", HeartbeatPing(ping_id="f1", status="fail", exit_code=3, message="disk full")
+            )
             await ts_env.sleep(timedelta(seconds=5))
             st = await status(handle)
-            assert st.state == CheckState.DOWN and "exit code 3" in st.down_reason and "disk full" in st.down_reason
+            assert (
+                st.state == CheckState.DOWN
+                and "exit code 3" in st.down_reason
+                and "disk full" in st.down_reason
+            )
             await handle.signal("checkin", HeartbeatPing(ping_id="f2", status="fail"))
             await ts_env.sleep(timedelta(hours=2))  # failing again and missing ticks: the same episode
             mon = await monitoring(ts_env.client, scope)

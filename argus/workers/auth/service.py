@@ -146,9 +146,7 @@ class AuthService:
         return None, None, None
 
     # --- sessions --------------------------------------------------------------------------------
-    def open_session(
-        self, principal: Principal, token_id: str | None = None
-    ) -> tuple[str, str]:
+    def open_session(self, principal: Principal, token_id: str | None = None) -> tuple[str, str]:
         return self.store.create_session(
             principal.user,
             principal.role,

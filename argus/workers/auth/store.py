@@ -125,7 +125,7 @@ class AuthStore:
             created_at=now,
             expires_at=now + ttl if ttl else None,
         )
-        with Session(self.engine) as s, s.begin():
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
             s.add(row)
         return NewApiToken(info=self._info(row), token=token)
 
@@ -148,7 +148,7 @@ class AuthStore:
         if not token.startswith(TOKEN_PREFIX):
             return None
         now = now or datetime.now(UTC)
-        with Session(self.engine) as s, s.begin():
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
             row = s.scalars(select(TokenRow).where(TokenRow.hash == token_hash(token))).first()
             if row is None or row.revoked_at is not None:
                 return None
@@ -160,14 +160,14 @@ class AuthStore:
             return self._info(row)
 
     def list_tokens(self, include_revoked: bool = False) -> list[ApiTokenInfo]:
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             q = select(TokenRow).order_by(TokenRow.created_at)
             if not include_revoked:
                 q = q.where(TokenRow.revoked_at.is_(None))
             return [self._info(r) for r in s.scalars(q)]
 
     def revoke_token(self, token_id: str, now: datetime | None = None) -> ApiTokenInfo:
-        with Session(self.engine) as s, s.begin():
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
             row = s.get(TokenRow, token_id)
             if row is None:
                 raise AuthError(f"no token with id {token_id!r}")
@@ -191,7 +191,7 @@ class AuthStore:
         """Returns (session id for the cookie, CSRF token for the forms)."""
         now = now or datetime.now(UTC)
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        with Session(self.engine) as s, s.begin():
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
             s.execute(delete(SessionRow).where(SessionRow.expires_at < now))
             s.add(
                 SessionRow(
@@ -210,7 +210,7 @@ class AuthStore:
 
     def session(self, sid: str, now: datetime | None = None) -> SessionRow | None:
         now = now or datetime.now(UTC)
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             row = s.get(SessionRow, token_hash(sid))
             if row is None or _aware(row.expires_at) <= now:
                 return None
@@ -218,17 +218,17 @@ class AuthStore:
             return row
 
     def end_session(self, sid: str) -> None:
-        with Session(self.engine) as s, s.begin():
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
             s.execute(delete(SessionRow).where(SessionRow.hash == token_hash(sid)))
 
     def end_sessions_of(self, user: str) -> int:
-        with Session(self.engine) as s, s.begin():
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
             return s.execute(delete(SessionRow).where(SessionRow.user == user)).rowcount
 
     # --- pending OIDC sign-ins -------------------------------------------------------------------
     def add_pending(self, state: str, nonce: str, verifier: str, next_url: str, ttl: timedelta) -> None:
         now = datetime.now(UTC)
-        with Session(self.engine) as s, s.begin():
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
             s.execute(delete(PendingLoginRow).where(PendingLoginRow.expires_at < now))
             s.add(
                 PendingLoginRow(
@@ -238,7 +238,7 @@ class AuthStore:
 
     def take_pending(self, state: str) -> PendingLoginRow | None:
         """Once only: a replayed callback finds nothing."""
-        with Session(self.engine) as s, s.begin():
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
             row = s.get(PendingLoginRow, state)
             if row is None:
                 return None
@@ -251,7 +251,7 @@ class AuthStore:
 
     # --- audit log -------------------------------------------------------------------------------
     def audit(self, entry: AuditEntry) -> None:
-        with Session(self.engine) as s, s.begin():
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
             s.add(
                 AuditRow(
                     at=entry.at,
@@ -280,15 +280,23 @@ class AuthStore:
             q = q.where(AuditRow.at >= since)
         if outcome_prefix:
             q = q.where(AuditRow.outcome.startswith(outcome_prefix))
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             return [
                 AuditEntry(
-                    id=r.id, at=_aware(r.at), actor=r.actor, role=r.role, via=r.via, action=r.action,
-                    target=r.target, outcome=r.outcome, detail=r.detail, source=r.source,
-                )  # fmt: skip
+                    id=r.id,
+                    at=_aware(r.at),
+                    actor=r.actor,
+                    role=r.role,
+                    via=r.via,
+                    action=r.action,
+                    target=r.target,
+                    outcome=r.outcome,
+                    detail=r.detail,
+                    source=r.source,
+                )
                 for r in s.scalars(q)
             ]
 
     def audit_count(self) -> int:
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             return int(s.scalar(select(func.count()).select_from(AuditRow)) or 0)

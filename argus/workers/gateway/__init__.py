@@ -12,13 +12,26 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from . import alerts, approvals, auth, codec, heartbeats, ops, slack, sources, teams, tickets_sync
+from . import (
+    alerts,
+    approvals,
+    auth,
+    codec,
+    heartbeats,
+    ops,
+    portal,
+    slack,
+    sources,
+    teams,
+    tickets_sync,
+    traces,
+)
 from .context import GatewayContext, GatewayError
 
 RouterFactory = Callable[[GatewayContext], APIRouter]
 ROUTERS: list[RouterFactory] = [alerts.router, approvals.router, ops.router, sources.router]
 ROUTERS += [teams.router, slack.router, tickets_sync.router]  # people in the loop (docs/people.md)
-ROUTERS += [auth.router, codec.router, heartbeats.router]  # docs/portal-and-security.md
+ROUTERS += [auth.router, codec.router, heartbeats.router, traces.router, portal.router]  # docs/portal*.md
 
 
 def create_app(ctx: GatewayContext, routers: list[RouterFactory] | None = None) -> FastAPI:

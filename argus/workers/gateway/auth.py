@@ -106,7 +106,9 @@ def router(ctx: GatewayContext) -> APIRouter:
             principal = Principal(user=name, role=Role.ADMIN, via="name")
         sid, _ = await asyncio.to_thread(svc.open_session, principal, token_id)
         request.state.audit_actor = principal
-        request.state.audit_detail = f"signed in ({principal.role.value}) via {'token' if svc.enabled else 'name'}"
+        request.state.audit_detail = (
+            f"signed in ({principal.role.value}) via {'token' if svc.enabled else 'name'}"
+        )
         response = RedirectResponse(nxt, status_code=303)
         _cookie(response, svc, sid)
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/portal/login")
@@ -143,10 +145,14 @@ def router(ctx: GatewayContext) -> APIRouter:
             raise GatewayError(404, "OIDC sign-in is not configured (auth.oidc)")
         q = request.query_params
         if q.get("error"):
-            return login_page(request, 401, f"The identity provider refused: {q.get('error_description') or q['error']}")
+            return login_page(
+                request, 401, f"The identity provider refused: {q.get('error_description') or q['error']}"
+            )
         pending = await asyncio.to_thread(svc.store.take_pending, q.get("state", ""))
         if pending is None or not q.get("code"):
-            return login_page(request, 400, "This sign-in is unknown, expired or was already used; start again.")
+            return login_page(
+                request, 400, "This sign-in is unknown, expired or was already used; start again."
+            )
         try:
             tokens = await svc.oidc.exchange(q["code"], pending.verifier)
             claims = await svc.oidc.verify_id_token(tokens["id_token"], pending.nonce)
@@ -155,7 +161,9 @@ def router(ctx: GatewayContext) -> APIRouter:
         user, groups = svc.oidc.identity(claims)
         role = svc.role_for(user, groups)
         if role is None:
-            return login_page(request, 403, f"{user} signed in but has no ARGUS role (auth.users / auth.group_roles).")
+            return login_page(
+                request, 403, f"{user} signed in but has no ARGUS role (auth.users / auth.group_roles)."
+            )
         principal = Principal(user=user, role=role, via="oidc", groups=groups)
         sid, _ = await asyncio.to_thread(svc.open_session, principal)
         svc.record(principal, "oidc sign-in", "ok:303", detail=f"role {role.value}, groups {groups}")

@@ -52,7 +52,9 @@ async def ensure_checks(client: Client, config: ArgusConfig) -> list[str]:
     return started
 
 
-async def statuses(client: Client, config: ArgusConfig) -> list[tuple[HeartbeatCheck, HeartbeatStatus | None, str]]:
+async def statuses(
+    client: Client, config: ArgusConfig
+) -> list[tuple[HeartbeatCheck, HeartbeatStatus | None, str]]:
     """(check, live status or None, why not) for every configured check."""
     out = []
     for check in config.heartbeats.checks:
@@ -134,8 +136,11 @@ def router(ctx: GatewayContext) -> APIRouter:
         rows = await statuses(ctx.client, cfg)
         return JSONResponse(
             [
-                {"check": c.model_dump(mode="json"), "status": st.model_dump(mode="json") if st else None,
-                 "unavailable": why}  # fmt: skip
+                {
+                    "check": c.model_dump(mode="json"),
+                    "status": st.model_dump(mode="json") if st else None,
+                    "unavailable": why,
+                }
                 for c, st, why in rows
             ]
         )
