@@ -16,7 +16,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from argus.activities.closer import Closer
@@ -232,6 +232,8 @@ class IncidentWorkflow(Paging):
             return
         self.s.recommendations = rec.recommendations
         self.s.proposal = rec.proposal
+        for note in rec.notes[:10]:  # what was not proposed and why (guardrails, unusable runbooks)
+            self._log("recommendation_note", note)
         if rec.proposal is None:
             self._log("recommendation", "No playbook matches this incident; people must handle it")
         else:
@@ -433,6 +435,10 @@ class IncidentWorkflow(Paging):
             self.s.outcome = RemediationOutcome.ROLLED_BACK
             if isinstance(exc, asyncio.CancelledError):
                 raise
+            if is_cancelled_exception(exc):
+                # The workflow's cancellation reaches the running step first and surfaces as that
+                # step's failure: after compensating, end as cancelled rather than carry on.
+                raise asyncio.CancelledError("incident cancelled during remediation") from exc
             await self._notify(
                 NotificationKind.ESCALATION,
                 "remediation-failed",

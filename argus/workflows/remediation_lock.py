@@ -19,7 +19,7 @@ number of distinct services automatically remediated inside a window.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -69,8 +69,10 @@ class RemediationLockWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self.s)
-            wake = [t for t in (self.s.lease_until if self.s.holder else None, self._oldest_expiry()) if t]
-            timeout = max(min(wake) - now, timedelta(seconds=1)) if wake else None
+            # A timer only while someone holds the lock (its lease); old grants are forgotten lazily,
+            # when the next request comes, so an idle lock costs nothing and wakes nobody.
+            lease = self.s.lease_until if self.s.holder else None
+            timeout = max(lease - now, timedelta(seconds=1)) if lease else None
             self._changed = False
             try:
                 await workflow.wait_condition(lambda: self._changed, timeout=timeout)
@@ -174,11 +176,6 @@ class RemediationLockWorkflow:
                     self.s.holder = None
                     self._grant_next()
 
-    def _oldest_expiry(self) -> datetime | None:
-        if not self.s.grants or self.s.rate_window is None:
-            return None
-        return min(self.s.grants) + self.s.rate_window
-
     def _forget_old_grants(self) -> None:
         if self.s.rate_window is None:
             return
@@ -206,15 +203,9 @@ class RemediationBudgetWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self.s)
-            assert self.s.window is not None
-            oldest = min(e.at for e in self.s.entries) + self.s.window
+            # No timer: old entries are forgotten when the next request comes.
             self._changed = False
-            try:
-                await workflow.wait_condition(
-                    lambda: self._changed, timeout=max(oldest - workflow.now(), timedelta(seconds=1))
-                )
-            except TimeoutError:
-                pass
+            await workflow.wait_condition(lambda: self._changed)
 
     @workflow.update
     def reserve(self, req: BudgetRequest) -> BudgetReply:
