@@ -194,7 +194,8 @@ class Tally:
 
     def row(self) -> str:
         share = self.first_ok / self.fixable if self.fixable else 0.0
-        return f"{share:6.1%} ({self.first_ok}/{self.fixable})   AC@1 {self.ac1 / self.n:6.1%} ({self.ac1}/{self.n})"
+        ac1 = self.ac1 / self.n if self.n else 0.0
+        return f"{share:6.1%} ({self.first_ok}/{self.fixable})   AC@1 {ac1:6.1%} ({self.ac1}/{self.n})"
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -247,21 +248,21 @@ async def main(argv: list[str] | None = None) -> int:
         onset = alerts[0].starts_at
         req = RcaRequest(
             incident_id=f"bench-{i}", service=alerts[0].service, alerts=alerts,
-            window_start=datetime.fromtimestamp(t0 - 600, UTC), window_end=datetime.fromtimestamp(world.now, UTC),
-            anomaly_start=onset,
+            window_start=datetime.fromtimestamp(t0 - 600, UTC),
+            window_end=datetime.fromtimestamp(world.now, UTC), anomaly_start=onset,
         )  # fmt: skip
         report = await rca.analyze(req)
         fixes = {pb.name for pb in playbooks if works(world, pb.name, root, fault.id, kind)}
         cache: dict[tuple[str, str], bool] = {}
 
-        def first_ok(rec_list: list) -> tuple[bool, str]:
+        def first_ok(rec_list: list, cache=cache, fault_id=fault.id, kind=kind) -> tuple[bool, str]:
             if not rec_list:
                 return False, "none"
             r = rec_list[0]
             target = str(r.params.get("service", ""))
             key = (r.playbook, target)
             if key not in cache:
-                cache[key] = works(world, r.playbook, target, fault.id, kind)
+                cache[key] = works(world, r.playbook, target, fault_id, kind)
             return cache[key], f"{r.playbook}@{target}"
 
         cells = []
@@ -288,7 +289,9 @@ async def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.perf_counter() - started
     print()
-    print(f"{args.incidents} incidents ({len(PROBLEMS)} recurring problems), seed {args.seed}, {elapsed:.0f} s")
+    print(
+        f"{args.incidents} incidents ({len(PROBLEMS)} recurring problems), seed {args.seed}, {elapsed:.0f} s"
+    )
     print("first recommendation was the fix that worked (share of incidents some playbook fixes), RCA AC@1:")
     for name in ("empty", "learned", "learned+prior"):
         print(f"  {name:<14} after {args.warmup} learned: {tallies[name]['after'].row()}")

@@ -83,12 +83,14 @@ class Guardrails:
                 raise Refused("the kubernetes action type is not configured on this worker")
             if spec.action not in KUBERNETES_ACTIONS:
                 raise Refused(
-                    f"kubernetes action {spec.action!r} is not allowed (allowed: {sorted(KUBERNETES_ACTIONS)})"
+                    f"kubernetes action {spec.action!r} is not allowed "
+                    f"(allowed: {sorted(KUBERNETES_ACTIONS)})"
                 )
             ns, name = spec.args.get("namespace"), spec.args.get("deployment")
             if not isinstance(ns, str) or ns not in self.config.kubernetes.namespaces:
                 raise Refused(
-                    f"kubernetes namespace {ns!r} is not allowed (allowed: {self.config.kubernetes.namespaces})"
+                    f"kubernetes namespace {ns!r} is not allowed "
+                    f"(allowed: {self.config.kubernetes.namespaces})"
                 )
             if not isinstance(name, str) or not _DNS_LABEL.fullmatch(name):
                 raise Refused(f"kubernetes deployment name {name!r} is not a valid DNS-1123 label")
@@ -108,7 +110,8 @@ class Guardrails:
             allowed = self.config.shell_allow.get(spec.action)
             if allowed is None:
                 raise Refused(
-                    f"command {spec.action!r} is not in the shell allow-list ({sorted(self.config.shell_allow)})"
+                    f"command {spec.action!r} is not in the shell allow-list "
+                    f"({sorted(self.config.shell_allow)})"
                 )
             argv = spec.args.get("argv", [])
             if not isinstance(argv, list) or not all(
@@ -337,9 +340,14 @@ async def _heartbeating(work: Awaitable[T]) -> T:
     """Heartbeat while the target works, so a worker that dies mid-step is noticed within the
     heartbeat timeout rather than the step's whole start-to-close timeout."""
     task = asyncio.ensure_future(work)
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_S)
-        if done:
-            return task.result()
-        if activity.in_activity():
-            activity.heartbeat("acting")
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_S)
+            if done:
+                return task.result()
+            if activity.in_activity():
+                activity.heartbeat("acting")
+    except asyncio.CancelledError:
+        # A change already sent may still land: finish the call so the workflow learns the real
+        # outcome (and compensates it) instead of an unknown one.
+        return await task

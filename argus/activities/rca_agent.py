@@ -153,7 +153,9 @@ def to_report(result: rca_analysis.RcaResult, req: RcaRequest) -> RcaReport:
                 kind=e.kind,
                 metric=e.metric_kind or e.metric,
                 weight=abs(e.weight if e.weight is not None else (e.zscore or 1.0)),
-                origin=e.explained_by is None or not e.explained_by.startswith(f"{cand.service}/"),
+                # Within one service, explanations run in circles (traffic -> cpu -> latency ->
+                # errors -> retries -> traffic); only one from another service makes it an effect.
+                origin=e.explained_by is None or e.explained_by.startswith(f"{cand.service}/"),
             )
             for e in cand.evidence
         )

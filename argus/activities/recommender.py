@@ -55,10 +55,17 @@ def _score(match: PlaybookMatch, req: RecommendRequest) -> tuple[float, list[str
     score = 0.0
     target = None
     hyps = req.rca.hypotheses if req.rca else []
+    if match.labels and not any(
+        all(a.labels.get(k) == v for k, v in match.labels.items()) for a in req.alerts
+    ):
+        return 0.0, [], None  # labels are a precondition: a Kubernetes playbook needs a Kubernetes alert
     for rank, h in enumerate(hyps[:3]):
         if match.services and h.service not in match.services:
             continue
+        # Lower-ranked hypotheses count by their confidence: a 0.1% runner-up must not outvote
+        # the top one just by matching more playbooks.
         weight = h.confidence * (1.0 if rank == 0 else 0.5)
+        reach = 1.0 if rank == 0 else h.confidence
         parts = h.fault_signature.split("+")
         # The signature's first part is the dominant finding; later parts count less. A runbook may
         # name a whole signature ("deploy+errors"), which then must match exactly.
@@ -66,7 +73,7 @@ def _score(match: PlaybookMatch, req: RecommendRequest) -> tuple[float, list[str
         fits += [1.0 / (1 + parts.index(s)) for s in match.signatures if s in parts]
         sig_fit = max(fits, default=0.0)
         if sig_fit:
-            score += (2.0 * weight + 1.0) * sig_fit
+            score += (2.0 * weight + 1.0) * sig_fit * reach
             reasons.append(f"fault signature '{h.fault_signature}' of {h.service} matches {match.signatures}")
             target = target or h.service
     for alert in req.alerts:

@@ -78,14 +78,3 @@ def freeze_refusal(
     return (
         f"change freeze {f.name!r}{until}: {allowed}, and {proposal.playbook} is {proposal.risk.value} risk"
     )
-
-
-def unknown_time_intervals(freezes: list[FreezeWindow], intervals: list[TimeInterval]) -> list[str]:
-    """Freeze windows that name a time interval routing does not define (a configuration error)."""
-    known = {t.name for t in intervals}
-    return [
-        f"freeze {f.name!r}: unknown time interval {n!r}"
-        for f in freezes
-        for n in f.time_intervals
-        if n not in known
-    ]

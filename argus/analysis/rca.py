@@ -402,10 +402,19 @@ def rank_root_causes(
         for s in services:
             score[s] *= (1.0 - w) + w * by_svc[s] / top_share
     own_onset: dict[str, float] = {}
+    onsets: dict[str, list[float]] = {}
     for s in services:
         sig = [i for i in idx_by_svc.get(s, []) if anomaly_evidence(stats[i]) > 0.3]
         if sig:
-            own_onset[s] = t0 + step * min(stats[i].onset_idx for i in sig)
+            onsets[s] = sorted(t0 + step * stats[i].onset_idx for i in sig)
+            own_onset[s] = onsets[s][0]
+
+    def onset_after(s: str, t: float) -> float | None:
+        """The service's first significant onset at or after time t (a change is judged by what
+        followed it, not by an unrelated earlier wobble); else its latest onset before t."""
+        ons = onsets.get(s, [])
+        later = [o for o in ons if o >= t - 2 * step]
+        return later[0] if later else (ons[-1] if ons else None)
 
     # symptom connectivity (given graph): the root is the symptom service, downstream or upstream of it
     if sym_nodes and graph_source == "given":
@@ -426,7 +435,7 @@ def rank_root_causes(
     for c in chg:
         if c.service not in score:
             continue
-        on = own_onset.get(c.service)
+        on = onset_after(c.service, c.time)
         if on is None:
             factor = 0.0
         else:

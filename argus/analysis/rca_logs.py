@@ -63,7 +63,7 @@ def log_evidence(
     min_ratio: float = 3.0,
     max_items: int = 12,
 ) -> list[LogEvidence]:
-    tallies: dict[tuple[str, str], _Tally] = {}
+    tallies: dict[tuple[str, str, str], _Tally] = {}
     first = last = None
     for rec in records:
         ts = _when(rec)
@@ -74,9 +74,11 @@ def log_evidence(
         if str(rec.get("level", "")).upper() not in TROUBLE_LEVELS:
             continue
         logger = str(rec.get("service", "")) or "unknown"
-        template = templater(str(rec.get("message", "")))
-        target = _mentioned(template, services, logger) or logger
-        t = tallies.setdefault((logger, template), _Tally(target, logger, template))
+        message = str(rec.get("message", ""))
+        template = templater(message)
+        # The raw line names the callee even when the template has generalised it away.
+        target = _mentioned(message, services, logger) or logger
+        t = tallies.setdefault((logger, template, target), _Tally(target, logger, template))
         if ts >= onset:
             t.after += 1
             t.first_after = ts if t.first_after is None else min(t.first_after, ts)
@@ -93,7 +95,7 @@ def log_evidence(
         base = t.before * after_s / before_s  # expected count in the post-onset window
         if t.before and (t.after + 1.0) / (base + 1.0) < min_ratio:
             continue
-        where = "" if t.service == t.logger else f" (logged by {t.logger})"
+        where = "" if t.service == t.logger else f" (about {t.service}, logged by {t.logger})"
         out.append(
             (
                 (t.after + 1.0) / (base + 1.0),

@@ -165,11 +165,20 @@ class SeriesStats:
         return max(0.0, 0.5 * (self.peak_z + self.shift))
 
 
-def _robust_sigma(resid: np.ndarray, scale_hint: float) -> float:
+# A baseline that does not move at all (a gauge computed from constants, a quantised ratio, a
+# simulator) has no noise to measure anomalies by, and its z-scores explode (z=+891218 for an error
+# ratio going 0.0028 -> 0.27). Such a series is read at a resolution of 1% of its level, and of 0.5%
+# of the whole range it covers in the window: a flat series' z then stays in the low hundreds, while a
+# series with real noise is unaffected.
+LEVEL_RESOLUTION = 0.01
+SPAN_RESOLUTION = 0.005
+
+
+def _robust_sigma(resid: np.ndarray, scale_hint: float, span: float = 0.0) -> float:
     med = np.median(resid)
     mad = 1.4826 * float(np.median(np.abs(resid - med)))
     sd = float(np.std(resid))
-    floor = max(1e-9, 1e-4 * abs(scale_hint))
+    floor = max(1e-9, LEVEL_RESOLUTION * abs(scale_hint), SPAN_RESOLUTION * span)
     return max(mad, 0.5 * sd, floor)
 
 
@@ -214,8 +223,10 @@ def series_stats(
     trend = a + b * (x - xm)
     r_flat = base - flat[:base_end]
     r_trend = base - trend[:base_end]
-    s_flat = _robust_sigma(r_flat, float(np.mean(base)))
-    s_trend = _robust_sigma(r_trend, float(np.mean(base)))
+    finite = values[np.isfinite(values)]
+    span = float(np.max(finite) - np.min(finite)) if len(finite) else 0.0
+    s_flat = _robust_sigma(r_flat, float(np.mean(base)), span)
+    s_trend = _robust_sigma(r_trend, float(np.mean(base)), span)
     # Use the trend only when it explains a real part of the baseline variation; damp its extrapolation.
     if s_trend < 0.85 * s_flat:
         last = a + b * (base_end - 1 - xm)

@@ -37,22 +37,36 @@ class SignalEvidence:
     kind: str  # metric | change | log | propagation
     metric: str | None
     weight: float
-    # A metric anomaly of the candidate that none of its own other anomalies explains: where the
-    # fault starts (cpu of a CPU hog; traffic of an overload, whose cpu rise it explains).
+    # False when another service's anomaly explains this one (it is an effect, not the fault).
     origin: bool = True
 
 
 CHANGE_MIN_WEIGHT = 0.3  # a change the service's own anomaly did not follow is no signature
+CAUSE_KINDS = ("cpu", "memory", "overload")
+CAUSE_MIN_SHARE = 0.2
 
 
 def signature(evidence: Iterable[SignalEvidence], max_parts: int = 2) -> str:
     """E.g. "deploy+errors", "cpu+latency", "overload+cpu"; "unknown" when nothing is recognisable.
-    Origins come before the anomalies they explain, then the stronger before the weaker."""
+    Origins come before the anomalies they explain; among origins a cause (cpu, memory, load) before
+    the harm it does; then the stronger before the weaker."""
     parts: list[str] = []
     ev = list(evidence)
     if any(e.kind == "change" and e.weight >= CHANGE_MIN_WEIGHT for e in ev):
         parts.append("deploy")
-    metric_ev = sorted((e for e in ev if e.kind == "metric"), key=lambda e: (not e.origin, -e.weight))
+
+    # Unexplained resource or load movements (a cause) come before unexplained harm (latency,
+    # errors), which comes before anything its service's own anomalies explain.
+    # A cause must carry a real share of the blame: a faint wobble (the daily load ripple) does not
+    # jump ahead of the harm it did not cause.
+    metrics = [e for e in ev if e.kind == "metric"]
+    top = max((e.weight for e in metrics), default=0.0)
+
+    def rank(e: SignalEvidence) -> tuple[int, float]:
+        cause = metric_kind(e.metric) in CAUSE_KINDS and e.weight >= CAUSE_MIN_SHARE * top
+        return (0 if e.origin and cause else 1 if e.origin else 2, -e.weight)
+
+    metric_ev = sorted(metrics, key=rank)
     for e in metric_ev:
         k = metric_kind(e.metric)
         if k and k not in parts:

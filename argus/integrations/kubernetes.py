@@ -108,7 +108,8 @@ class KubernetesTarget:
     def _check_namespace(self, namespace: str) -> None:
         if namespace not in self.namespaces:
             raise PermanentError(
-                f"namespace {namespace!r} is not allowed for remediation (allowed: {self.namespaces or 'none'})"
+                f"namespace {namespace!r} is not allowed for remediation "
+                f"(allowed: {self.namespaces or 'none'})"
             )
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from pydantic import Field, field_validator, model_validator
 
 from .common import Model, UtcDateTime
 from .durations import Duration
-from .remediation import BlastRadius, Risk
 from .heartbeats import HeartbeatsConfig
 from .monitoring import CorrelationConfig, SloConfig
 from .people import OnCallSchedule, Person
+from .remediation import BlastRadius, Risk
 from .routing import InhibitRule, MaintenanceWindow, Matcher, Route, TimeInterval, TimeIntervalSpec
 from .security import AuthConfig, EncryptionConfig
 from .traces import TracesConfig
@@ -247,6 +247,18 @@ class Policy(Model):
     review_docs: bool = False
     sources: list[str] = Field(default_factory=list)
     demo: bool = False
+
+    @model_validator(mode="after")
+    def _freeze_intervals(self) -> Policy:
+        known = {t.name for t in self.routing.time_intervals}
+        for f in self.remediation.freeze:
+            for name in f.time_intervals:
+                if name not in known:
+                    raise ValueError(
+                        f"remediation.freeze {f.name!r}: unknown time interval {name!r} "
+                        f"(routing.time_intervals defines: {sorted(known) or 'none'})"
+                    )
+        return self
 
 
 class KubernetesConfig(Model):

@@ -86,6 +86,23 @@ class SandboxRuntime:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_fh = self.log_path.open("a", encoding="utf-8")
         self.forwarder = ChangeForwarder(changes_url) if changes_url else None
+        # Remediation requests as they arrived ((action, key) per POST), and a test hook that makes
+        # the next action answer late after it has been applied: a reply lost in a crash.
+        self.action_requests: list[tuple[str, str]] = []
+        self._hold_next: list[float] = []
+
+    def hold_next_action(self, seconds: float) -> None:
+        """Apply the next remediation action at once but answer it only after `seconds`."""
+        with self.lock:
+            self._hold_next.append(seconds)
+
+    def after_action(self, action: str, key: str) -> None:
+        """Called by the HTTP handler once an action is applied, outside the world lock."""
+        with self.lock:
+            self.action_requests.append((action, key))
+            hold = self._hold_next.pop(0) if self._hold_next else 0.0
+        if hold:
+            time.sleep(hold)
 
     @property
     def tick_s(self) -> float:

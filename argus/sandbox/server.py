@@ -159,22 +159,30 @@ def create_app(runtime: SandboxRuntime, *, run_clock: bool = True) -> FastAPI:
     @app.post("/actions/restart")
     def restart(body: ActionIn) -> dict[str, Any]:
         with lock:
-            return _action_response(*world.restart(body.service, body.key))
+            out = _action_response(*world.restart(body.service, body.key))
+        runtime.after_action("restart", body.key)
+        return out
 
     @app.post("/actions/rollback")
     def rollback(body: ActionIn) -> dict[str, Any]:
         with lock:
-            return _action_response(*world.rollback(body.service, body.key))
+            out = _action_response(*world.rollback(body.service, body.key))
+        runtime.after_action("rollback", body.key)
+        return out
 
     @app.post("/actions/scale")
     def scale(body: ScaleIn) -> dict[str, Any]:
         with lock:
-            return _action_response(*world.scale(body.service, body.key, body.replicas))
+            out = _action_response(*world.scale(body.service, body.key, body.replicas))
+        runtime.after_action("scale", body.key)
+        return out
 
     @app.post("/actions/clear_fault")
     def clear_fault(body: ClearFaultIn) -> dict[str, Any]:
         with lock:
-            return _action_response(*world.clear_fault(body.service, body.key, body.fault_id))
+            out = _action_response(*world.clear_fault(body.service, body.key, body.fault_id))
+        runtime.after_action("clear_fault", body.key)
+        return out
 
     # `:path` so keys built as "<workflow id>/<step>" work unescaped.
     @app.get("/actions/{key:path}")

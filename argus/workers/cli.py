@@ -458,6 +458,7 @@ def _decide(incident: str, decision: DecisionKind, config: Path | None, temporal
 
     async def main() -> int:
         cfg = _config(config)
+        user_ = _authorize(cfg, "approver", decision.value, incident, user)  # roles (cli_security.py)
         client = await _client(cfg, temporal)
         wf_id = await _resolve_incident(cfg, client, incident)
         handle = client.get_workflow_handle(wf_id)
@@ -466,7 +467,7 @@ def _decide(incident: str, decision: DecisionKind, config: Path | None, temporal
             raise CliError(f"{incident} has no proposal to {decision.value}")
         request_id = f"cli-{uuid.uuid4().hex}"
         d = ApprovalDecision(
-            approver=_user(user), decision=decision, proposal_hash=state.proposal.hash, comment=comment,
+            approver=user_, decision=decision, proposal_hash=state.proposal.hash, comment=comment,
             via="cli", request_id=request_id, origin=f"cli {getpass.getuser()}@{socket.gethostname()}",
         )  # fmt: skip
         try:
@@ -513,10 +514,13 @@ def _signal(
 ) -> None:
     async def main() -> int:
         cfg = _config(config)
+        by = _authorize(cfg, "responder", name, incident, None)  # roles and audit (cli_security.py)
+        token_user = _auth_on(cfg) and hasattr(arg, "by")  # with auth on, act as the token's user
+        signal_arg = arg.model_copy(update={"by": by}) if token_user else arg  # type: ignore[attr-defined]
         client = await _client(cfg, temporal)
         wf_id = await _resolve_incident(cfg, client, incident)
         try:
-            await client.get_workflow_handle(wf_id).signal(name, arg)
+            await client.get_workflow_handle(wf_id).signal(name, signal_arg)
         except Exception as exc:
             raise CliError(f"could not reach {incident}: {exc}") from exc
         out.print(f"{incident}: {done}")
@@ -583,7 +587,8 @@ def silence_add(
             raise CliError(str(exc), code=2) from exc
         cfg = _config(config)
         client = await _client(cfg, temporal)
-        req = SilenceRequest(matchers=parsed, duration=dur, created_by=_user(author), comment=comment,
+        by = _authorize(cfg, "responder", "silence add", " ".join(matchers), author)
+        req = SilenceRequest(matchers=parsed, duration=dur, created_by=by, comment=comment,
                              request_id=uuid.uuid4().hex[:12])  # fmt: skip
         try:
             s = await client.get_workflow_handle(f"monitoring-{scope}").execute_update(
@@ -637,7 +642,12 @@ def silence_expire(silence_id: str, scope: str = "default", config: ConfigOpt = 
         client = await _client(cfg, temporal)
         try:
             s = await client.get_workflow_handle(f"monitoring-{scope}").execute_update(
-                "expire_silence", SilenceExpire(silence_id=silence_id, by=_user(user)), result_type=Silence
+                "expire_silence",
+                SilenceExpire(
+                    silence_id=silence_id,
+                    by=_authorize(cfg, "responder", "silence expire", silence_id, user),
+                ),
+                result_type=Silence,
             )
         except Exception as exc:
             raise CliError(
@@ -894,7 +904,11 @@ def rca_analyze(
     try:
         result = rca_case.analyze_case(case)
     except rca_case.CaseError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        sys.stderr.write(f"error: {exc}\n")  # plain text: file names and brackets are not markup
+        finish(2)
+        return
+    except ValueError as exc:  # readable files whose data cannot support an analysis
+        sys.stderr.write(f"error: {case / 'metrics.csv'}: cannot be analysed: {exc}\n")
         finish(2)
         return
     if as_json:
@@ -942,6 +956,23 @@ def config_check(config: ConfigOpt = None) -> None:
     out.print(f"configuration OK: {len(cfg.sources)} source(s), {len(cfg.rules)} rule(s), "
               f"{len(cfg.services)} service(s), {len(books)} playbook(s); state in {state_dir(cfg)}")  # fmt: skip
     finish(0)
+
+
+def _auth_on(cfg: ArgusConfig) -> bool:
+    from .auth import auth_enabled
+
+    return auth_enabled(cfg)
+
+
+def _authorize(cfg: ArgusConfig, role: str, action: str, target: str, as_user: str | None) -> str:
+    from argus.models.security import Role
+
+    from .cli_security import authorize
+
+    return authorize(cfg, Role(role), action, target, as_user)
+
+
+from . import cli_security  # noqa: E402,F401  (tokens, audit, keys, heartbeats commands)
 
 
 def main() -> None:

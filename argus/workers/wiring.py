@@ -263,7 +263,7 @@ def build_activities(rt: Runtime) -> list:
         executor,
         RemediationGuard(),
         TicketUpdater(rt.tickets),
-        Closer(collector, rt.archive),
+        Closer(collector, rt.archive, services=c.services),
         Aggregator(rt.archive),
         BackfillArchiver(rt.archive),
         DocWriter(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 
 # Reads and analysis: retry a few times quickly.
 QUICK = {
@@ -26,9 +27,11 @@ EFFECT = {
 # Remediation steps: few attempts, never retried when refused or failed for good.
 # The Executor heartbeats every 2 s, so a worker that dies mid-step is noticed in 15 s and the
 # retry (on any worker) reads the target's state before acting again.
+# On cancellation a step is waited for, not abandoned: its real outcome decides what to compensate.
 STEP = {
     "start_to_close_timeout": timedelta(minutes=5),
     "heartbeat_timeout": timedelta(seconds=15),
+    "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=2),
         maximum_interval=timedelta(seconds=30),

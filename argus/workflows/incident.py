@@ -405,6 +405,9 @@ class IncidentWorkflow(Paging):
                     f"Step {step.name}: {result.status.value} — {result.output}",
                     data={"key": result.key},
                 )
+                if workflow.cancellation_reason() is not None:
+                    # Cancelled while this step finished anyway: stop here and undo it too.
+                    raise asyncio.CancelledError("incident cancelled during remediation")
         except BaseException as exc:
             reason = _error_text(exc)
             cause = exc.cause if isinstance(exc, ActivityError) else None
@@ -435,7 +438,7 @@ class IncidentWorkflow(Paging):
             self.s.outcome = RemediationOutcome.ROLLED_BACK
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            if is_cancelled_exception(exc):
+            if is_cancelled_exception(exc) or workflow.cancellation_reason() is not None:
                 # The workflow's cancellation reaches the running step first and surfaces as that
                 # step's failure: after compensating, end as cancelled rather than carry on.
                 raise asyncio.CancelledError("incident cancelled during remediation") from exc

@@ -66,20 +66,22 @@ class MonitoringState(Model):
 
 @workflow.defn
 class MonitoringWorkflow:
-    def __init__(self) -> None:
+    # The state is built here, not in `run`: a signal, update or query delivered with the first
+    # workflow task (a silence added right after the start) runs before `run` does.
+    @workflow.init
+    def __init__(self, inp: MonitoringInput) -> None:
         self._queue: list[AlertBatch] = []
         self._silence_changes: list[tuple[str, Silence]] = []
         self._closed: list[IncidentClosed] = []
         self._policy_changed = False
-        self._seen: set[str] = set()
-
-    @workflow.run
-    async def run(self, inp: MonitoringInput) -> None:
         self.scope = inp.scope
         self.policy = inp.policy
         self.state = MonitoringState.model_validate(inp.carried) if inp.carried else MonitoringState()
-        self._seen = set(self.state.recent_batches)
+        self._seen: set[str] = set(self.state.recent_batches)
         self.router = Router(self.policy.routing, self.state.router, self.scope)
+
+    @workflow.run
+    async def run(self, inp: MonitoringInput) -> None:
         next_pull = workflow.now()
 
         while True:

@@ -47,6 +47,7 @@ class RemediationLockWorkflow:
         self.s = state
         self._to_notify: list[LockReply] = []
         self._changed = False
+        self._changed_once = False
 
     # --- the loop: lease expiry, notifications, retirement -------------------------------------
     @workflow.run
@@ -59,13 +60,11 @@ class RemediationLockWorkflow:
                 self._grant_next()
             await self._notify()
             self._forget_old_grants()
-            if (
-                not self.s.holder
-                and not self.s.queue
-                and not self.s.grants
-                and workflow.all_handlers_finished()
-            ):
-                return self.s  # idle and nothing left to remember
+            # Retire when idle with nothing left to remember, but never before the request that
+            # started this run was handled (update-with-start delivers it in the first activation).
+            idle = not self.s.holder and not self.s.queue and not self.s.grants
+            if idle and self._changed_once and workflow.all_handlers_finished():
+                return self.s
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self.s)
@@ -83,7 +82,7 @@ class RemediationLockWorkflow:
     @workflow.update
     def acquire(self, req: LockRequest) -> LockReply:
         self.s.rate_window = req.rate_window
-        self._changed = True
+        self._changed = self._changed_once = True
         if self.s.holder == req.holder:
             return LockReply(
                 status="granted", service=self.s.service, holder=req.holder, reason="already held"
@@ -108,7 +107,7 @@ class RemediationLockWorkflow:
 
     @workflow.update
     def release(self, rel: LockRelease) -> str:
-        self._changed = True
+        self._changed = self._changed_once = True
         if self.s.holder == rel.holder:
             self._note(f"released by {rel.holder}" + (f" ({rel.outcome})" if rel.outcome else ""))
             self.s.holder = None
@@ -193,12 +192,13 @@ class RemediationBudgetWorkflow:
     def __init__(self, state: BudgetState) -> None:
         self.s = state
         self._changed = False
+        self._changed_once = False
 
     @workflow.run
     async def run(self, state: BudgetState) -> BudgetState:
         while True:
             self._forget()
-            if not self.s.entries and workflow.all_handlers_finished():
+            if not self.s.entries and self._changed_once and workflow.all_handlers_finished():
                 return self.s
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -212,7 +212,7 @@ class RemediationBudgetWorkflow:
         if not req.services:
             raise ApplicationError("a budget request must name at least one service", non_retryable=True)
         self.s.window = req.window
-        self._changed = True
+        self._changed = self._changed_once = True
         self._forget()
         for e in self.s.entries:
             if e.holder == req.holder and set(req.services) <= set(e.services):
@@ -225,7 +225,8 @@ class RemediationBudgetWorkflow:
                 touched=sorted(touched),
                 reason=(
                     f"blast radius: {len(touched)} service(s) were remediated automatically in the last "
-                    f"{req.window} ({', '.join(sorted(touched))}); adding {', '.join(sorted(set(req.services) - touched))} "
+                    f"{req.window} ({', '.join(sorted(touched))}); "
+                    f"adding {', '.join(sorted(set(req.services) - touched))} "
                     f"would exceed the fleet limit of {req.max_services}"
                 ),
             )

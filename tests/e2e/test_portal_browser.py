@@ -55,6 +55,7 @@ async def test_sign_in_open_approve_and_follow_an_incident_in_the_browser(tmp_pa
             "oidc": {"issuer": idp.issuer, "client_id": idp.client_id},
         },
     )
+    cfg["policy"]["verification"]["watch"] = "5s"  # closed soon after recovery, not after 10 minutes
     config = load(cfg)
     pusher = AuthStore(auth_url(config, state_dir(config))).create_token("alertmanager", Role.RESPONDER)
     async with Stack(config, ui=False) as stack:

@@ -174,7 +174,8 @@ class FakeKubernetes(FakeServer):
             return status(
                 415,
                 "UnsupportedMediaType",
-                f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}",
+                "the body of the request was in an unknown format - accepted media types include: "
+                + ", ".join(PATCH_TYPES),
             )
         try:
             body = request.json()
@@ -190,7 +191,8 @@ class FakeKubernetes(FakeServer):
             return status(
                 409,
                 "Conflict",
-                f'Operation cannot be fulfilled on deployments.apps "{dep["metadata"]["name"]}": the object has '
+                f'Operation cannot be fulfilled on deployments.apps "{dep["metadata"]["name"]}": '
+                "the object has "
                 "been modified; please apply your changes to the latest version and try again",
             )
         return None

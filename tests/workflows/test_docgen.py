@@ -10,7 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from argus.integrations.git_docs import split_front_matter
 from argus.models import (
@@ -23,6 +28,8 @@ from argus.models import (
 )
 from argus.models.agents import DocGenInput, DocGenResult
 from argus.models.config import ConfluenceDocsConfig, ServiceNowKbConfig
+from argus.workers.binaries import find_binary
+from argus.workflows import search_attributes as sa
 from argus.workflows.docgen import DocGenWorkflow
 from argus.workflows.incident import IncidentWorkflow
 from tests.fakes.confluence import FakeConfluence
@@ -51,6 +58,23 @@ async def wait_status(handle: WorkflowHandle, status: IncidentStatus) -> Inciden
     raise AssertionError(f"incident never reached {status}")
 
 
+@pytest_asyncio.fixture
+async def own_env():
+    """A time-skipping server of its own: incidents leave entity workflows (remediation lock and
+    budget) with timers on the test's task queue, which would hold the shared server's clock."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace="default",
+            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in sa.ALL},
+        )
+    )
+    yield env
+    await env.shutdown()
+
+
 async def run_incident(env, queue: str, pol) -> tuple[IncidentState, str, WorkflowHandle]:
     """A real incident to closure: acknowledged, commented, approved by a person, fixed, verified."""
     inp = incident_input(pol)
@@ -74,7 +98,8 @@ def docgen_id(state: IncidentState, run_id: str) -> str:
     return f"docgen-{state.incident_id}-{run_id[:8]}"
 
 
-async def test_postmortem_is_built_from_the_real_workflow_history(ts_env, tmp_path):
+async def test_postmortem_is_built_from_the_real_workflow_history(own_env, tmp_path):
+    ts_env = own_env
     world = World(signature="cpu", healthy_after=2)
     queue = tq()
     worker, rt = make_worker(ts_env.client, tmp_path, world, queue)
@@ -108,7 +133,8 @@ async def test_postmortem_is_built_from_the_real_workflow_history(ts_env, tmp_pa
     assert rt.docs.log()[0].split(" ", 1)[1].startswith("Add postmortem: Post-mortem " + final.number)
 
 
-async def test_template_that_fails_names_template_and_line_and_incident_is_unaffected(ts_env, tmp_path):
+async def test_template_that_fails_names_template_and_line_and_incident_is_unaffected(own_env, tmp_path):
+    ts_env = own_env
     overrides = tmp_path / "templates"
     overrides.mkdir()
     (overrides / "postmortem.md.j2").write_text(

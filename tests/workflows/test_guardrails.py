@@ -146,7 +146,7 @@ async def test_rate_limit_stops_automation_and_escalates(ts_env, tmp_path):
     world = GatedWorld(signature="cpu")
     q = tq()
     w, rt = worker(ts_env.client, tmp_path, world, q)
-    pol = policy(approval=AUTO, remediation={"rate_limit": 1, "rate_window": "1h"})
+    pol = policy(approval=AUTO, remediation={"rate_limit": 1, "rate_window": "30d"})
     async with w:
         first = incident_input(pol, [alert(service="payments")], key="rate-1")
         done = await (
@@ -162,7 +162,10 @@ async def test_rate_limit_stops_automation_and_escalates(ts_env, tmp_path):
         ).result()
     assert done.outcome.value == "fixed"
     refused = [e.message for e in final.timeline if e.kind == "guardrail"]
-    assert refused and "remediated automatically 1 time(s)" in refused[0] and "limit 1 per" in refused[0]
+    assert refused, [(e.at.isoformat(), e.kind, e.message) for e in final.timeline] + [
+        (e.at.isoformat(), e.kind, e.message) for e in done.timeline
+    ]
+    assert "remediated automatically 1 time(s)" in refused[0] and "limit 1 per" in refused[0]
     assert len([e for e in world.executed if not e[1]]) == 1, "the second incident changed nothing"
     assert final.outcome.value == "fixed_by_other"
     escalations = [r for r in rt.channels["outbox"].records() if "refused" in r["subject"]]
@@ -199,7 +202,9 @@ async def test_fleet_blast_radius_budget(ts_env, tmp_path):
     world = GatedWorld(signature="cpu")
     q = tq()
     w, _ = worker(ts_env.client, tmp_path, world, q)
-    pol = policy(approval=AUTO, remediation={"blast_radius": {"fleet_max_services": 1, "fleet_window": "1h"}})
+    pol = policy(
+        approval=AUTO, remediation={"blast_radius": {"fleet_max_services": 1, "fleet_window": "30d"}}
+    )
     async with w:
         one = incident_input(pol, [alert(service="payments")], key="fleet-1")
         await (
@@ -265,6 +270,7 @@ async def test_cancellation_compensates_in_reverse_and_releases_the_lock(ts_env,
         with pytest.raises(WorkflowFailureError) as failed:
             await h.result()
         assert isinstance(failed.value.cause, CancelledError)
+        world.gate["restart"].set()  # let the abandoned attempt finish before the worker stops
         lock = await ts_env.client.get_workflow_handle(lock_id(q, "payments")).query(
             "state", result_type=LockState
         )

@@ -1,0 +1,200 @@
+"""Encrypted workflow data: an incident run by an encrypting worker leaves only ciphertext in
+Temporal's history (no alert label values, no approver name), the gateway's codec endpoint
+shows the data to a role that may see it (and refuses others), and keys rotate by id."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+
+import httpx
+import pytest
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from argus.integrations.archive import IncidentArchive
+from argus.integrations.signed_links import LinkSigner, NonceStore
+from argus.models import ApprovalDecision, DecisionKind, IncidentState, IncidentStatus
+from argus.models.security import Role
+from argus.workers.auth import AuthService, AuthStore
+from argus.workers.codec import CodecError, EncryptionCodec, data_converter, new_key, parse_keys
+from argus.workers.gateway import GatewayContext, create_app
+from argus.workers.gateway.auth import auth_service
+from argus.workers.settings import Secrets
+from argus.workers.wiring import WORKFLOWS, activity_methods, build_activities, build_runtime
+from argus.workflows.incident import IncidentWorkflow
+
+from .kit import World, alert, incident_input, policy
+from .kit import test_config as kit_config
+
+SECRET_LABEL = "tenant-7f3a-secret"
+APPROVER = "alice"
+
+
+def keys(*ids: str) -> dict[str, bytes]:
+    return {i: base64.b64decode(KEYS[i]) for i in ids}
+
+
+KEYS = {"k1": new_key(), "k2": new_key()}
+
+
+def encrypted_client(raw: Client, current: str, *ids: str) -> Client:
+    codec = EncryptionCodec(current, keys(*ids))
+    return Client(raw.service_client, namespace=raw.namespace, data_converter=data_converter(codec))
+
+
+def worker_for(client: Client, tmp, queue: str) -> Worker:
+    rt = build_runtime(kit_config(tmp), Secrets({"link_secret": "x" * 32}))
+    scripted = {"analyze_root_cause", "execute_step", "verify_recovery"}
+    real = [a for a in build_activities(rt) if a.__temporal_activity_definition.name not in scripted]
+    return Worker(
+        client, task_queue=queue, workflows=WORKFLOWS, activities=real + activity_methods([World()])
+    )
+
+
+async def wait_status(client: Client, wf_id: str, status: IncidentStatus) -> IncidentState:
+    for _ in range(300):
+        try:
+            s = await client.get_workflow_handle(wf_id).query(IncidentWorkflow.status)
+            if s.status == status:
+                return s
+        except Exception:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never reached {status}")
+
+
+def history_payloads(history) -> list[Payload]:  # type: ignore[no-untyped-def]
+    """Every Payload message anywhere in the history events."""
+    found: list[Payload] = []
+
+    def walk(msg) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(msg, Payload):
+            found.append(msg)
+            return
+        for field, value in msg.ListFields():
+            if field.type != field.TYPE_MESSAGE:
+                continue
+            if field.message_type.GetOptions().map_entry:
+                items = list(value.values())
+            elif isinstance(value, Message):
+                items = [value]
+            else:  # a repeated field
+                items = list(value)
+            for item in items:
+                walk(item)
+
+    for event in history.events:
+        walk(event)
+    return found
+
+
+def test_codec_rotation_and_refusals() -> None:
+    old = EncryptionCodec("k1", keys("k1"))
+    p = Payload(metadata={"encoding": b"json/plain"}, data=b'{"approver": "alice"}')
+    sealed = old.encode_one(p)
+    assert sealed.metadata["encryption-key-id"] == b"k1" and b"alice" not in sealed.data
+    rotated = EncryptionCodec("k2", keys("k1", "k2"))
+    assert rotated.decode_one(sealed) == p  # written with k1, read after k2 became current
+    assert rotated.encode_one(p).metadata["encryption-key-id"] == b"k2"
+    with pytest.raises(CodecError, match="unknown key 'k1'"):
+        EncryptionCodec("k2", keys("k2")).decode_one(sealed)
+    tampered = Payload(metadata={**sealed.metadata, "encryption-key-id": b"k2"}, data=sealed.data)
+    with pytest.raises(CodecError, match="does not decrypt"):
+        rotated.decode_one(tampered)
+    with pytest.raises(CodecError, match="32"):
+        parse_keys("k1:" + base64.b64encode(b"short").decode())
+    with pytest.raises(CodecError, match="not 'id:base64key'"):
+        parse_keys("just-a-key")
+
+
+async def test_history_holds_ciphertext_and_the_codec_endpoint_shows_it(ts_env, tmp_path):
+    queue = f"enc-{uuid.uuid4().hex[:6]}"
+    client = encrypted_client(ts_env.client, "k1", "k1")
+    leak = alert(service="payments")
+    leak = leak.model_copy(update={"labels": {**leak.labels, "tenant": SECRET_LABEL}, "fingerprint": ""})
+    inp = incident_input(policy(), alerts=[leak])
+    async with worker_for(client, tmp_path / "w1", queue):
+        handle = await client.start_workflow(IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=queue)
+        state = await wait_status(client, inp.incident_id, IncidentStatus.AWAITING_APPROVAL)
+        assert state.proposal is not None
+
+    # Rotation: from here on k2 is current; k1 stays readable.
+    client2 = encrypted_client(ts_env.client, "k2", "k1", "k2")
+    async with worker_for(client2, tmp_path / "w2", queue):
+        decision = ApprovalDecision(
+            approver=APPROVER, decision=DecisionKind.APPROVE, proposal_hash=state.proposal.hash, via="cli",
+            request_id=f"cli-{uuid.uuid4().hex}",
+        )  # fmt: skip
+        h2 = client2.get_workflow_handle(inp.incident_id)
+        assert "approved by alice" in await h2.execute_update(
+            "decide", decision, id=decision.request_id, result_type=str
+        )
+        for _ in range(200):  # the decision is in the workflow's state (read through k1 + k2)
+            now = await h2.query(IncidentWorkflow.status)
+            if now.decision is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert now.decision is not None and now.decision.approver == APPROVER
+    await h2.terminate("test over")
+
+    # The raw client (no codec) sees ciphertext only.
+    history = await ts_env.client.get_workflow_handle(inp.incident_id).fetch_history()
+    payloads = history_payloads(history)
+    assert payloads and all(p.metadata.get("encoding") == b"binary/encrypted" for p in payloads)
+    assert {p.metadata["encryption-key-id"] for p in payloads} == {b"k1", b"k2"}
+    blob = b"".join(p.data for p in payloads)
+    assert SECRET_LABEL.encode() not in blob and b'"approver"' not in blob and b"alice" not in blob
+    with pytest.raises(Exception):
+        await ts_env.client.get_workflow_handle(inp.incident_id, result_type=IncidentState).result()
+
+    # The gateway's codec endpoint decodes for a responder, refuses without or below the role.
+    cfg = kit_config(tmp_path / "gw").model_copy(
+        update={
+            "encryption": kit_config(tmp_path).encryption.model_copy(
+                update={"enabled": True, "current_key": "k2"}
+            ),
+            "auth": kit_config(tmp_path).auth.model_copy(update={"enabled": True}),
+        }
+    )
+    secrets = Secrets({"link_secret": "x" * 32, "payload_keys": f"k1:{KEYS['k1']},k2:{KEYS['k2']}"})
+    store = AuthStore(f"sqlite:///{tmp_path / 'auth.db'}")
+    ctx = GatewayContext(cfg, ts_env.client, IncidentArchive(f"sqlite:///{tmp_path / 'a.db'}"),
+                         LinkSigner(b"y" * 32), NonceStore(tmp_path / "n.db"))  # fmt: skip
+    ctx.extras["auth"] = AuthService(cfg, store, secrets)
+    from argus.workers.codec import codec_from
+
+    ctx.extras["codec"] = codec_from(cfg, secrets)
+    assert auth_service(ctx) is ctx.extras["auth"]
+    app = create_app(ctx)
+    body = json_format.MessageToJson(Payloads(payloads=payloads))
+    responder = store.create_token("rita", Role.RESPONDER).token
+    viewer = store.create_token("victor", Role.VIEWER).token
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+        headers = {"content-type": "application/json", "x-namespace": cfg.temporal.namespace,
+                   "origin": "http://localhost:8233"}  # fmt: skip
+        assert (await http.post("/codec/decode", content=body, headers=headers)).status_code == 401
+        r = await http.post(
+            "/codec/decode", content=body, headers=headers | {"authorization": f"Bearer {viewer}"}
+        )
+        assert r.status_code == 403
+        r = await http.post(
+            "/codec/decode", content=body, headers=headers | {"authorization": f"Bearer {responder}"}
+        )
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "http://localhost:8233"
+        decoded = json_format.Parse(r.text, Payloads())
+        plain = b"".join(p.data for p in decoded.payloads)
+        assert SECRET_LABEL.encode() in plain and b"alice" in plain
+        assert all(p.metadata.get("encoding") != b"binary/encrypted" for p in decoded.payloads)
+        pre = await http.options("/codec/decode", headers={"origin": "http://localhost:8233"})
+        assert pre.status_code == 204 and "authorization" in pre.headers["access-control-allow-headers"]
+    audit = store.audit_entries(limit=10)
+    assert [e.outcome for e in audit if e.action == "POST /codec/decode"] == [
+        "ok:200",
+        "refused:403",
+        "refused:401",
+    ]
