@@ -74,6 +74,8 @@ class Enricher:
             if req.rca.discounted:
                 lines.append("Discounted:")
                 lines.extend(f"  - {d}" for d in req.rca.discounted[:3])
+            if req.rca.trace_ids:  # exemplar traces of the trace evidence (issue 7)
+                lines.append("Traces: " + ", ".join(req.rca.trace_ids))
         else:
             lines.append("RCA found no clear root cause in the incident window.")
         books = list(dict.fromkeys([*req.runbook_urls, *self._runbooks(services)]))

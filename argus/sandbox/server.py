@@ -93,7 +93,7 @@ def create_app(runtime: SandboxRuntime, *, run_clock: bool = True) -> FastAPI:
         lines: list[str] = []
         for snap in runtime.history(seconds):
             ms = int(snap.time * 1000)
-            for ts, service, metric, value in snap.rows():
+            for _ts, service, metric, value in snap.rows():
                 lines.append(f'{metric}{{service="{service}"}} {value!r} {ms}')
         return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE_PLAIN_0_0_4)
 

@@ -44,7 +44,9 @@ def idp():
     fake.stop()
 
 
-async def test_sign_in_open_approve_and_follow_an_incident_in_the_browser(tmp_path, sandbox, idp, monkeypatch):
+async def test_sign_in_open_approve_and_follow_an_incident_in_the_browser(
+    tmp_path, sandbox, idp, monkeypatch
+):
     monkeypatch.setenv("ARGUS_OIDC_CLIENT_SECRET", idp.client_secret)
     cfg = e2e_config(
         tmp_path,
@@ -147,7 +149,11 @@ async def test_sign_in_open_approve_and_follow_an_incident_in_the_browser(tmp_pa
                 assert final.number in doc and "payments" in doc
 
                 # Other pages answer for alice; the audit log is for admins only.
-                for path, testid in (("silences", "silences"), ("oncall", "levels"), ("heartbeats", "heartbeats")):
+                for path, testid in (
+                    ("silences", "silences"),
+                    ("oncall", "levels"),
+                    ("heartbeats", "heartbeats"),
+                ):
                     await page.goto(f"{gw}/portal/{path}")
                     await page.wait_for_selector(f"[data-testid={testid}]")
                 response = await page.goto(f"{gw}/portal/audit")

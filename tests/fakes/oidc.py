@@ -83,7 +83,9 @@ class FakeOidc(FakeServer):
             return Reply(400, body="PKCE S256 required")
         if self.auto_user:
             return self._issue(params, self.auto_user)
-        hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in params.items())
+        hidden = "".join(
+            f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in params.items()
+        )
         html = (
             "<html><body><h1>Fake IdP</h1><form method='post' action='/authorize'>"
             f"{hidden}<label>User <input name='username' data-testid='idp-user'></label>"
@@ -110,7 +112,9 @@ class FakeOidc(FakeServer):
             return Reply(400, json={"error": "invalid_grant", "error_description": "redirect_uri mismatch"})
         challenge = base64.urlsafe_b64encode(hashlib.sha256(form.get("code_verifier", "").encode()).digest())
         if challenge.rstrip(b"=").decode() != grant["code_challenge"]:
-            return Reply(400, json={"error": "invalid_grant", "error_description": "PKCE verification failed"})
+            return Reply(
+                400, json={"error": "invalid_grant", "error_description": "PKCE verification failed"}
+            )
         now = int(time.time())
         user = grant["user"]
         claims = {
@@ -124,7 +128,9 @@ class FakeOidc(FakeServer):
             "groups": self.users.get(user, []),
         } | self.claims_override
         token = jwt.encode(claims, self.evil_key or self.key, algorithm="RS256", headers={"kid": self.kid})
-        return Reply(json={"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "id_token": token})
+        return Reply(
+            json={"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "id_token": token}
+        )
 
 
 def start_oidc_fake(**kw: Any) -> FakeOidc:

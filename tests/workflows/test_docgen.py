@@ -60,8 +60,9 @@ async def wait_status(handle: WorkflowHandle, status: IncidentStatus) -> Inciden
 
 @pytest_asyncio.fixture
 async def own_env():
-    """A time-skipping server of its own: incidents leave entity workflows (remediation lock and
-    budget) with timers on the test's task queue, which would hold the shared server's clock."""
+    """A time-skipping server per test: incidents leave entity workflows (remediation lock and
+    budget) with timers on the test's task queue, which would hold a shared server's clock, and
+    every test here moves the clock by days."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
     )
@@ -171,7 +172,8 @@ def closed_incident(number: str = "INC-900") -> IncidentState:
     )
 
 
-async def test_review_gate_waits_reminds_refuses_and_publishes_on_approval(ts_env, tmp_path):
+async def test_review_gate_waits_reminds_refuses_and_publishes_on_approval(own_env, tmp_path):
+    ts_env = own_env
     queue = tq()
     worker, rt = make_worker(ts_env.client, tmp_path, World(), queue)
     async with worker:
@@ -208,7 +210,8 @@ async def test_review_gate_waits_reminds_refuses_and_publishes_on_approval(ts_en
     assert len(rt.docs.documents("postmortem")) == 1
 
 
-async def test_review_gate_expires_without_publishing(ts_env, tmp_path):
+async def test_review_gate_expires_without_publishing(own_env, tmp_path):
+    ts_env = own_env
     queue = tq()
     worker, rt = make_worker(ts_env.client, tmp_path, World(), queue)
     async with worker:
@@ -235,7 +238,8 @@ def vendor_config(tmp: Path, conf: FakeConfluence, sn: FakeServiceNow):
     return cfg, secrets
 
 
-async def test_publishes_to_confluence_and_servicenow_and_republishing_updates_in_place(ts_env, tmp_path):
+async def test_publishes_to_confluence_and_servicenow_and_republishing_updates_in_place(own_env, tmp_path):
+    ts_env = own_env
     with FakeConfluence() as conf, FakeServiceNow() as sn:
         cfg, secrets = vendor_config(tmp_path, conf, sn)
         queue = tq()
@@ -264,7 +268,8 @@ async def test_publishes_to_confluence_and_servicenow_and_republishing_updates_i
         assert len(rt.docs.documents("postmortem")) == 1
 
 
-async def test_publisher_down_is_retried_reported_kept_and_published_later(ts_env, tmp_path):
+async def test_publisher_down_is_retried_reported_kept_and_published_later(own_env, tmp_path):
+    ts_env = own_env
     with FakeConfluence() as conf, FakeServiceNow() as sn:
         cfg, secrets = vendor_config(tmp_path, conf, sn)
         conf.fail("POST", r"/wiki/api/v2/pages", status=503, times=None)
@@ -298,7 +303,8 @@ async def test_publisher_down_is_retried_reported_kept_and_published_later(ts_en
         assert not list((rt.state / "docs-pending").glob("*.json"))
 
 
-async def test_scheduled_run_publishes_documents_kept_from_earlier(ts_env, tmp_path):
+async def test_scheduled_run_publishes_documents_kept_from_earlier(own_env, tmp_path):
+    ts_env = own_env
     from argus.integrations.pending_docs import PendingDocuments
     from argus.models import DocKind, Document
 
