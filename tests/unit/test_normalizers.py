@@ -270,7 +270,15 @@ def test_splunk_identity_fields_become_labels_the_rest_annotations():
 # --- the gateway endpoints, for real: the batch lands in Temporal as a signal ----------------------
 @pytest.fixture
 async def gateway(ts_env, tmp_path: Path):
-    config = ArgusConfig.model_validate({"state_dir": str(tmp_path), "gateway": {"flush_interval": "1ms"}})
+    from tests.workflows.kit import World, make_worker
+
+    # A worker serves the scope's MonitoringWorkflow: a workflow task nobody takes would hold the
+    # shared time-skipping server's clock still for every later test.
+    queue = f"push-{uuid.uuid4().hex[:8]}"
+    worker, _ = make_worker(ts_env.client, tmp_path / "worker", World(), queue)
+    config = ArgusConfig.model_validate(
+        {"state_dir": str(tmp_path), "gateway": {"flush_interval": "1ms"}, "temporal": {"task_queue": queue}}
+    )
     ctx = GatewayContext(
         config,
         ts_env.client,
@@ -280,7 +288,10 @@ async def gateway(ts_env, tmp_path: Path):
     )
     app = create_app(ctx)
     ctx.coalescer.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://argus") as http:
+    async with (
+        worker,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://argus") as http,
+    ):
         yield http, ts_env.client
     await ctx.coalescer.close()
 
@@ -322,6 +333,7 @@ async def test_push_endpoints_make_alerts_durable_and_refuse_bad_payloads_whole(
     r = await http.post(f"/api/v1/alerts/datadog?scope={scope}", content=b"{")
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
     batches = await signalled_batches(client, scope)
+    await client.get_workflow_handle(f"monitoring-{scope}").terminate("test cleanup")
     names = sorted(a.name for b in batches for a in b.alerts)
     assert names == ["Checkout 5xx", "Checkout p99 high", "Disk", "High memory"]
     assert {a.source for b in batches for a in b.alerts} == {"grafana", "datadog", "splunk"}

@@ -10,7 +10,6 @@ from datetime import timedelta
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from argus.analysis.routing import incident_id_for
 from argus.models import ArgusConfig, RouteDecision
 from argus.models.agents import MonitoringStatus
 from argus.models.heartbeats import CheckState, HeartbeatCheck, HeartbeatInput, HeartbeatPing, HeartbeatStatus
@@ -19,6 +18,7 @@ from argus.workers.wiring import WORKFLOWS, activity_methods, build_activities, 
 from argus.workflows.heartbeat import heartbeat_workflow_id
 
 from .kit import REPO, World, make_worker
+from .queue_cleanup import close_queue
 
 
 def fresh_worker(client: Client, tmp, queue: str, cfg: ArgusConfig):  # type: ignore[no-untyped-def]
@@ -79,15 +79,11 @@ async def status(handle: WorkflowHandle) -> HeartbeatStatus:
     return await handle.query("status", result_type=HeartbeatStatus)
 
 
-async def stop_all(client: Client, scope: str, handle: WorkflowHandle) -> None:
-    """Terminate what the test started: a workflow left waiting on a queue nobody polls would
-    hold the shared time-skipping server's clock for the tests after it."""
-    keys = {d.group_key for d in await decisions(client, scope) if d.group_key}
-    for wf_id in [handle.id, f"monitoring-{scope}", *(incident_id_for(scope, k) for k in keys)]:
-        try:
-            await client.get_workflow_handle(wf_id).terminate("test over")
-        except Exception:
-            pass  # never started or already closed
+async def stop_all(client: Client, queue: str) -> None:
+    """Terminate what the test started (the check, Monitoring, any incident): a workflow left
+    waiting on a queue nobody polls would hold the shared time-skipping server's clock for the
+    tests after it (queue_cleanup.py)."""
+    await close_queue(client, queue)
 
 
 def names() -> tuple[str, str, str]:
@@ -138,7 +134,7 @@ async def test_missed_checkin_raises_exactly_one_alert_and_late_checkin_resolves
             await ts_env.sleep(timedelta(seconds=5))
             assert (await status(handle)).pings == 2
         finally:
-            await stop_all(ts_env.client, scope, handle)
+            await stop_all(ts_env.client, queue)
 
 
 async def test_failed_checkin_alerts_at_once_and_once(ts_env, tmp_path):
@@ -171,7 +167,7 @@ async def test_failed_checkin_alerts_at_once_and_once(ts_env, tmp_path):
             mon = await monitoring(ts_env.client, scope)
             assert (mon.alerts_received, mon.batches) == (2, 2)
         finally:
-            await stop_all(ts_env.client, scope, handle)
+            await stop_all(ts_env.client, queue)
 
 
 async def test_worker_restarts_neither_lose_nor_repeat_the_deadline(ts_env, tmp_path):
@@ -204,4 +200,4 @@ async def test_worker_restarts_neither_lose_nor_repeat_the_deadline(ts_env, tmp_
             mon = await monitoring(ts_env.client, scope)
             assert (mon.alerts_received, mon.batches) == (2, 2)
         finally:
-            await stop_all(ts_env.client, scope, handle)
+            await stop_all(ts_env.client, queue)

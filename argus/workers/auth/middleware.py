@@ -8,7 +8,6 @@ it is added.
 
 from __future__ import annotations
 
-import asyncio
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote
@@ -136,8 +135,7 @@ class AuthMiddleware:
     ) -> None:
         # Handlers name what they acted on and how (e.g. the incident and the decision).
         actor = state.get("audit_actor") or principal
-        await asyncio.to_thread(
-            self.service.record,
+        await self.service.audit(
             actor,
             f"{method} {path}",
             outcome,

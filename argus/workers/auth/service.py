@@ -18,6 +18,7 @@ from argus.models import ArgusConfig
 from argus.models.security import AuditEntry, Principal, Role
 
 from ..settings import ConfigError, Secrets
+from .audit_log import AuditLog
 from .oidc import OidcClient
 from .policy import build_table
 from .store import TOKEN_PREFIX, AuthStore
@@ -74,6 +75,8 @@ class AuthService:
         self.enabled = auth_enabled(config)
         self.table = build_table(config.auth, config.encryption)
         self.webhook_token = webhook_token
+        # The gateway's writer (started by its lifespan); the CLI writes with `record` instead.
+        self.audit_log = AuditLog(store.audit_many)
         self.oidc: OidcClient | None = None
         o = config.auth.oidc
         if o is not None:
@@ -163,16 +166,16 @@ class AuthService:
         return role
 
     # --- audit -----------------------------------------------------------------------------------
-    def record(
-        self,
+    @staticmethod
+    def entry(
         principal: Principal | None,
         action: str,
         outcome: str,
         target: str = "",
         detail: str = "",
         source: str = "",
-    ) -> None:
-        entry = AuditEntry(
+    ) -> AuditEntry:
+        return AuditEntry(
             at=datetime.now(UTC),
             actor=principal.user if principal else "unauthenticated",
             role=principal.role.value if principal else "",
@@ -183,6 +186,30 @@ class AuthService:
             detail=detail,
             source=source,
         )
+
+    async def audit(
+        self,
+        principal: Principal | None,
+        action: str,
+        outcome: str,
+        target: str = "",
+        detail: str = "",
+        source: str = "",
+    ) -> None:
+        """Record from the gateway: queued, written by the audit log's background writer."""
+        await self.audit_log.put(self.entry(principal, action, outcome, target, detail, source))
+
+    def record(
+        self,
+        principal: Principal | None,
+        action: str,
+        outcome: str,
+        target: str = "",
+        detail: str = "",
+        source: str = "",
+    ) -> None:
+        """Record now, synchronously (the CLI: one entry per command, then the process ends)."""
+        entry = self.entry(principal, action, outcome, target, detail, source)
         try:
             self.store.audit(entry)
         except Exception:  # the action already happened; say loudly that its record did not

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import DateTime, Integer, String, Text, delete, func, select
+from sqlalchemy import DateTime, Integer, String, Text, delete, func, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from argus.integrations.sql import make_engine
@@ -251,20 +251,28 @@ class AuthStore:
 
     # --- audit log -------------------------------------------------------------------------------
     def audit(self, entry: AuditEntry) -> None:
-        with Session(self.engine, expire_on_commit=False) as s, s.begin():
-            s.add(
-                AuditRow(
-                    at=entry.at,
-                    actor=entry.actor[:200],
-                    role=entry.role,
-                    via=entry.via,
-                    action=entry.action[:300],
-                    target=entry.target[:300],
-                    outcome=entry.outcome[:40],
-                    detail=entry.detail[:4000],
-                    source=entry.source[:100],
-                )
-            )
+        self.audit_many([entry])
+
+    def audit_many(self, entries: list[AuditEntry]) -> None:
+        """Append entries in the given order, in one transaction (the gateway's batched writer)."""
+        if not entries:
+            return
+        rows = [
+            {
+                "at": e.at,
+                "actor": e.actor[:200],
+                "role": e.role,
+                "via": e.via,
+                "action": e.action[:300],
+                "target": e.target[:300],
+                "outcome": e.outcome[:40],
+                "detail": e.detail[:4000],
+                "source": e.source[:100],
+            }
+            for e in entries
+        ]
+        with Session(self.engine) as s, s.begin():
+            s.execute(insert(AuditRow), rows)
 
     def audit_entries(
         self,

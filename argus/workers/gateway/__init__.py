@@ -38,8 +38,10 @@ def create_app(ctx: GatewayContext, routers: list[RouterFactory] | None = None) 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ctx.coalescer.start()
+        auth.audit_log(ctx).start()
         yield
         await ctx.coalescer.close()
+        await auth.audit_log(ctx).close()  # write the audit entries still queued
 
     app = FastAPI(title="ARGUS gateway", version="0.1.0", lifespan=lifespan)
 

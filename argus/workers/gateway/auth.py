@@ -18,6 +18,7 @@ from argus.models.durations import Duration
 from argus.models.security import Principal, Role
 
 from ..auth import AuthMiddleware, AuthService, AuthStore, auth_url
+from ..auth.audit_log import AuditLog
 from ..auth.oidc import OidcError
 from ..auth.service import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_ok
 from ..auth.store import AuthError
@@ -41,6 +42,11 @@ def auth_service(ctx: GatewayContext) -> AuthService:
 
 def install(app: FastAPI, ctx: GatewayContext) -> None:
     app.add_middleware(AuthMiddleware, service=auth_service(ctx))
+
+
+def audit_log(ctx: GatewayContext) -> AuditLog:
+    """The audit log's background writer: started and flushed by the gateway's lifespan."""
+    return auth_service(ctx).audit_log
 
 
 class TokenCreate(Model):
@@ -166,7 +172,7 @@ def router(ctx: GatewayContext) -> APIRouter:
             )
         principal = Principal(user=user, role=role, via="oidc", groups=groups)
         sid, _ = await asyncio.to_thread(svc.open_session, principal)
-        svc.record(principal, "oidc sign-in", "ok:303", detail=f"role {role.value}, groups {groups}")
+        await svc.audit(principal, "oidc sign-in", "ok:303", detail=f"role {role.value}, groups {groups}")
         response = RedirectResponse(pending.next_url, status_code=303)
         _cookie(response, svc, sid)
         return response
