@@ -146,7 +146,9 @@ async def test_rate_limit_stops_automation_and_escalates(ts_env, tmp_path):
     world = GatedWorld(signature="cpu")
     q = tq()
     w, rt = worker(ts_env.client, tmp_path, world, q)
-    pol = policy(approval=AUTO, remediation={"rate_limit": 1, "rate_window": "30d"})
+    # Windows of a century: between two incidents the time-skipping server may jump to the idle lock
+    # workflow's default 10-year run timeout, its only deadline (a real server never skips time).
+    pol = policy(approval=AUTO, remediation={"rate_limit": 1, "rate_window": "100y"})
     async with w:
         first = incident_input(pol, [alert(service="payments")], key="rate-1")
         done = await (
@@ -203,7 +205,7 @@ async def test_fleet_blast_radius_budget(ts_env, tmp_path):
     q = tq()
     w, _ = worker(ts_env.client, tmp_path, world, q)
     pol = policy(
-        approval=AUTO, remediation={"blast_radius": {"fleet_max_services": 1, "fleet_window": "30d"}}
+        approval=AUTO, remediation={"blast_radius": {"fleet_max_services": 1, "fleet_window": "100y"}}
     )
     async with w:
         one = incident_input(pol, [alert(service="payments")], key="fleet-1")
