@@ -196,10 +196,15 @@ class Stack:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, self._stop.set)
         stopper = asyncio.create_task(self._stop.wait())
-        done, _ = await asyncio.wait([stopper, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        watched = {t for t in self._tasks if t.get_name() != "scrapers"}  # no scrapers: done at once
+        done, _ = await asyncio.wait([stopper, *watched], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task is not stopper and task.exception():
+            if task is stopper:
+                continue
+            if task.exception():
                 raise task.exception()  # type: ignore[misc]
+            if not self._stop.is_set():
+                raise RuntimeError(f"ARGUS {task.get_name()} stopped unexpectedly")
 
     async def __aexit__(self, *exc: object) -> None:
         self._stop.set()

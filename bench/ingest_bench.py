@@ -1,0 +1,260 @@
+"""Ingest benchmark: ARGUS's gateway against a real Alertmanager, same load, same machine.
+
+    .venv/bin/python bench/ingest_bench.py [--seconds 20] [--clients 16] [--batch 50]
+
+Phase 1 (throughput): 16 concurrent clients post Alertmanager-v2 batches of 50 alerts, as
+fast as each answer comes back, first to a real Alertmanager (in-memory only), then to ARGUS
+(every 2xx means the alerts are durable in Temporal on a SQLite file). Prints alerts/s and
+request latency percentiles for both.
+
+Phase 2 (latency): alerts that each open a new group (group_wait 0) at a steady rate;
+for each, the time from the POST leaving the client to the IncidentWorkflow's start time
+in Temporal. Prints p50/p99.
+
+ARGUS runs as `argus up --temporal ADDR` in its own process (worker + gateway), against a
+dev server started here; the load generator is this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from argus.analysis.routing import group_key, incident_id_for, resolve_routes  # noqa: E402
+from argus.models import Route  # noqa: E402
+from argus.workers.client import connect  # noqa: E402
+from argus.workers.devserver import DevServer, free_port, port_open  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def make_batch(run: str, client: int, seq: int, size: int, groups: int) -> list[dict]:
+    now = datetime.now(UTC).isoformat()
+    return [
+        {
+            "labels": {
+                "alertname": f"Bench{(seq * size + i) % groups}",
+                "service": f"svc-{client}",
+                "instance": f"{run}-{client}-{seq}-{i}",
+                "severity": "warning",
+            },
+            "annotations": {"summary": "benchmark alert"},
+            "startsAt": now,
+        }
+        for i in range(size)
+    ]
+
+
+async def load(url: str, seconds: float, clients: int, size: int, groups: int, run: str) -> dict:
+    sent = 0
+    errors = 0
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def one(c: int) -> None:
+        nonlocal sent, errors
+        seq = 0
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=2)) as http:
+            while time.perf_counter() < deadline:
+                body = json.dumps(make_batch(run, c, seq, size, groups)).encode()
+                t0 = time.perf_counter()
+                try:
+                    r = await http.post(url, content=body, headers={"content-type": "application/json"})
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - t0)
+                if ok:
+                    sent += size
+                else:
+                    errors += 1
+                seq += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in range(clients)))
+    elapsed = time.perf_counter() - started
+    return {
+        "alerts": sent,
+        "seconds": round(elapsed, 2),
+        "alerts_per_s": round(sent / elapsed),
+        "errors": errors,
+        "req_p50_ms": round(pct(latencies, 50) * 1000, 1),
+        "req_p99_ms": round(pct(latencies, 99) * 1000, 1),
+    }
+
+
+def start_alertmanager(tmp: Path) -> tuple[subprocess.Popen, str]:
+    exe = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if exe is None:
+        raise SystemExit("prometheus-alertmanager not installed (scripts/system-deps installs it)")
+    port = free_port()
+    cfg = tmp / "am.yml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "null", "group_by": ["alertname"], "group_wait": "30s"},
+                "receivers": [{"name": "null"}],
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [exe, f"--config.file={cfg}", f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{port}",
+         "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        if port_open("127.0.0.1", port):
+            break
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def argus_config(tmp: Path, temporal: str, gw_port: int, group_wait: str) -> Path:
+    cfg = {
+        "state_dir": str(tmp / "argus-state"),
+        "temporal": {"address": temporal},
+        "gateway": {"host": "127.0.0.1", "port": gw_port},
+        "sandbox": {"enabled": False},
+        "notify": {"channels": ["outbox"], "echo": False},
+        "policy": {
+            "routing": {"route": {"receiver": "bench", "group_by": ["alertname"], "group_wait": group_wait,
+                                  "group_interval": "5m", "repeat_interval": "4h"}},  # fmt: skip
+            "phases": {"monitoring": True, "incident": True, "docgen": False},
+            "rca_settle": "0s",
+        },
+    }
+    path = tmp / "argus.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+async def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(url)).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+async def latency_phase(gw: str, temporal: str, n: int, rate: float) -> dict:
+    client = await connect(temporal, "argus")
+    root = Route(receiver="bench", group_by=["alertname"])
+    posted: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=30) as http:
+        for i in range(n):
+            labels = {"alertname": f"Latency{i}", "service": "bench", "severity": "warning"}
+            route = resolve_routes(root, labels)[0]
+            wf_id = incident_id_for("default", group_key(route, {"alertname": labels["alertname"]}))
+            t0 = time.time()
+            r = await http.post(f"{gw}/api/v2/alerts", json=[{"labels": labels, "startsAt": datetime.now(UTC).isoformat()}])
+            r.raise_for_status()
+            posted[wf_id] = t0
+            await asyncio.sleep(1 / rate)
+    lat: list[float] = []
+    deadline = time.monotonic() + 120
+    pending = dict(posted)
+    while pending and time.monotonic() < deadline:
+        for wf_id in list(pending):
+            try:
+                desc = await client.get_workflow_handle(wf_id).describe()
+            except Exception:
+                continue
+            lat.append(desc.start_time.timestamp() - pending.pop(wf_id))
+        await asyncio.sleep(0.5)
+    return {
+        "incidents": len(lat),
+        "missing": len(pending),
+        "p50_ms": round(pct(lat, 50) * 1000, 1),
+        "p99_ms": round(pct(lat, 99) * 1000, 1),
+        "max_ms": round(max(lat) * 1000, 1) if lat else None,
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--groups", type=int, default=50)
+    ap.add_argument("--latency-n", type=int, default=200)
+    ap.add_argument("--latency-rate", type=float, default=20.0)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="argus-ingest-"))
+    am, am_url = start_alertmanager(tmp)
+    dev = DevServer(tmp / "temporal", "argus", port=free_port(), ui_port=None)
+    argus_proc = None
+    try:
+        dev.start()
+        gw_port = free_port()
+        cfg = argus_config(tmp, dev.address, gw_port, group_wait="0s")
+        argus_exe = Path(sys.executable).parent / "argus"
+        argus_proc = subprocess.Popen(
+            [str(argus_exe), "up", "--config", str(cfg), "--temporal", dev.address],
+            stdout=(tmp / "argus.log").open("wb"), stderr=subprocess.STDOUT,
+            env={**os.environ, "ARGUS_LINK_SECRET": "bench-secret-0123456789abcdef"},
+        )  # fmt: skip
+        gw = f"http://127.0.0.1:{gw_port}"
+        try:
+            await wait_http(f"{gw}/healthz")
+        except SystemExit:
+            print((tmp / "argus.log").read_text()[-3000:])
+            raise
+
+        print(f"load: {args.clients} clients x batches of {args.batch} for {args.seconds:.0f}s each", flush=True)
+        am_res = await load(f"{am_url}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "am")
+        print("alertmanager", json.dumps(am_res), flush=True)
+        argus_res = await load(f"{gw}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "argus")
+        print("argus       ", json.dumps(argus_res), flush=True)
+        ratio = argus_res["alerts_per_s"] / max(1, am_res["alerts_per_s"])
+        print(f"ratio argus/alertmanager: {ratio:.2f}x", flush=True)
+
+        await asyncio.sleep(5)  # let the monitoring workflow drain the burst before timing starts
+        lat = await latency_phase(gw, dev.address, args.latency_n, args.latency_rate)
+        print("latency alert->incident started", json.dumps(lat), flush=True)
+        summary = {"alertmanager": am_res, "argus": argus_res, "ratio": round(ratio, 3), "latency": lat}
+        out = ROOT / "bench" / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ingest.json").write_text(json.dumps(summary, indent=2))
+    finally:
+        if argus_proc is not None:
+            argus_proc.terminate()
+            try:
+                argus_proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                argus_proc.kill()
+        dev.stop()
+        am.terminate()
+        am.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
