@@ -15,11 +15,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display; must precede pyplot
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
 
-from argus.integrations.base import MetricsSource  # noqa: E402
-from argus.models import Attachment, IncidentState, Series  # noqa: E402
+from argus.integrations.base import MetricsSource
+from argus.models import Attachment, IncidentState, Series
 
 BEFORE = timedelta(minutes=15)
 AFTER = timedelta(minutes=5)

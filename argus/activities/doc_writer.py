@@ -113,7 +113,9 @@ class DocWriter:
     def _dirs(self) -> list[str]:
         loader = self.env.loader
         assert isinstance(loader, jinja2.ChoiceLoader)
-        return [p for sub in loader.loaders if isinstance(sub, jinja2.FileSystemLoader) for p in sub.searchpath]
+        return [
+            p for sub in loader.loaders if isinstance(sub, jinja2.FileSystemLoader) for p in sub.searchpath
+        ]
 
     def owners(self, service: str | None) -> list[str]:
         cfg = self.services.get(service or "")
@@ -283,8 +285,13 @@ class DocWriter:
                     linked.setdefault(str(front["service"]), {}).setdefault(
                         rel, {"title": str(front.get("title", rel)), "path": rel}
                     )
-        names = list(self.services) + [s.service for s in req.insights.services if s.service not in self.services]
-        return [self.spec(n, req.insights, sorted(linked.get(n, {}).values(), key=lambda r: r["path"])) for n in names]
+        names = list(self.services) + [
+            s.service for s in req.insights.services if s.service not in self.services
+        ]
+        return [
+            self.spec(n, req.insights, sorted(linked.get(n, {}).values(), key=lambda r: r["path"]))
+            for n in names
+        ]
 
     # --- activities ----------------------------------------------------------------------------
     @activity.defn(name="write_postmortem")
@@ -330,19 +337,30 @@ def assess(s: IncidentState, insights: Insights) -> tuple[list[str], list[str], 
         badly.append(f"Nobody answered at first: escalated {s.escalation_level} level(s).")
         follow.append("Review the on-call rotation and escalation targets.")
     if s.decision and s.decision.decision.value == "reject":
-        badly.append(f"The proposal was rejected by {s.decision.approver}: {s.decision.comment or 'no reason given'}.")
+        badly.append(
+            f"The proposal was rejected by {s.decision.approver}: {s.decision.comment or 'no reason given'}."
+        )
     if top:
-        well.append(f"RCA pointed at {top.service} ({top.confidence:.0%}) with {len(top.evidence)} piece(s) of evidence.")
-        follow.append(f"Find why {top.service} showed `{top.fault_signature or 'this fault'}` and prevent it.")
+        well.append(
+            f"RCA pointed at {top.service} ({top.confidence:.0%}) "
+            f"with {len(top.evidence)} piece(s) of evidence."
+        )
+        follow.append(
+            f"Find why {top.service} showed `{top.fault_signature or 'this fault'}` and prevent it."
+        )
     else:
         badly.append("No root cause was found automatically.")
         follow.append("Add the metrics or logs that would have shown the root cause.")
     failed_actions = [a for a in s.actions if a.status.value in ("failed", "refused")]
     if failed_actions:
-        badly.append(f"{len(failed_actions)} action step(s) failed: " + ", ".join(a.step for a in failed_actions))
+        badly.append(
+            f"{len(failed_actions)} action step(s) failed: " + ", ".join(a.step for a in failed_actions)
+        )
     if insights.similar:
         badly.append(f"This has happened before: {', '.join(insights.similar[:5])}.")
-        follow.append(f"Recurring ({len(insights.similar) + 1} incidents in {insights.focus_cluster}): fix it for good.")
+        follow.append(
+            f"Recurring ({len(insights.similar) + 1} incidents in {insights.focus_cluster}): fix it for good."
+        )
     return well, badly, follow
 
 

@@ -114,9 +114,12 @@ def _activity_entry(name: str, args: list[Any], result: Any) -> tuple[str, str, 
         return "ticket", f"Ticket {res.get('key', '?')} created in {res.get('system', '?')}", "argus", {}
     if name == "notify":
         channels = [d.get("channel") for d in (result or []) if isinstance(d, dict) and d.get("ok")]
-        return "notified", f"{arg.get('kind', 'message')}: {arg.get('subject', '')}", "argus", {
-            "channels": channels
-        }
+        return (
+            "notified",
+            f"{arg.get('kind', 'message')}: {arg.get('subject', '')}",
+            "argus",
+            {"channels": channels},
+        )
     if name == "analyze_root_cause":
         hyps = res.get("hypotheses") or []
         if not hyps:

@@ -10,12 +10,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from argus.analysis import rca as rca_analysis
+from argus.analysis.rca import LogEvidence
+from argus.analysis.rca_logs import TROUBLE_LEVELS, log_evidence
 from argus.analysis.signatures import SignalEvidence, signature
 from argus.integrations.archive import IncidentArchive
-from argus.integrations.base import LogSource, MetricsSource
+from argus.integrations.base import LogSource, MetricsSource, TraceSource
 from argus.models import Evidence, EvidenceKind, Hypothesis, RcaReport
 from argus.models.agents import RcaRequest
 from argus.models.config import RcaConfig
+
+from .trace_evidence import attach_trace_evidence, gather_trace_findings
 
 
 class RcaAgent:
@@ -26,12 +30,14 @@ class RcaAgent:
         topology: list[tuple[str, str]],
         archive: IncidentArchive,
         logs: LogSource | None = None,
+        traces: TraceSource | None = None,
     ) -> None:
         self.source = source
         self.config = config
         self.topology = topology
         self.archive = archive
         self.logs = logs
+        self.traces = traces  # OTLP spans (issue 7): see activities/trace_evidence.py
 
     async def _rows(self, req: RcaRequest) -> list[tuple[float, str, str, float]]:
         if self.source is None:
@@ -70,17 +76,21 @@ class RcaAgent:
     async def analyze(self, req: RcaRequest) -> RcaReport:
         rows = await self._rows(req)
         changes = await asyncio.to_thread(self.archive.changes_between, req.window_start, req.window_end)
-        log_evidence = await self._log_evidence(req)
+        services = sorted({r[1] for r in rows} | {x for edge in self.topology for x in edge})
+        logs = await self._log_evidence(req, services)
+        # Trace evidence (error origins, self-time jumps) joins the log evidence for the ranker.
+        traced = await gather_trace_findings(self.traces, req)
+        logs = logs + [f.as_log_evidence() for f in traced]
         try:
-            result = await self._rank(req, rows, changes, log_evidence)
+            result = await self._rank(req, rows, changes, logs)
         except ValueError as exc:
             # Too little data is an answer, not a failure a retry could fix.
             raise ApplicationError(
                 f"not enough data for RCA: {exc}", type="RcaInsufficientData", non_retryable=True
             ) from exc
-        return to_report(result, req)
+        return attach_trace_evidence(to_report(result, req), traced)
 
-    async def _rank(self, req: RcaRequest, rows, changes, log_evidence) -> rca_analysis.RcaResult:  # type: ignore[no-untyped-def]
+    async def _rank(self, req: RcaRequest, rows, changes, logs) -> rca_analysis.RcaResult:  # type: ignore[no-untyped-def]
         return await asyncio.to_thread(
             rca_analysis.rank_root_causes,
             rows,
@@ -91,28 +101,37 @@ class RcaAgent:
                 {"service": c.service, "time": c.at.timestamp(), "kind": c.kind, "description": c.description}
                 for c in changes
             ],
-            log_evidence=log_evidence,
+            log_evidence=logs,
         )
 
-    async def _log_evidence(self, req: RcaRequest) -> list[dict]:
-        """New or surging error counts per service: the window after onset against before it."""
+    async def _log_evidence(self, req: RcaRequest, services: list[str]) -> list[LogEvidence]:
+        """New or surging warning/error templates, the window after onset against before it."""
         if self.logs is None:
             return []
         try:
-            counts = await self.logs.error_counts(req.window_start, req.window_end, 60)
+            records = await self.logs.messages(req.window_start, req.window_end, MAX_LOG_RECORDS)
         except Exception as exc:  # logs are supporting evidence; their absence must not stop RCA
             activity.logger.warning("log source failed during RCA: %s", exc)
             return []
-        onset = req.anomaly_start.timestamp()
-        out = []
-        for svc, buckets in counts.items():
-            after = sum(c for t, c in buckets if t >= onset)
-            before = sum(c for t, c in buckets if t < onset)
-            if after > 2 * before + 5:
-                out.append(
-                    {"service": svc, "template": "error log lines", "count": after, "baseline_count": before}
-                )
-        return out
+        return await asyncio.to_thread(_mine_logs, records, req.anomaly_start.timestamp(), services)
+
+
+MAX_LOG_RECORDS = 50_000
+
+
+def _mine_logs(records: list[dict[str, str]], onset: float, services: list[str]) -> list[LogEvidence]:
+    """Drain learns every trouble line first, then each line is read back as its final template."""
+    from argus.integrations.logs import LogTemplateMiner
+
+    trouble = [r for r in records if str(r.get("level", "")).upper() in TROUBLE_LEVELS]
+    miner = LogTemplateMiner()
+    for r in trouble:
+        miner.add(str(r.get("message", "")))
+
+    def templater(line: str) -> str:
+        return miner.match(line) or line
+
+    return log_evidence(trouble, onset, services, templater)
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -131,7 +150,10 @@ def to_report(result: rca_analysis.RcaResult, req: RcaRequest) -> RcaReport:
     for cand in result.ranking[:5]:
         sig = signature(
             SignalEvidence(
-                kind=e.kind, metric=e.metric_kind or e.metric, weight=abs(e.weight or e.zscore or 1.0)
+                kind=e.kind,
+                metric=e.metric_kind or e.metric,
+                weight=abs(e.weight if e.weight is not None else (e.zscore or 1.0)),
+                origin=e.explained_by is None or not e.explained_by.startswith(f"{cand.service}/"),
             )
             for e in cand.evidence
         )

@@ -1,58 +1,96 @@
-"""Recommender: matches playbooks to the incident (alert labels, top hypotheses and their
-fault signature), ranks them by fit and by past success from the archive, and turns the
-best into a concrete proposal for approval."""
+"""Recommender: matches playbooks to the incident (alert labels, top hypotheses and their fault
+signature), ranks them by fit and by past success from the archive, and turns the best into a
+concrete proposal for approval.
+
+Two libraries feed it: the YAML playbooks (`playbooks/`), and runbooks published to the docs
+repository. A runbook's front matter says when it applies and which playbook carries it out:
+
+    kind: runbook
+    match: {services: [payments], signatures: [deploy+errors], labels: {...}, alertnames: [...]}
+    playbook: rollback-deploy
+
+A runbook is narrower than its playbook (written for a service and a fault seen before), so a
+match through it counts a little more, and its recommendation names the runbook as its source.
+
+Past success is counted from the incident archive: incidents where the playbook's steps really
+ran (not dry runs, not rejected proposals); "fixed" counts for it, "not fixed", "rolled back" and
+"fixed by someone else" against it. The rate is Laplace-smoothed, so a playbook with no history
+starts at one half, and the service's own history is used once it has some.
+
+Recommendations the Executor's guardrails would refuse (a command outside the allow-list, an
+action type this worker lacks) are listed with the reason but never proposed.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
+from dataclasses import dataclass
 
 from temporalio import activity
 
 from argus.integrations.archive import IncidentArchive
+from argus.integrations.git_docs import GitDocsRepo
 from argus.integrations.playbooks import fill
-from argus.models import Playbook, Proposal, ProposedStep, Recommendation
+from argus.models import IncidentState, Playbook, Proposal, ProposedStep, Recommendation, StepStatus
 from argus.models.agents import RecommendRequest, RecommendResult
-from argus.models.remediation import ActionSpec
+from argus.models.remediation import ActionSpec, PlaybookMatch
+
+from .executor import Guardrails
+
+RUNBOOK_BONUS = 0.5
+HISTORY_LIMIT = 1000
 
 
-def _score(pb: Playbook, req: RecommendRequest) -> tuple[float, str, str | None]:
-    """Fit of a playbook: (score, reason, target service)."""
+@dataclass
+class Candidate:
+    playbook: Playbook
+    match: PlaybookMatch
+    source: str
+    runbook: str = ""  # title of the runbook this came through
+
+
+def _score(match: PlaybookMatch, req: RecommendRequest) -> tuple[float, list[str], str | None]:
+    """Fit of a match block: (score, reasons, target service)."""
     reasons: list[str] = []
     score = 0.0
     target = None
     hyps = req.rca.hypotheses if req.rca else []
     for rank, h in enumerate(hyps[:3]):
+        if match.services and h.service not in match.services:
+            continue
         weight = h.confidence * (1.0 if rank == 0 else 0.5)
         parts = h.fault_signature.split("+")
-        # The signature's first part is the dominant finding; later parts count less.
-        sig_fit = max((1.0 / (1 + parts.index(s)) for s in pb.match.signatures if s in parts), default=0.0)
-        svc_hit = not pb.match.services or h.service in pb.match.services
-        if sig_fit and svc_hit:
+        # The signature's first part is the dominant finding; later parts count less. A runbook may
+        # name a whole signature ("deploy+errors"), which then must match exactly.
+        fits = [1.0 for s in match.signatures if s == h.fault_signature]
+        fits += [1.0 / (1 + parts.index(s)) for s in match.signatures if s in parts]
+        sig_fit = max(fits, default=0.0)
+        if sig_fit:
             score += (2.0 * weight + 1.0) * sig_fit
-            reasons.append(
-                f"fault signature '{h.fault_signature}' of {h.service} matches {pb.match.signatures}"
-            )
+            reasons.append(f"fault signature '{h.fault_signature}' of {h.service} matches {match.signatures}")
             target = target or h.service
     for alert in req.alerts:
-        if pb.match.alertnames and alert.name in pb.match.alertnames:
+        if match.alertnames and alert.name in match.alertnames:
+            if match.services and alert.service not in match.services:
+                continue
             score += 0.5
             reasons.append(f"alert {alert.name} is listed")
             target = target or alert.service
             break
-    if pb.match.labels:
+    if match.labels:
         for alert in req.alerts:
-            if all(alert.labels.get(k) == v for k, v in pb.match.labels.items()):
+            if all(alert.labels.get(k) == v for k, v in match.labels.items()):
                 score += 0.5
-                reasons.append(f"alert labels match {pb.match.labels}")
+                reasons.append(f"alert labels match {match.labels}")
                 target = target or alert.service
                 break
-    if target is None and hyps:
-        target = hyps[0].service
-    return score, "; ".join(reasons), target
+    if target is None and score > 0:
+        target = hyps[0].service if hyps else req.service
+    return score, reasons, target
 
 
-def _params(pb: Playbook, target: str | None) -> dict[str, str | int | float | bool] | None:
+def _params(pb: Playbook, target: str | None) -> tuple[dict[str, str | int | float | bool] | None, str]:
+    """Typed parameter values, or None and why not (a value that breaks its parameter's rules)."""
     params: dict[str, str | int | float | bool] = {}
     for name, spec in pb.parameters.items():
         if name == "service" and target:
@@ -60,23 +98,14 @@ def _params(pb: Playbook, target: str | None) -> dict[str, str | int | float | b
         elif spec.default is not None:
             value = spec.default
         elif spec.required:
-            return None
+            return None, f"parameter {name!r} has no value"
         else:
             continue
-        if spec.type == "int":
-            value = int(value)  # type: ignore[arg-type]
-        elif spec.type == "float":
-            value = float(value)  # type: ignore[arg-type]
-        elif spec.type == "bool":
-            value = bool(value)
-        else:
-            value = str(value)
-            if spec.pattern and not re.fullmatch(spec.pattern, value):
-                return None
-            if spec.choices and value not in spec.choices:
-                return None
-        params[name] = value  # type: ignore[assignment]
-    return params
+        try:
+            params[name] = spec.coerce(name, value)
+        except ValueError as exc:
+            return None, str(exc)
+    return params, ""
 
 
 def build_proposal(incident_id: str, pb: Playbook, params: dict, revision: int = 1) -> Proposal:
@@ -101,48 +130,122 @@ def build_proposal(incident_id: str, pb: Playbook, params: dict, revision: int =
     )
 
 
+def playbook_history(states: list[IncidentState]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(playbook, service) and (playbook, "") -> (fixed, runs), over incidents whose steps ran."""
+    out: dict[tuple[str, str], list[int]] = {}
+    for s in states:
+        if s.proposal is None or not any(a.status == StepStatus.DONE for a in s.actions):
+            continue
+        if s.outcome.value in ("none", "rejected"):
+            continue
+        fixed = int(s.outcome.value == "fixed")
+        target = str(s.proposal.params.get("service", s.service))
+        for key in ((s.proposal.playbook, target), (s.proposal.playbook, "")):
+            acc = out.setdefault(key, [0, 0])
+            acc[0] += fixed
+            acc[1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 class Recommender:
-    def __init__(self, playbooks: list[Playbook], archive: IncidentArchive) -> None:
+    def __init__(
+        self,
+        playbooks: list[Playbook],
+        archive: IncidentArchive,
+        docs: GitDocsRepo | None = None,
+        guardrails: Guardrails | None = None,
+    ) -> None:
         self.playbooks = playbooks
         self.archive = archive
+        self.docs = docs
+        self.guardrails = guardrails
+
+    def candidates(self) -> tuple[list[Candidate], list[str]]:
+        out = [Candidate(pb, pb.match, pb.source) for pb in self.playbooks]
+        notes: list[str] = []
+        if self.docs is None:
+            return out, notes
+        by_name = {pb.name: pb for pb in self.playbooks}
+        for rel, front, _ in self.docs.documents("runbook"):
+            ref = front.get("playbook")
+            if not ref:
+                continue  # a runbook for people only: nothing to run
+            pb = by_name.get(str(ref))
+            if pb is None:
+                notes.append(f"runbook {rel} names playbook {ref!r}, which is not in the playbook library")
+                continue
+            try:
+                match = PlaybookMatch.model_validate(front.get("match") or {})
+            except ValueError as exc:
+                notes.append(f"runbook {rel}: front matter 'match' is invalid: {exc}")
+                continue
+            out.append(Candidate(pb, match, f"{self.docs.path}/{rel}", str(front.get("title", rel))))
+        return out, notes
 
     def recommend_sync(self, req: RecommendRequest) -> RecommendResult:
-        stats = self.archive.playbook_stats()
-        ranked: list[tuple[float, Recommendation, Playbook, dict]] = []
-        for pb in self.playbooks:
-            fit, reason, target = _score(pb, req)
+        history = playbook_history(self.archive.all_states(limit=HISTORY_LIMIT))
+        cands, notes = self.candidates()
+        best: dict[tuple[str, str], tuple[float, Recommendation, Playbook, dict]] = {}
+        for c in cands:
+            fit, reasons, target = _score(c.match, req)
             if fit <= 0:
                 continue
-            params = _params(pb, target)
+            if c.runbook:
+                fit += RUNBOOK_BONUS
+                reasons.insert(0, f"runbook '{c.runbook}' covers this")
+            params, why = _params(c.playbook, target)
             if params is None:
+                notes.append(f"{c.playbook.name} matches but cannot be filled in: {why}")
                 continue
-            fixed, runs = stats.get(pb.name, (0, 0))
-            # Laplace-smoothed success rate: a playbook with no history starts at 0.5.
+            svc = str(params.get("service", target or ""))
+            fixed, runs = history.get((c.playbook.name, svc), (0, 0))
+            scope = f"on {svc}"
+            if runs < 2:
+                fixed, runs = history.get((c.playbook.name, ""), (0, 0))
+                scope = "overall"
             rate = (fixed + 1) / (runs + 2)
             total = fit * (0.5 + rate)
-            ranked.append(
-                (
-                    total,
-                    Recommendation(
-                        playbook=pb.name,
-                        params=params,
-                        score=round(total, 4),
-                        risk=pb.risk,
-                        expected_effect=pb.expected_effect,
-                        rollback=pb.rollback_summary,
-                        reason=reason
-                        + (f"; fixed {fixed} of {runs} past incidents" if runs else "; no history yet"),
-                        past_success_rate=(fixed / runs) if runs else None,
-                        source=pb.source,
-                    ),
-                    pb,
-                    params,
-                )
+            refused = self._refusal(c.playbook, params)
+            rec = Recommendation(
+                playbook=c.playbook.name,
+                params=params,
+                score=round(total, 4),
+                risk=c.playbook.risk,
+                expected_effect=c.playbook.expected_effect,
+                rollback=c.playbook.rollback_summary,
+                reason="; ".join(reasons)
+                + (f"; fixed {fixed} of {runs} past incidents {scope}" if runs else "; no history yet"),
+                past_success_rate=(fixed / runs) if runs else None,
+                past_runs=runs,
+                source=c.source,
+                refused=refused,
             )
-        ranked.sort(key=lambda x: (-x[0], x[1].risk.rank, x[1].playbook))
+            key = (c.playbook.name, svc)
+            if key not in best or total > best[key][0]:
+                best[key] = (total, rec, c.playbook, params)
+        ranked = sorted(
+            best.values(), key=lambda x: (bool(x[1].refused), -x[0], x[1].risk.rank, x[1].playbook)
+        )
         recs = [r for _, r, _, _ in ranked]
-        proposal = build_proposal(req.incident_id, ranked[0][2], ranked[0][3]) if ranked else None
-        return RecommendResult(recommendations=recs, proposal=proposal)
+        for r in recs:
+            if r.refused:
+                notes.append(f"{r.playbook} not proposed: the guardrails would refuse it ({r.refused})")
+        usable = [x for x in ranked if not x[1].refused]
+        proposal = build_proposal(req.incident_id, usable[0][2], usable[0][3]) if usable else None
+        return RecommendResult(recommendations=recs, proposal=proposal, notes=notes)
+
+    def _refusal(self, pb: Playbook, params: dict) -> str:
+        if self.guardrails is None:
+            return ""
+        proposal = build_proposal("check", pb, params)
+        for step in proposal.steps:
+            for spec in (step.run, step.rollback):
+                if spec is None:
+                    continue
+                why = self.guardrails.refusal(spec)
+                if why:
+                    return f"step {step.name}: {why}"
+        return ""
 
     @activity.defn(name="recommend")
     async def recommend(self, req: RecommendRequest) -> RecommendResult:

@@ -277,7 +277,7 @@ def aggregate(states: list[IncidentState], focus: IncidentState | None = None) -
     themes: dict[str, Theme] = {}
     hot: Counter[tuple[str, str]] = Counter()
     for c, p in zip(clusters, profiles, strict=True):
-        for s, f in p.members:
+        for _, f in p.members:
             hot[(f.root, f.component)] += 1
             for kind in f.kinds:
                 th = themes.setdefault(kind, Theme(kind=kind, incidents=0))
@@ -286,7 +286,9 @@ def aggregate(states: list[IncidentState], focus: IncidentState | None = None) -
                     th.services.append(f.root)
                 if c.key not in th.clusters:
                     th.clusters.append(c.key)
-    recurring = [t for t in themes.values() if t.incidents >= 2 and (len(t.clusters) >= 2 or t.incidents >= 3)]
+    recurring = [
+        t for t in themes.values() if t.incidents >= 2 and (len(t.clusters) >= 2 or t.incidents >= 3)
+    ]
     total = len(states)
     hotspots = [
         Hotspot(service=svc, component=comp, incidents=n, share=round(n / total, 4))

@@ -139,8 +139,7 @@ def _call(node: pp.Call) -> LabelSet:
             sel = sel.vector_selector
         if isinstance(sel, pp.VectorSelector):
             return LabelSet(
-                frozenset(m.name for m in sel.matchers.matchers if m.op == pp.MatchOp.Equal)
-                - {"__name__"}
+                frozenset(m.name for m in sel.matchers.matchers if m.op == pp.MatchOp.Equal) - {"__name__"}
             )
         return NONE
     vector_args = [a for a in args if not isinstance(a, pp.NumberLiteral | pp.StringLiteral)]
@@ -202,7 +201,9 @@ def check_rule_labels(
     problems = []
     for key in labels:
         if not _LABEL_NAME.match(key):
-            problems.append(f"{kind} {name!r}: label name {key!r} is invalid (must match [a-zA-Z_][a-zA-Z0-9_]*)")
+            problems.append(
+                f"{kind} {name!r}: label name {key!r} is invalid (must match [a-zA-Z_][a-zA-Z0-9_]*)"
+            )
     # Static labels of the rule and `alertname` are always there.
     available = expr_labels.plus(set(labels) | {"alertname"})
     for where, texts in (("labels", labels), ("annotations", annotations)):

@@ -8,8 +8,20 @@ Semantics follow Alertmanager's: a routing tree with matchers and `continue`; `g
 (with `...` for all labels); `group_wait` before a new group opens its incident;
 `group_interval` between updates sent to an open incident; `repeat_interval` before a
 still-firing group whose incident was closed opens a new one; inhibition rules; silences;
-mute/active time intervals; plus maintenance windows and flap suppression. Every alert gets
+mute/active time intervals; plus maintenance windows, flap suppression and correlation
+across sources and along the service topology (`argus.analysis.correlation`). Every alert gets
 a `RouteDecision` that says why.
+
+Alertmanager details kept (checked against its dispatch/route.go and inhibit/inhibit.go):
+* a child route inherits receiver, group_by and the three timers, but NOT its parent's
+  `mute_time_intervals`/`active_time_intervals`; the root route has none;
+* with no `group_by` anywhere, all alerts of a route form one group (group by no label);
+* an inhibition rule compares its `equal` labels with a missing label read as empty, so two
+  alerts that both lack the label are equal; an alert that matches both the source and the
+  target side cannot be inhibited by another alert matching both sides;
+* suppressed alerts (silenced, inhibited, muted, in maintenance) are remembered: they still
+  inhibit others, and when their suppression ends they are released into their group, as
+  Alertmanager notifies an alert whose silence expired.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
+from argus.analysis.correlation import GroupView, find_related
 from argus.models import Alert, AlertStatus, Matcher, Route, RouteDecision, RouteDecisionKind, Silence
 from argus.models.common import Model, UtcDateTime
 from argus.models.config import RoutingConfig
@@ -69,8 +82,20 @@ class GroupState(Model):
         return [e.alert for e in self.alerts.values() if e.alert.status == AlertStatus.FIRING]
 
 
+class HeldAlert(Model):
+    """A firing alert the router suppressed; kept to inhibit others and to release it later."""
+
+    alert: Alert
+    route: ResolvedRoute
+    kind: RouteDecisionKind
+    last_seen: UtcDateTime
+    recheck_at: UtcDateTime | None = None
+
+
 class RouterState(Model):
     groups: dict[str, GroupState] = Field(default_factory=dict)
+    held: dict[str, HeldAlert] = Field(default_factory=dict)  # "<route path>|<fingerprint>"
+    attached: dict[str, str] = Field(default_factory=dict)  # "<route path>|<fingerprint>" -> group key
     silences: list[Silence] = Field(default_factory=list)
     recent: list[RouteDecision] = Field(default_factory=list)  # ring buffer for the CLI
     counts: dict[str, int] = Field(default_factory=dict)
@@ -107,8 +132,9 @@ def resolve_routes(root: Route, labels: dict[str, str]) -> list[ResolvedRoute]:
             repeat_interval=node.repeat_interval
             if node.repeat_interval is not None
             else parent.repeat_interval,
-            mute_time_intervals=node.mute_time_intervals or parent.mute_time_intervals,
-            active_time_intervals=node.active_time_intervals or parent.active_time_intervals,
+            # Alertmanager: time intervals belong to the node that names them, never inherited.
+            mute_time_intervals=list(node.mute_time_intervals),
+            active_time_intervals=list(node.active_time_intervals),
         )
 
     def walk(node: Route, ctx: ResolvedRoute) -> list[ResolvedRoute]:
@@ -124,7 +150,7 @@ def resolve_routes(root: Route, labels: dict[str, str]) -> list[ResolvedRoute]:
     base = ResolvedRoute(
         path="root",
         receiver=root.receiver or "default",
-        group_by=root.group_by if root.group_by is not None else ["alertname"],
+        group_by=root.group_by if root.group_by is not None else [],
         group_wait=root.group_wait if root.group_wait is not None else DEFAULT_GROUP_WAIT,
         group_interval=root.group_interval if root.group_interval is not None else DEFAULT_GROUP_INTERVAL,
         repeat_interval=root.repeat_interval if root.repeat_interval is not None else DEFAULT_REPEAT_INTERVAL,
@@ -150,7 +176,7 @@ def in_time_interval(interval: TimeInterval, now: datetime) -> bool:
         local = now.astimezone(ZoneInfo(spec.location)) if spec.location != "UTC" else now
         if spec.weekdays and not _in_ranges(local.weekday(), spec.weekdays, _weekday_index):
             continue
-        if spec.days_of_month and not _in_ranges(local.day, spec.days_of_month, int):
+        if spec.days_of_month and not _in_day_ranges(local, spec.days_of_month):
             continue
         if spec.months and not _in_ranges(local.month, spec.months, _month_index):
             continue
@@ -187,6 +213,25 @@ def _weekday_index(s: str) -> int:
 
 def _month_index(s: str) -> int:
     return int(s) if s.isdigit() else _MONTHS.index(s.lower()) + 1
+
+
+def _in_day_ranges(local: datetime, ranges: list[str]) -> bool:
+    """Alertmanager's days_of_month: 1..31, or negative from the month's end (-1 is the last day)."""
+    import calendar
+
+    last = calendar.monthrange(local.year, local.month)[1]
+
+    def day(text: str) -> int:
+        n = int(text)
+        return last + 1 + n if n < 0 else n
+
+    for r in ranges:
+        lo, sep, hi = r.partition(":")
+        a = day(lo)
+        b = day(hi) if sep else a
+        if a <= local.day <= b:
+            return True
+    return False
 
 
 def _in_ranges(value: int, ranges: list[str], conv) -> bool:  # type: ignore[no-untyped-def]
@@ -240,72 +285,77 @@ class Router:
         self.state.counts[d.kind.value] = self.state.counts.get(d.kind.value, 0) + 1
         return d
 
-    def _suppression(self, alert: Alert, route: ResolvedRoute, now: datetime) -> RouteDecision | None:
+    def _suppression(
+        self, alert: Alert, route: ResolvedRoute, now: datetime
+    ) -> tuple[RouteDecision, datetime | None] | None:
+        """Why `alert` must not notify now, and when that may change (None: re-check every sweep)."""
         fp, name = alert.fingerprint, alert.name
+
+        def decision(kind: RouteDecisionKind, reason: str) -> RouteDecision:
+            return RouteDecision(fingerprint=fp, alertname=name, kind=kind, at=now, reason=reason)
+
         for s in self.state.silences:
             if s.starts_at <= now < s.ends_at and matches_all(s.matchers, alert.labels):
-                return RouteDecision(
-                    fingerprint=fp,
-                    alertname=name,
-                    kind=RouteDecisionKind.SILENCED,
-                    at=now,
-                    reason=f"silenced by {s.id} ({', '.join(map(str, s.matchers))}) until "
+                return decision(
+                    RouteDecisionKind.SILENCED,
+                    f"silenced by {s.id} ({', '.join(map(str, s.matchers))}) until "
                     f"{s.ends_at.isoformat()} by {s.created_by}: {s.comment}",
-                )
+                ), s.ends_at
         for w in self.config.maintenance:
             if w.starts_at <= now < w.ends_at and matches_all(w.matchers, alert.labels):
-                return RouteDecision(
-                    fingerprint=fp,
-                    alertname=name,
-                    kind=RouteDecisionKind.MAINTENANCE,
-                    at=now,
-                    reason=f"maintenance window {w.name!r} until {w.ends_at.isoformat()}",
-                )
+                return decision(
+                    RouteDecisionKind.MAINTENANCE,
+                    f"maintenance window {w.name!r} until {w.ends_at.isoformat()}",
+                ), w.ends_at
+        next_minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
         for ti_name in route.mute_time_intervals:
             ti = self._intervals.get(ti_name)
             if ti and in_time_interval(ti, now):
-                return RouteDecision(
-                    fingerprint=fp,
-                    alertname=name,
-                    kind=RouteDecisionKind.MUTED,
-                    at=now,
-                    reason=f"route {route.path} is muted during time interval {ti_name!r}",
-                )
+                return decision(
+                    RouteDecisionKind.MUTED, f"route {route.path} is muted during time interval {ti_name!r}"
+                ), next_minute
         if route.active_time_intervals:
             active = [self._intervals[n] for n in route.active_time_intervals if n in self._intervals]
             if active and not any(in_time_interval(ti, now) for ti in active):
-                return RouteDecision(
-                    fingerprint=fp,
-                    alertname=name,
-                    kind=RouteDecisionKind.MUTED,
-                    at=now,
-                    reason=f"route {route.path} is outside its active time intervals "
-                    f"{route.active_time_intervals}",
-                )
-        return self._inhibition(alert, now)
+                return decision(
+                    RouteDecisionKind.MUTED,
+                    f"route {route.path} is outside its active time intervals {route.active_time_intervals}",
+                ), next_minute
+        inhibited = self._inhibition(alert, now)
+        return (inhibited, None) if inhibited is not None else None
+
+    def _firing_alerts(self) -> list[Alert]:
+        """Every alert firing here, grouped or held: Alertmanager inhibits from all of them."""
+        out = [e.alert for g in self.state.groups.values() for e in g.alerts.values()]
+        out += [h.alert for h in self.state.held.values()]
+        return [a for a in out if a.status == AlertStatus.FIRING]
 
     def _inhibition(self, alert: Alert, now: datetime) -> RouteDecision | None:
         for rule in self.config.inhibit_rules:
             if not matches_all(rule.target_matchers, alert.labels):
                 continue
-            for g in self.state.groups.values():
-                for e in g.alerts.values():
-                    src = e.alert
-                    if src.status != AlertStatus.FIRING or src.fingerprint == alert.fingerprint:
-                        continue
-                    if not matches_all(rule.source_matchers, src.labels):
-                        continue
-                    if matches_all(rule.target_matchers, src.labels):
-                        continue  # Alertmanager: an alert matching both sides never inhibits itself
-                    if all(src.labels.get(k) == alert.labels.get(k) for k in rule.equal):
-                        return RouteDecision(
-                            fingerprint=alert.fingerprint,
-                            alertname=alert.name,
-                            kind=RouteDecisionKind.INHIBITED,
-                            at=now,
-                            reason=f"inhibited by firing {src.name} ({src.fingerprint}) with equal "
-                            f"{rule.equal or 'labels'}",
-                        )
+            # Alertmanager: if the target also matches the source side, only sources that do not
+            # also match the target side may inhibit it (so such alerts never mute each other).
+            two_sided = matches_all(rule.source_matchers, alert.labels)
+            for src in self._firing_alerts():
+                if src.fingerprint == alert.fingerprint:
+                    continue
+                if not matches_all(rule.source_matchers, src.labels):
+                    continue
+                if two_sided and matches_all(rule.target_matchers, src.labels):
+                    continue
+                # A missing label reads as empty, as in Alertmanager: absent on both sides is equal.
+                if all(src.labels.get(k, "") == alert.labels.get(k, "") for k in rule.equal):
+                    equal = ", ".join(f'{k}="{alert.labels.get(k, "")}"' for k in rule.equal)
+                    return RouteDecision(
+                        fingerprint=alert.fingerprint,
+                        alertname=alert.name,
+                        kind=RouteDecisionKind.INHIBITED,
+                        at=now,
+                        reason=f"inhibited by firing {src.name} ({src.fingerprint}) matching "
+                        f"{', '.join(map(str, rule.source_matchers))}"
+                        + (f" with equal {equal}" if rule.equal else ""),
+                    )
         return None
 
     def ingest(self, alerts: list[Alert], now: datetime) -> list[RouteDecision]:
@@ -315,18 +365,58 @@ class Router:
                 decisions.append(self._record(self._ingest_one(alert, route, now)))
         return decisions
 
+    def _group_views(self) -> list[GroupView]:
+        label = self.config.correlation.service_label
+        views = []
+        for g in self.state.groups.values():
+            if g.incident_closed_at is not None:
+                continue
+            firing = g.firing()
+            views.append(
+                GroupView(
+                    key=g.key,
+                    receiver=g.route.receiver,
+                    created_at=g.created_at,
+                    services={a.labels[label] for a in firing if label in a.labels},
+                    sources={a.source for a in firing},
+                    firing=bool(firing),
+                )
+            )
+        return views
+
+    def _hold(self, alert: Alert, route: ResolvedRoute, key: str, found, now: datetime) -> RouteDecision:  # type: ignore[no-untyped-def]
+        d, recheck = found
+        d.group_key = key
+        slot = f"{route.path}|{alert.fingerprint}"
+        before = self.state.held.get(slot)
+        self.state.held[slot] = HeldAlert(
+            alert=alert, route=route, kind=d.kind, last_seen=now, recheck_at=recheck
+        )
+        group = self.state.groups.get(self.state.attached.get(slot, key))
+        if group is not None and alert.fingerprint in group.alerts:
+            # Already told to an incident: silencing it now stops news about it, it does not resolve it.
+            group.alerts[alert.fingerprint].last_seen = now
+        if group is not None and (before is None or before.kind != d.kind):
+            # The incident of the group this alert would have joined learns why it did not.
+            group.decisions.append(d)
+        return d
+
     def _ingest_one(self, alert: Alert, route: ResolvedRoute, now: datetime) -> RouteDecision:
         fp = alert.fingerprint
+        slot = f"{route.path}|{fp}"
         glabels = group_labels(route, alert.labels)
         key = group_key(route, glabels)
+        attached = self.state.attached.get(slot)
+        if attached is not None and attached in self.state.groups:
+            key = attached
         group = self.state.groups.get(key)
         entry = group.alerts.get(fp) if group else None
 
         if alert.status == AlertStatus.FIRING:
-            suppressed = self._suppression(alert, route, now)
-            if suppressed is not None:
-                suppressed.group_key = key
-                return suppressed
+            found = self._suppression(alert, route, now)
+            if found is not None:
+                return self._hold(alert, route, key, found, now)
+        held = self.state.held.pop(slot, None)
 
         if entry is None:
             if alert.status == AlertStatus.RESOLVED:
@@ -336,26 +426,45 @@ class Router:
                     kind=RouteDecisionKind.IGNORED,
                     at=now,
                     group_key=key,
-                    reason="resolved alert that was never firing here",
+                    reason=f"resolved while it was {held.kind.value}: nothing was told, nothing to close"
+                    if held is not None
+                    else "resolved alert that was never firing here",
                 )
+            released = f"{held.kind.value} no longer applies; " if held is not None else ""
             if group is None:
-                group = GroupState(
-                    key=key,
-                    incident_id=incident_id_for(self.scope, key),
-                    labels=glabels,
-                    route=route,
-                    created_at=now,
+                related = find_related(
+                    alert.labels.get(self.config.correlation.service_label),
+                    alert.source,
+                    route.receiver,
+                    now,
+                    self._group_views(),
+                    self.config.correlation,
                 )
-                self.state.groups[key] = group
-                kind, reason = (
-                    RouteDecisionKind.NEW_GROUP,
-                    (
-                        f"opened group {key} (group_by {route.group_by}, route {route.path}, receiver "
-                        f"{route.receiver}); incident after group_wait {route.group_wait}"
-                    ),
-                )
+                if related is not None:
+                    group = self.state.groups[related.group_key]
+                    key = group.key
+                    self.state.attached[slot] = key
+                    kind, reason = RouteDecisionKind.CORRELATED, released + related.reason
+                else:
+                    group = GroupState(
+                        key=key,
+                        incident_id=incident_id_for(self.scope, key),
+                        labels=glabels,
+                        route=route,
+                        created_at=now,
+                    )
+                    self.state.groups[key] = group
+                    kind, reason = (
+                        RouteDecisionKind.NEW_GROUP,
+                        (
+                            f"{released}opened group {key} (group_by {route.group_by}, route {route.path}, "
+                            f"receiver {route.receiver}); incident after group_wait {route.group_wait}"
+                        ),
+                    )
             else:
-                kind, reason = RouteDecisionKind.GROUPED, f"joined group {key} by {route.group_by}"
+                kind, reason = RouteDecisionKind.GROUPED, f"{released}joined group {key} by {route.group_by}"
+            if held is not None and kind != RouteDecisionKind.CORRELATED:
+                kind = RouteDecisionKind.RELEASED
             group.alerts[fp] = AlertEntry(alert=alert, first_seen=now, last_seen=now)
             group.dirty.append(fp)
             d = RouteDecision(
@@ -410,18 +519,39 @@ class Router:
         return d
 
     # --- time ------------------------------------------------------------------------------------
+    def _expired(self, a: Alert, last_seen: datetime, now: datetime) -> bool:
+        return (a.ends_at is not None and a.ends_at <= now) or (
+            a.ends_at is None and now - last_seen >= self.config.resolve_timeout
+        )
+
+    def _sweep_held(self, now: datetime) -> list[RouteDecision]:
+        """Forget held alerts that ended; release those whose suppression is over."""
+        decisions = []
+        for slot in list(self.state.held):
+            h = self.state.held.get(slot)
+            if h is None:
+                continue
+            if self._expired(h.alert, h.last_seen, now):
+                del self.state.held[slot]
+                continue
+            if h.recheck_at is not None and now < h.recheck_at:
+                continue
+            found = self._suppression(h.alert, h.route, now)
+            if found is not None:
+                h.kind, h.recheck_at = found[0].kind, found[1]
+                continue
+            decisions.append(self._record(self._ingest_one(h.alert, h.route, now)))
+        return decisions
+
     def sweep(self, now: datetime) -> list[RouteDecision]:
-        """Resolve alerts whose end time passed or that stopped being refreshed."""
+        """Resolve alerts whose end time passed or that stopped being refreshed; release held ones."""
         decisions = []
         for g in self.state.groups.values():
             for fp, e in g.alerts.items():
                 a = e.alert
                 if a.status != AlertStatus.FIRING:
                     continue
-                expired = (a.ends_at is not None and a.ends_at <= now) or (
-                    a.ends_at is None and now - e.last_seen >= self.config.resolve_timeout
-                )
-                if expired:
+                if self._expired(a, e.last_seen, now):
                     e.alert = a.model_copy(
                         update={"status": AlertStatus.RESOLVED, "ends_at": a.ends_at or now}
                     )
@@ -439,6 +569,11 @@ class Router:
                     )
                     g.decisions.append(d)
                     decisions.append(d)
+        decisions += self._sweep_held(now)
+        for slot, key in list(self.state.attached.items()):
+            g = self.state.groups.get(key)
+            if g is None or slot.rsplit("|", 1)[1] not in g.alerts:
+                del self.state.attached[slot]
         return decisions
 
     def _open_due(self, g: GroupState) -> datetime | None:
@@ -449,7 +584,7 @@ class Router:
         return g.created_at + g.route.group_wait
 
     def _update_due(self, g: GroupState) -> datetime | None:
-        if not g.incident_open or not g.dirty:
+        if not g.incident_open or not (g.dirty or g.decisions):
             return None
         if g.last_flush is None:
             return g.created_at
@@ -470,6 +605,10 @@ class Router:
                     times.append(
                         a.ends_at if a.ends_at is not None else e.last_seen + self.config.resolve_timeout
                     )
+        for h in self.state.held.values():
+            times.append(h.alert.ends_at or h.last_seen + self.config.resolve_timeout)
+            if h.recheck_at is not None:
+                times.append(h.recheck_at)
         return min(times) if times else None
 
     def due(self, now: datetime) -> list[GroupAction]:

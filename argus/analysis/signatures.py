@@ -37,15 +37,22 @@ class SignalEvidence:
     kind: str  # metric | change | log | propagation
     metric: str | None
     weight: float
+    # A metric anomaly of the candidate that none of its own other anomalies explains: where the
+    # fault starts (cpu of a CPU hog; traffic of an overload, whose cpu rise it explains).
+    origin: bool = True
+
+
+CHANGE_MIN_WEIGHT = 0.3  # a change the service's own anomaly did not follow is no signature
 
 
 def signature(evidence: Iterable[SignalEvidence], max_parts: int = 2) -> str:
-    """E.g. "deploy+errors", "cpu", "memory+latency"; "unknown" when nothing is recognisable."""
+    """E.g. "deploy+errors", "cpu+latency", "overload+cpu"; "unknown" when nothing is recognisable.
+    Origins come before the anomalies they explain, then the stronger before the weaker."""
     parts: list[str] = []
     ev = list(evidence)
-    if any(e.kind == "change" for e in ev):
+    if any(e.kind == "change" and e.weight >= CHANGE_MIN_WEIGHT for e in ev):
         parts.append("deploy")
-    metric_ev = sorted((e for e in ev if e.kind == "metric"), key=lambda e: -e.weight)
+    metric_ev = sorted((e for e in ev if e.kind == "metric"), key=lambda e: (not e.origin, -e.weight))
     for e in metric_ev:
         k = metric_kind(e.metric)
         if k and k not in parts:

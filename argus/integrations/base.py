@@ -24,6 +24,7 @@ from argus.models import (
     TicketRequest,
     TicketUpdate,
 )
+from argus.models.traces import SpanRecord
 
 
 class IntegrationError(Exception):
@@ -67,6 +68,19 @@ class LogSource(Protocol):
 
     async def messages(self, start: datetime, end: datetime, limit: int) -> list[dict[str, str]]:
         """Raw log records (at least `service`, `level`, `message`, `@timestamp`)."""
+        ...
+
+    async def health(self) -> SourceHealth: ...
+
+
+@runtime_checkable
+class TraceSource(Protocol):
+    """Spans of the incident window (the OTLP receiver's store, or a tracing backend)."""
+
+    name: str
+
+    async def spans(self, start: datetime, end: datetime, limit: int) -> list[SpanRecord]:
+        """Spans that began in [start, end]; at most about `limit`, sampled by whole traces."""
         ...
 
     async def health(self) -> SourceHealth: ...

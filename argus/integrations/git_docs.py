@@ -11,7 +11,7 @@ import yaml
 
 from argus.models import Document, PublishResult
 
-from .base import IntegrationError
+from .base import IntegrationError, PermanentError
 
 
 def render_markdown(document: Document) -> str:
@@ -52,6 +52,8 @@ class GitDocsRepo:
             )
         except subprocess.CalledProcessError as exc:
             raise IntegrationError(f"git {' '.join(args)} failed: {exc.stderr.strip()}") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise IntegrationError(f"git {' '.join(args)} timed out after {exc.timeout}s") from exc
         return out.stdout.strip()
 
     def _ensure_repo(self) -> None:
@@ -69,26 +71,42 @@ class GitDocsRepo:
         return f"{document.kind.value}s/{document.slug}.md"
 
     def publish(self, document: Document) -> PublishResult:
+        """Write the document (and its attachments beside it), commit if anything changed, and push
+        when a remote is configured. Same slug, same file: republishing updates, never duplicates."""
         rel = self.relpath(document)
-        target = self.path / rel
-        text = render_markdown(document)
+        files = {rel: render_markdown(document).encode()}
+        folder = rel.rsplit("/", 1)[0]
+        for att in document.attachments:
+            if "/" in att.name or att.name.startswith("."):
+                raise PermanentError(f"git: attachment name {att.name!r} must be a plain file name")
+            files[f"{folder}/{att.name}"] = att.data
         with self._lock:
-            created = not target.exists()
-            if not created and target.read_text() == text:
-                return PublishResult(
-                    publisher=self.name, location=rel, revision=self._git("rev-parse", "HEAD"), created=False
-                )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-            self._git("add", rel)
-            verb = "Add" if created else "Update"
-            self._git("commit", "-q", "-m", f"{verb} {document.kind.value}: {document.title}")
+            created = not (self.path / rel).exists()
+            changed = [name for name, data in files.items() if self._read(name) != data]
+            if changed:
+                for name in changed:
+                    target = self.path / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(files[name])
+                self._git("add", *changed)
+                verb = "Add" if created else "Update"
+                self._git("commit", "-q", "-m", f"{verb} {document.kind.value}: {document.title}")
             revision = self._git("rev-parse", "HEAD")
             if self.remote:
+                # Also after "unchanged": an earlier attempt may have committed and then failed to push.
                 self._git("push", "-q", self.remote, f"HEAD:{self.branch}")
         return PublishResult(
-            publisher=self.name, location=rel, revision=revision, created=created, at=datetime.now(UTC)
+            publisher=self.name,
+            location=rel,
+            revision=revision,
+            created=created,
+            changed=bool(changed),
+            at=datetime.now(UTC),
         )
+
+    def _read(self, rel: str) -> bytes | None:
+        p = self.path / rel
+        return p.read_bytes() if p.exists() else None
 
     def documents(self, kind: str | None = None) -> list[tuple[str, dict, str]]:
         """(relative path, front matter, body) of every published document."""

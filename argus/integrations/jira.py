@@ -26,7 +26,7 @@ from pydantic import Field
 from argus.integrations.base import IntegrationError, PermanentError
 from argus.integrations.dedupe import SentKeys
 from argus.integrations.vendor_http import parse_retry_after
-from argus.models import TicketRef, TicketRequest, TicketUpdate
+from argus.models import RemediationOutcome, TicketRef, TicketRequest, TicketUpdate
 from argus.models.common import Model
 
 DEFAULT_PRIORITIES = {"critical": "Highest", "error": "High", "warning": "Medium", "info": "Low"}
@@ -42,14 +42,6 @@ class JiraTransitionNames(Model):
 
     resolve: list[str] = Field(default_factory=lambda: ["Resolve Issue", "Resolve", "Done", "Close Issue"])
     reopen: list[str] = Field(default_factory=lambda: ["Reopen Issue", "Reopen", "To Do", "Back to To Do"])
-
-
-class JiraTicketRequest(TicketRequest):
-    """A `TicketRequest` with what only Jira has. Plain `TicketRequest`s work too."""
-
-    related_issues: list[str] = Field(default_factory=list)  # issue keys to link with `link_type`
-    components: list[str] = Field(default_factory=list)  # added to the constructor's components
-    priority: str | None = None  # overrides the severity → priority map
 
 
 def key_label(key: str) -> str:
@@ -80,9 +72,11 @@ class JiraTickets:
         issue_type: str = "Incident",
         priorities: dict[str, str] | None = None,
         components: list[str] | None = None,
+        components_by_service: dict[str, list[str]] | None = None,
         link_type: str = "Relates",
         transitions: JiraTransitionNames | None = None,
         default_resolution: str = "Done",
+        resolutions: dict[str, str] | None = None,
         resolution_on_resolve: bool = True,
         timeout: float = 10.0,
         client_factory: Callable[[], JIRA] | None = None,
@@ -92,9 +86,12 @@ class JiraTickets:
         self.issue_type = issue_type
         self.priorities = DEFAULT_PRIORITIES if priorities is None else priorities
         self.components = components or []
+        self.components_by_service = components_by_service or {}
         self.link_type = link_type
         self.transition_names = transitions or JiraTransitionNames()
         self.default_resolution = default_resolution
+        # ARGUS outcome (fixed, rejected, …) -> this instance's resolution name; others get the default
+        self.resolutions = resolutions or {}
         self.resolution_on_resolve = resolution_on_resolve
         self.timeout = timeout
         self.keys = key_map if isinstance(key_map, SentKeys) else SentKeys(key_map)
@@ -157,9 +154,8 @@ class JiraTickets:
             issue = self._create_issue(request)
             ref = self._ref(issue["key"], "open")
             self._remember(request.key, ref)
-        related = getattr(request, "related_issues", [])
-        if related:
-            self.ensure_links(ref.key, related)
+        if request.related:
+            self.ensure_links(ref.key, request.related)
         return ref
 
     def get(self, key: str) -> TicketRef | None:
@@ -188,7 +184,8 @@ class JiraTickets:
         if state in RESOLVE_STATES:
             fields = None
             if self.resolution_on_resolve:
-                fields = {"resolution": {"name": update.resolution or self.default_resolution}}
+                name = _vendor_value(update.resolution, self.resolutions, self.default_resolution)
+                fields = {"resolution": {"name": name}}
             new_state = self._transition(
                 issue_key, self.transition_names.resolve, "done", fields, update.comment
             )
@@ -282,10 +279,14 @@ class JiraTickets:
             "description": _wiki_description(request),
             "labels": labels,
         }
-        priority = getattr(request, "priority", None) or self.priorities.get(request.severity.lower())
+        priority = request.priority or self.priorities.get(request.severity.lower())
         if priority:
             fields["priority"] = {"name": priority}
-        components = [*self.components, *getattr(request, "components", [])]
+        components = [
+            *self.components,
+            *self.components_by_service.get(request.service, []),
+            *request.components,
+        ]
         if components:
             fields["components"] = [{"name": c} for c in dict.fromkeys(components)]
         issue = self._call("create issue", lambda: self.client().create_issue(fields=fields, prefetch=False))
@@ -327,6 +328,16 @@ class JiraTickets:
         )
         category = ((chosen.get("to") or {}).get("statusCategory") or {}).get("key")
         return {"done": "resolved", "indeterminate": "in_progress"}.get(category or "", "open")
+
+
+def _vendor_value(resolution: str | None, mapping: dict[str, str], default: str) -> str:
+    """An ARGUS outcome (fixed, rejected, …) maps through `mapping` to the default; any other
+    value is already the vendor's own name and passes."""
+    if not resolution:
+        return default
+    if resolution in mapping:
+        return mapping[resolution]
+    return default if resolution in {o.value for o in RemediationOutcome} else resolution
 
 
 def _state_of(issue: dict[str, Any]) -> str:

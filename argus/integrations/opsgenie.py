@@ -324,6 +324,9 @@ class OpsgenieChannel:
                 if "does not exist" not in str(exc):
                     raise
             detail = f"closed {alias}"
+        elif notification.kind == NotificationKind.ACKNOWLEDGED:
+            self.api.act(alias, "acknowledge", note=notification.subject)
+            detail = f"acknowledged {alias}"
         else:
             return Delivery(
                 channel=self.name, key=notification.key, ok=True, detail=f"skipped: {notification.kind}"

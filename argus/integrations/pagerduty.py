@@ -65,6 +65,7 @@ DEFAULT_ACTIONS: dict[NotificationKind, EventAction | None] = {
     NotificationKind.ESCALATION: EventAction.TRIGGER,
     NotificationKind.REOPENED: EventAction.TRIGGER,
     NotificationKind.RESOLVED: EventAction.RESOLVE,
+    NotificationKind.ACKNOWLEDGED: EventAction.ACKNOWLEDGE,
 }
 
 

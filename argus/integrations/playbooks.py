@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from argus.models import Playbook
+from argus.models import ActionType, Playbook
 
 
 class PlaybookError(ValueError):
@@ -37,16 +37,32 @@ def load_playbook(path: Path) -> Playbook:
         pb = Playbook.model_validate({**data, "source": str(path)})
     except ValidationError as exc:
         raise PlaybookError(_format_validation(path, exc)) from exc
+    for name, spec in pb.parameters.items():
+        if spec.default is not None:
+            try:
+                spec.coerce(name, spec.default)
+            except ValueError as exc:
+                raise PlaybookError(f"{path}: field parameters.{name}.default: {exc}") from exc
     for step in pb.steps:
-        for spec in (step.run, step.rollback):
+        for role, spec in (("run", step.run), ("rollback", step.rollback)):
             if spec is None:
                 continue
-            for value in spec.args.values():
+            for arg, value in spec.args.items():
                 for name in _placeholders(str(value)):
                     if name not in pb.parameters:
                         raise PlaybookError(
-                            f"{path}: step {step.name!r} uses parameter {{{{ {name} }}}} that is not declared"
+                            f"{path}: field steps.{step.name}.{role}.args.{arg}: parameter "
+                            f"{{{{ {name} }}}} is not declared under parameters"
                         )
+                    p = pb.parameters[name]
+                    # A free-form string must never reach a command line or a URL: its values may come
+                    # from alert labels, so it needs a pattern or a fixed set of choices.
+                    if spec.type in (ActionType.SHELL, ActionType.HTTP) and p.type == "string":
+                        if not p.pattern and not p.choices:
+                            raise PlaybookError(
+                                f"{path}: field parameters.{name}: a string used by a {spec.type.value} step "
+                                f"({step.name}) needs a pattern or choices"
+                            )
     return pb
 
 

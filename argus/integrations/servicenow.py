@@ -23,7 +23,7 @@ from argus.integrations.base import PermanentError
 from argus.integrations.dedupe import SentKeys
 from argus.integrations.templating import markdown_to_xhtml
 from argus.integrations.vendor_http import DEFAULT_TIMEOUT, new_client, send
-from argus.models import Document, PublishResult, TicketRef, TicketRequest, TicketUpdate
+from argus.models import Document, PublishResult, RemediationOutcome, TicketRef, TicketRequest, TicketUpdate
 
 STATE_NAMES = {
     "1": "open",
@@ -58,6 +58,16 @@ def correlation_id(key: str) -> str:
 def _query_value(value: str) -> str:
     # `^` separates encoded-query terms; a key containing it would split the query.
     return value.replace("^", "_")
+
+
+def _vendor_value(resolution: str | None, mapping: dict[str, str], default: str) -> str:
+    """An ARGUS outcome (fixed, rejected, …) maps through `mapping` to the default close code;
+    any other value is already a close code of the instance and passes."""
+    if not resolution:
+        return default
+    if resolution in mapping:
+        return mapping[resolution]
+    return default if resolution in {o.value for o in RemediationOutcome} else resolution
 
 
 class TableApi:
@@ -141,6 +151,7 @@ class ServiceNowTickets:
         caller_id: str | None = None,
         category: str | None = None,
         close_code: str = "Solution provided",
+        close_codes: dict[str, str] | None = None,
         reopen_state: str = "2",
         sent: SentKeys | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
@@ -152,6 +163,8 @@ class ServiceNowTickets:
         self.caller_id = caller_id
         self.category = category
         self.close_code = close_code
+        # ARGUS outcome (fixed, rejected, …) -> a close code of this instance; others get close_code
+        self.close_codes = close_codes or {}
         self.reopen_state = reopen_state
         self.sent = sent or SentKeys()
         self._sys_ids: dict[str, str] = {}  # number -> sys_id
@@ -204,7 +217,7 @@ class ServiceNowTickets:
         if state in ("resolved", "resolve", "closed"):
             changes = {
                 "state": "6",
-                "close_code": update.resolution or self.close_code,
+                "close_code": _vendor_value(update.resolution, self.close_codes, self.close_code),
                 "close_notes": update.comment or "Resolved by ARGUS.",
             }
         elif state in ("reopened", "reopen", "open", "in_progress"):

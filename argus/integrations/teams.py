@@ -52,14 +52,8 @@ KEYS_MAX_AGE_SECONDS = 24 * 3600  # refresh the signing keys daily…
 UNKNOWN_KID_REFRESH_SECONDS = 3600  # …or on an unknown kid, at most hourly
 
 
-class TeamsNotification(Notification):
-    """A `Notification` that also names the workflow an approval answers (Action.Execute data).
-
-    `Notification` has no workflow id; without this the incident id is used, which is right when
-    the IncidentWorkflow id is derived from it.
-    """
-
-    workflow_id: str | None = None
+# `Notification.workflow_id` now names the workflow an approval answers; kept as a name for callers.
+TeamsNotification = Notification
 
 
 # ---- cards ---------------------------------------------------------------------------------
@@ -325,8 +319,9 @@ class TeamsBotChannel:
             raise
 
     def card(self, notification: Notification) -> dict[str, Any]:
-        workflow_id = getattr(notification, "workflow_id", None)
-        return notification_card(notification, self.templates, interactive=True, workflow_id=workflow_id)
+        return notification_card(
+            notification, self.templates, interactive=True, workflow_id=notification.workflow_id
+        )
 
     def send(self, notification: Notification) -> Delivery:
         previous = previous_delivery(self.sent, self.name, notification.key)

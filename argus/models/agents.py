@@ -111,6 +111,7 @@ class EnrichRequest(Model):
     service: str
     ticket: TicketRef
     rca: RcaReport | None
+    runbook_urls: list[str] = Field(default_factory=list)  # from the alerts' `runbook_url` annotations
 
 
 class RecommendRequest(Model):
@@ -123,6 +124,7 @@ class RecommendRequest(Model):
 class RecommendResult(Model):
     recommendations: list[Recommendation] = Field(default_factory=list)
     proposal: Proposal | None = None
+    notes: list[str] = Field(default_factory=list)  # what was not proposed, and why
 
 
 class SolicitRequest(Model):
@@ -364,3 +366,8 @@ class BackfillRecord(Model):
     group_labels: dict[str, str] = Field(default_factory=dict)
     alerts: list[Alert]
     rca: RcaReport | None = None
+
+
+class BackfillRecorded(Model):
+    state: IncidentState
+    created: bool  # False: a rerun found it already archived

@@ -17,9 +17,12 @@ from pydantic import Field, field_validator, model_validator
 from .common import Model, UtcDateTime
 from .durations import Duration
 from .remediation import BlastRadius, Risk
+from .heartbeats import HeartbeatsConfig
 from .monitoring import CorrelationConfig, SloConfig
-from .routing import InhibitRule, MaintenanceWindow, Matcher, Route, TimeInterval, TimeIntervalSpec
 from .people import OnCallSchedule, Person
+from .routing import InhibitRule, MaintenanceWindow, Matcher, Route, TimeInterval, TimeIntervalSpec
+from .security import AuthConfig, EncryptionConfig
+from .traces import TracesConfig
 from .vendors import (
     GraphMailConfig,
     JiraConfig,
@@ -67,6 +70,9 @@ class SourceConfig(Model):
     scrape_interval: Duration = timedelta(seconds=5)
     timeout: Duration = timedelta(seconds=5)
     index: str = "logs-*"
+    # elasticsearch: document field names, e.g. {"service": "service.name", "level": "log.level"}
+    fields: dict[Literal["timestamp", "service", "level", "message"], str] = Field(default_factory=dict)
+    error_query: str | None = None  # default: <level field>:(error OR fatal OR critical)
 
     @model_validator(mode="after")
     def _url_needed(self) -> SourceConfig:
@@ -295,11 +301,11 @@ class NotifyConfig(Model):
             if name == "outbox":
                 continue
             if name not in CHANNEL_SECTIONS:
-                raise ValueError(
-                    f"notify.channels: unknown channel {name!r} (known: outbox, {', '.join(CHANNEL_SECTIONS)})"
-                )
-            if getattr(self, CHANNEL_SECTIONS[name]) is None:
-                raise ValueError(f"notify.channels lists {name!r} but notify.{CHANNEL_SECTIONS[name]} is not set")
+                known = ", ".join(["outbox", *CHANNEL_SECTIONS])
+                raise ValueError(f"notify.channels: unknown channel {name!r} (known: {known})")
+            section = CHANNEL_SECTIONS[name]
+            if getattr(self, section) is None:
+                raise ValueError(f"notify.channels lists {name!r} but notify.{section} is not set")
         for name in self.rate_limits:
             if name not in self.channels:
                 raise ValueError(f"notify.rate_limits: {name!r} is not in notify.channels")
@@ -391,6 +397,10 @@ class ArgusConfig(Model):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     rca: RcaConfig = Field(default_factory=RcaConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
+    heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
+    traces: TracesConfig = Field(default_factory=TracesConfig)
 
     @model_validator(mode="after")
     def _references(self) -> ArgusConfig:

@@ -47,6 +47,7 @@ class RcaReport(Model):
     graph_source: str = "given"
     method: str = ""
     notes: list[str] = Field(default_factory=list)
+    trace_ids: list[str] = Field(default_factory=list)  # exemplar traces of the trace evidence
 
     @property
     def top(self) -> Hypothesis | None:

@@ -146,7 +146,9 @@ class Recommendation(Model):
     rollback: str
     reason: str
     past_success_rate: float | None = None
+    past_runs: int = 0
     source: str = ""
+    refused: str = ""  # why the guardrails would refuse it (then it is never proposed)
 
 
 class ProposedStep(Model):
@@ -200,6 +202,7 @@ class ApprovalDecision(Model):
     request_id: str = ""
     at: UtcDateTime | None = None
     groups: list[str] = Field(default_factory=list)
+    origin: str = ""  # from where: client address, Teams tenant/conversation, Slack team/channel, host
 
 
 class StepStatus(StrEnum):

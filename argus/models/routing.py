@@ -200,6 +200,8 @@ class RouteDecisionKind(StrEnum):
     MAINTENANCE = "maintenance"
     FLAPPING = "flapping"
     IGNORED = "ignored"
+    CORRELATED = "correlated"  # attached to a related group (same service, or near in the topology)
+    RELEASED = "released"  # a suppressed alert whose silence/inhibition/mute ended
 
 
 class RouteDecision(Model):

@@ -26,6 +26,9 @@ class TicketRequest(Model):
     service: str
     severity: str
     labels: list[str] = Field(default_factory=list)
+    components: list[str] = Field(default_factory=list)  # systems that have them (Jira)
+    related: list[str] = Field(default_factory=list)  # ticket keys to link (Jira issue links)
+    priority: str | None = None  # overrides the system's severity -> priority map
 
 
 class TicketUpdate(Model):
@@ -40,6 +43,7 @@ class NotificationKind(StrEnum):
     OPENED = "opened"
     APPROVAL_REQUEST = "approval_request"
     REMINDER = "reminder"
+    ACKNOWLEDGED = "acknowledged"
     ESCALATION = "escalation"
     ACTION = "action"
     RESOLVED = "resolved"
@@ -64,6 +68,7 @@ class Notification(Model):
     links: dict[str, str] = Field(default_factory=dict)
     actions: list[str] = Field(default_factory=list)
     proposal_hash: str | None = None
+    workflow_id: str | None = None  # the workflow a decision answers (approval buttons)
 
 
 class Delivery(Model):
@@ -73,3 +78,19 @@ class Delivery(Model):
     detail: str = ""
     at: UtcDateTime | None = None
     duplicate: bool = False
+    retryable: bool = False  # a failure a later attempt may get past (timeout, 5xx, 429)
+    retry_after: float | None = None  # seconds the vendor (or our rate limit) asked to wait
+
+
+class NotifyResult(Model):
+    """What one notification did: per-channel deliveries, and who it reached after resolving
+    `group:` and `oncall:` targets (the workflow lets those people decide)."""
+
+    deliveries: list[Delivery] = Field(default_factory=list)
+    recipients: list[str] = Field(default_factory=list)
+    explanation: list[str] = Field(default_factory=list)
+    notification: Notification | None = None  # as composed (no links), for per-channel retries
+
+    @property
+    def failed(self) -> list[Delivery]:
+        return [d for d in self.deliveries if not d.ok]

@@ -137,6 +137,8 @@ class JiraConfig(Model):
     components: list[str] = Field(default_factory=list)
     components_by_service: dict[str, list[str]] = Field(default_factory=dict)
     link_type: str = "Relates"
+    resolutions: dict[str, str] = Field(default_factory=dict)  # ARGUS outcome -> Jira resolution
+    default_resolution: str = "Done"
     resolve_transitions: list[str] = Field(
         default_factory=lambda: ["Resolve Issue", "Resolve", "Done", "Close Issue"]
     )
@@ -157,6 +159,7 @@ class ServiceNowConfig(Model):
     caller_id: str | None = None
     category: str | None = None
     close_code: str = "Solution provided"
+    close_codes: dict[str, str] = Field(default_factory=dict)  # ARGUS outcome -> close code
     timeout: Duration = timedelta(seconds=10)
 
 

@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import json
 import os
+import socket
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -32,6 +33,7 @@ from argus.models import (
     IncidentSummary,
     Matcher,
     ResolveSignal,
+    RouteDecision,
     Silence,
     SilenceExpire,
     SilenceRequest,
@@ -105,7 +107,11 @@ async def _client(config: ArgusConfig, temporal: str | None = None):  # type: ig
         or (info.temporal if info else f"127.0.0.1:{config.temporal.dev_server_port}")
     )
     try:
-        return await asyncio.wait_for(connect(address, config.temporal.namespace), timeout=10)
+        from .codec import codec_from
+        from .settings import load_secrets
+
+        codec = codec_from(config, load_secrets(config)) if config.encryption.enabled else None
+        return await asyncio.wait_for(connect(address, config.temporal.namespace, codec), timeout=10)
     except Exception as exc:
         raise CliError(f"cannot reach Temporal at {address} ({exc}); is `argus up` running?") from exc
 
@@ -188,8 +194,12 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
     from .worker import make_worker, run_scrapers
 
     async def main() -> int:
+        from .stack import ensure_search_attributes
+
         cfg = _config(config)
         client = await _client(cfg, temporal)
+        # Idempotent: a fresh cluster gets the search attributes incidents are filtered by.
+        await ensure_search_attributes(client, cfg.temporal.namespace)
         rt = build_runtime(cfg)
         w = make_worker(client, rt)
         stop = asyncio.Event()
@@ -255,10 +265,16 @@ def status(config: ConfigOpt = None, temporal: TemporalOpt = None, scope: str = 
             f"scope {st.scope}: {st.groups} group(s), {st.open_incidents} open incident(s), "
             f"{st.silences} active silence(s), {st.alerts_received} alert(s) in {st.batches} batch(es)"
         )
-        t = Table("source", "ok", "detail")
+        t = Table("source", "ok", "detail", "failures in a row", "last success")
         for h in st.health:
-            t.add_row(h.source, "[green]yes[/]" if h.ok else "[red]no[/]", h.detail)
+            last = "never"
+            if h.last_success:
+                last = datetime.fromtimestamp(h.last_success, UTC).strftime("%H:%M:%S")
+            ok = "[green]yes[/]" if h.ok else "[red]no[/]"
+            t.add_row(h.source, ok, h.detail, str(h.consecutive_failures), last)
         out.print(t)
+        if st.last_pull:
+            out.print(f"last pull {st.last_pull.isoformat()}")
         if st.counts:
             out.print("router decisions: " + ", ".join(f"{k}={v}" for k, v in sorted(st.counts.items())))
         return 0
@@ -398,6 +414,7 @@ def incidents_show(
     config: ConfigOpt = None,
     temporal: TemporalOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    scope: Annotated[str, typer.Option(help="Monitoring scope, for the router's live decisions")] = "default",
 ) -> None:
     """One incident: status, RCA with evidence, proposal, actions, and its explained timeline."""
     from argus.integrations.archive import IncidentArchive
@@ -421,6 +438,15 @@ def incidents_show(
             out.print_json(state.model_dump_json())
         else:
             _print_incident(state)
+            from .routing_view import print_routing
+
+            live: list = []
+            try:  # the router's newest decisions for this group, not yet in the incident
+                monitoring = client.get_workflow_handle(f"monitoring-{scope}")
+                live = await monitoring.query("recent_decisions", result_type=list[RouteDecision])
+            except Exception as exc:
+                err.print(f"[dim]monitoring scope {scope!r} not reachable ({exc}); timeline only[/]")
+            print_routing(out, state, live)
         return 0
 
     run(main())
@@ -441,7 +467,7 @@ def _decide(incident: str, decision: DecisionKind, config: Path | None, temporal
         request_id = f"cli-{uuid.uuid4().hex}"
         d = ApprovalDecision(
             approver=_user(user), decision=decision, proposal_hash=state.proposal.hash, comment=comment,
-            via="cli", request_id=request_id,
+            via="cli", request_id=request_id, origin=f"cli {getpass.getuser()}@{socket.gethostname()}",
         )  # fmt: skip
         try:
             result = await handle.execute_update("decide", d, id=request_id, result_type=str)
@@ -636,70 +662,221 @@ def _parse_when(text: str, name: str) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def backfill_range(from_: str, to: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The range to replay, or a CliError saying what is wrong with it."""
+    start, end = _parse_when(from_, "from"), _parse_when(to, "to")
+    now = now or datetime.now(UTC)
+    if start > now:
+        raise CliError(f"--from {start.isoformat()} is in the future; backfill runs over the past", 2)
+    if end > now + timedelta(minutes=1):
+        raise CliError(f"--to {end.isoformat()} is in the future; backfill runs over the past", 2)
+    if start >= end:
+        raise CliError(
+            f"--from {start.isoformat()} is not before --to {end.isoformat()} (reversed or empty range)", 2
+        )
+    return start, end
+
+
+def backfill_source(cfg: ArgusConfig, source: str | None) -> str | None:
+    """A source name, or a type (prometheus, elasticsearch, embedded) naming one configured source."""
+    if source is None:
+        return None
+    names = {s.name for s in cfg.sources}
+    if source in names:
+        return source
+    of_type = [s.name for s in cfg.sources if s.type == source]
+    if len(of_type) == 1:
+        return of_type[0]
+    if len(of_type) > 1:
+        raise CliError(f"--source {source}: several sources of that type ({', '.join(of_type)}); name one", 2)
+    raise CliError(
+        f"--source {source!r}: no source of that name or type (configured: "
+        + (", ".join(f"{s.name} ({s.type})" for s in cfg.sources) or "none")
+        + ")",
+        2,
+    )
+
+
 @app.command()
 def backfill(
     from_: Annotated[str, typer.Option("--from", help="Start (RFC 3339 or -6h)")],
     to: Annotated[str, typer.Option("--to", help="End (RFC 3339 or -0s for now)")] = "-0s",
     source: Annotated[
-        str | None, typer.Option(help="Only this source (prometheus, elasticsearch, or a name)")
+        str | None,
+        typer.Option(help="Only this source: a type (prometheus, elasticsearch) or a source name"),
     ] = None,
     window: Annotated[str, typer.Option(help="Window size per activity")] = "1h",
     step: Annotated[str, typer.Option(help="Rule evaluation step")] = "1m",
-    concurrency: int = 4,
-    docs_only: Annotated[bool, typer.Option(help="Only build the archive and documents")] = False,
+    concurrency: Annotated[int, typer.Option(help="Windows evaluated at once")] = 4,
+    docs_only: Annotated[
+        bool, typer.Option(help="Only build the archive and documents (no incidents, tickets or pages)")
+    ] = False,
     wait: Annotated[bool, typer.Option(help="Follow progress until done")] = True,
     config: ConfigOpt = None,
     temporal: TemporalOpt = None,
 ) -> None:
-    """Run ARGUS over a past time range (idempotent: a rerun creates nothing twice)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    """Run ARGUS over a past time range (idempotent: a rerun creates nothing twice; nobody is paged)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from temporalio.common import WorkflowIDConflictPolicy
 
     async def main() -> int:
-        start, end = _parse_when(from_, "from"), _parse_when(to, "to")
-        now = datetime.now(UTC)
-        if start >= end:
-            raise CliError(f"--from {start.isoformat()} is not before --to {end.isoformat()}", 2)
-        if end > now + timedelta(minutes=1):
-            raise CliError(f"--to {end.isoformat()} is in the future; backfill runs over the past", 2)
+        start, end = backfill_range(from_, to)
+        if concurrency < 1:
+            raise CliError(f"--concurrency must be at least 1, got {concurrency}", 2)
+        try:
+            win, stp = parse_duration(window), parse_duration(step)
+        except ValueError as exc:
+            raise CliError(f"--window/--step: {exc}", 2) from exc
+        if stp.total_seconds() <= 0 or win < stp:
+            raise CliError(f"--step {step} must be positive and no longer than --window {window}", 2)
         cfg = _config(config)
-        names = {s.name: s for s in cfg.sources}
-        if source and source not in names and source not in {s.type for s in cfg.sources}:
-            raise CliError(f"--source {source!r}: no such source (configured: {sorted(names)})", 2)
-        src = source if source in names else next((s.name for s in cfg.sources if s.type == source), None)
+        src = backfill_source(cfg, source)
         client = await _client(cfg, temporal)
         inp = BackfillInput(
-            start=start, end=end, source=src, window_seconds=int(parse_duration(window).total_seconds()),
-            step_seconds=int(parse_duration(step).total_seconds()), concurrency=concurrency, docs_only=docs_only,
+            start=start, end=end, source=src, window_seconds=int(win.total_seconds()),
+            step_seconds=int(stp.total_seconds()), concurrency=concurrency, docs_only=docs_only,
             policy=cfg.policy,
         )  # fmt: skip
-        wf_id = f"backfill-{src or 'all'}-{start.strftime('%Y%m%dT%H%M%S')}-{end.strftime('%Y%m%dT%H%M%S')}"
+        mode = "docs-" if docs_only else ""
+        span = f"{start.strftime('%Y%m%dT%H%M%S')}-{end.strftime('%Y%m%dT%H%M%S')}"
+        wf_id = f"backfill-{mode}{src or 'all'}-{span}"
         handle = await client.start_workflow(
             "BackfillWorkflow", inp, id=wf_id, task_queue=cfg.temporal.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, result_type=BackfillProgress,
         )  # fmt: skip
-        err.print(f"backfill {wf_id} started")
+        err.print(f"backfill {wf_id} started ({'archive and documents only' if docs_only else 'incidents'})")
         if not wait:
             return 0
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
-        ) as bar:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err) as bar:
             task = bar.add_task("windows", total=None)
             result_task = asyncio.create_task(handle.result())
             while not result_task.done():
                 try:
                     p = await handle.query("status", result_type=BackfillProgress)
-                    bar.update(task, total=p.windows_total, completed=p.windows_done,
-                               description=f"windows (alerts {p.alerts_found})")  # fmt: skip
-                except Exception:
+                    what = f"{p.stage}: alerts {p.alerts_found}, incidents {p.incidents_found}"
+                    bar.update(task, total=p.windows_total, completed=p.windows_done, description=what)
+                except Exception:  # a query can fail while the worker restarts; the bar just waits
                     pass
-                await asyncio.sleep(0.5)
+                await asyncio.wait({result_task}, timeout=0.5)
             p = result_task.result()
-            bar.update(task, total=p.windows_total, completed=p.windows_done)
-        out.print(f"alerts found {p.alerts_found}, incidents started {p.incidents_started}, "
-                  f"already existing {p.incidents_existing}")  # fmt: skip
+            bar.update(task, total=p.windows_total, completed=p.windows_done, description="done")
+        if docs_only:
+            out.print(
+                f"alerts found {p.alerts_found}, incidents found {p.incidents_found}, archived {p.archived}, "
+                f"already archived {p.incidents_existing}, post-mortems started {p.documents}"
+            )
+        else:
+            out.print(f"alerts found {p.alerts_found}, incidents found {p.incidents_found}, "
+                      f"started {p.incidents_started}, already existing {p.incidents_existing}")  # fmt: skip
         for e in p.errors:
             err.print(f"[yellow]{e}[/]")
+        return 0
+
+    run(main())
+
+
+# --- insights and documents ------------------------------------------------------------------------
+def _secs(value: float | None) -> str:
+    if value is None:
+        return "-"
+    value = int(value)
+    if value >= 3600:
+        return f"{value // 3600}h{value % 3600 // 60:02d}m"
+    return f"{value // 60}m{value % 60:02d}s"
+
+
+@app.command()
+def insights(
+    service: Annotated[str | None, typer.Option(help="Only incidents of this service")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """What ARGUS learned from closed incidents: clusters, themes, hotspots, MTTD/MTTA/MTTR, playbooks."""
+    from argus.analysis.incident_clusters import aggregate
+    from argus.integrations.archive import IncidentArchive
+
+    from .wiring import archive_url
+
+    async def main() -> int:
+        cfg = _config(config)
+        states = IncidentArchive(archive_url(cfg, state_dir(cfg))).all_states(True)
+        if service:
+            roots = {s.incident_id: s.rca.top.service for s in states if s.rca and s.rca.top}
+            states = [s for s in states if service in (s.service, roots.get(s.incident_id))]
+        ins = aggregate(states)
+        if as_json:
+            sys.stdout.write(ins.model_dump_json(indent=2) + "\n")
+            return 0
+        scope = f" for {service}" if service else ""
+        out.print(f"[bold]{ins.total}[/] closed incident(s) in the archive{scope}")
+        t = Table("service", "incidents", "fixed", "MTTD", "MTTA", "MTTR", "root causes", title="Services")
+        for s in ins.services:
+            t.add_row(s.service, str(s.incidents), str(s.fixed), _secs(s.mttd_seconds), _secs(s.mtta_seconds),
+                      _secs(s.mttr_seconds), ", ".join(s.top_root_causes))  # fmt: skip
+        out.print(t)
+        t = Table("playbook", "runs", "fixed", "failed", "success", "by signature", title="Playbooks")
+        for p in ins.playbooks:
+            sig = ", ".join(f"{k} {v.fixed}/{v.runs}" for k, v in sorted(p.by_signature.items()))
+            t.add_row(p.playbook, str(p.runs), str(p.fixed), str(p.failed), f"{p.success_rate:.0%}", sig)
+        out.print(t)
+        t = Table("cluster", "incidents", "fix", "alerts", "last seen", title="Clusters of similar incidents")
+        for c in ins.clusters:
+            t.add_row(c.key, str(len(c.incidents)), c.fix or "-", ", ".join(c.alertnames),
+                      c.last_seen.strftime("%Y-%m-%d") if c.last_seen else "")  # fmt: skip
+        out.print(t)
+        if ins.themes:
+            themes = [f"{th.kind} ({th.incidents} on {', '.join(th.services)})" for th in ins.themes]
+            out.print("[bold]Recurring themes[/]: " + "; ".join(themes))
+        if ins.hotspots:
+            spots = [f"{h.service}/{h.component} {h.incidents} ({h.share:.0%})" for h in ins.hotspots[:8]]
+            out.print("[bold]Hotspots[/]: " + "; ".join(spots))
+        return 0
+
+    run(main())
+
+
+docs_app = typer.Typer(help="Documents: review what DocGen wrote before publishing.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+
+
+@docs_app.command("review")
+def docs_review(
+    workflow_id: Annotated[str, typer.Argument(help="The DocGen workflow waiting for review")],
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving")] = False,
+    proposal_hash: Annotated[
+        str | None, typer.Option("--hash", help="Hash from the review request (default: the current one)")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--as", help="Reviewer (default: $ARGUS_USER or login)")] = None,
+    groups: Annotated[list[str] | None, typer.Option("--group", help="A team you review for")] = None,
+    comment: str = "",
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+) -> None:
+    """Approve (or reject) publication of documents waiting at the review gate."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    async def main() -> int:
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            req = await handle.query("review_request", result_type=dict)
+        except Exception as exc:
+            raise CliError(f"{workflow_id} is not a DocGen workflow waiting for review: {exc}") from exc
+        if not req.get("hash"):
+            raise CliError(f"{workflow_id} is not waiting for review")
+        request_id = f"cli-{uuid.uuid4().hex}"
+        d = ApprovalDecision(
+            approver=_user(user), decision=DecisionKind.REJECT if reject else DecisionKind.APPROVE,
+            proposal_hash=proposal_hash or req["hash"], comment=comment, via="cli", request_id=request_id,
+            groups=groups or [],
+        )  # fmt: skip
+        try:
+            result = await handle.execute_update("submit_review", d, id=request_id, result_type=str)
+        except WorkflowUpdateFailedError as exc:
+            raise CliError(f"refused: {getattr(exc.cause, 'message', exc.cause)}") from exc
+        out.print(f"{workflow_id}: {result} ({', '.join(req.get('titles', []))})")
         return 0
 
     run(main())

@@ -45,7 +45,12 @@ def _expr_labels(expr: str, source_type: str | None, what: str) -> tuple[LabelSe
 def check_rule(rule: RuleConfig, source_type: str | None, source_name: str | None) -> list[str]:
     what = f"rule {rule.name!r}"
     if source_type is None:
-        return [f"{what}: no source to evaluate it on (configure `sources`, or name one with `source:`)"]
+        kind = (
+            "metrics source (prometheus or embedded)"
+            if rule.type in METRIC_RULES
+            else "log source (elasticsearch)"
+        )
+        return [f"{what}: type {rule.type} needs a {kind}; none is configured (see `sources`)"]
     if rule.type in METRIC_RULES:
         if source_type not in ("embedded", "prometheus"):
             return [
@@ -55,8 +60,10 @@ def check_rule(rule: RuleConfig, source_type: str | None, source_name: str | Non
         labels, problems = _expr_labels(rule.expr, source_type, what)
     else:
         if source_type != "elasticsearch":
-            return [f"{what}: type {rule.type} needs a log source (elasticsearch), but source "
-                    f"{source_name!r} is {source_type}"]  # fmt: skip
+            return [
+                f"{what}: type {rule.type} needs a log source (elasticsearch), but source "
+                f"{source_name!r} is {source_type}"
+            ]
         labels, problems = LOG_RULE_LABELS[rule.type], []
         if not rule.expr.strip():
             problems.append(f"{what}: empty query (use e.g. `level:error`)")
@@ -68,7 +75,9 @@ def check_rule(rule: RuleConfig, source_type: str | None, source_name: str | Non
 def check_slo(slo: SloConfig, source_type: str | None, source_name: str | None) -> list[str]:
     what = f"slo {slo.name!r}"
     if source_type not in ("embedded", "prometheus"):
-        return [f"{what}: needs a metrics source (prometheus or embedded), got {source_name!r} ({source_type})"]
+        return [
+            f"{what}: needs a metrics source (prometheus or embedded), got {source_name!r} ({source_type})"
+        ]
     problems: list[str] = []
     found: list[LabelSet] = []
     window = slo.windows[0].short
@@ -80,7 +89,9 @@ def check_slo(slo: SloConfig, source_type: str | None, source_name: str | None) 
         return problems
     # The ratio carries the labels both sides share.
     errors, total = found
-    joined = errors if errors.exact is None else (errors.keep(total.exact) if total.exact is not None else errors)
+    joined = (
+        errors if errors.exact is None else (errors.keep(total.exact) if total.exact is not None else errors)
+    )
     return check_rule_labels(slo.name, joined, slo.labels, slo.annotations, kind="slo")
 
 

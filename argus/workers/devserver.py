@@ -53,6 +53,7 @@ class DevServer:
         retention: timedelta = timedelta(days=30),
         db_file: Path | None = None,
         extra_args: list[str] | None = None,
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.namespace = namespace
@@ -61,6 +62,8 @@ class DevServer:
         self.retention = retention
         self.db_file = db_file or state_dir / "temporal.db"
         self.extra_args = extra_args or []
+        # With payload encryption on, the Web UI decodes through the gateway's codec endpoint.
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.proc: subprocess.Popen | None = None
         self.log_path = state_dir / "temporal.log"
 
@@ -92,6 +95,8 @@ class DevServer:
         ]
         if self.ui_port:
             cmd += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+            if self.ui_codec_endpoint:
+                cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         else:
             cmd.append("--headless")
         return cmd

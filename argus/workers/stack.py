@@ -25,6 +25,7 @@ from argus.models.agents import ArgusInput
 from argus.workflows import search_attributes as sa
 
 from .client import connect
+from .codec import codec_from
 from .devserver import DevServer, wait_for_namespace
 from .gateway import GatewayContext, create_app
 from .settings import load_secrets, state_dir
@@ -123,13 +124,15 @@ class Stack:
                 port=t.dev_server_port,
                 ui_port=t.ui_port if self.ui else None,
                 retention=t.retention,
+                ui_codec_endpoint=f"{self.gateway_url}/codec" if self.config.encryption.enabled else None,
             )
             await asyncio.to_thread(self.dev.start)
             address = self.dev.address
         else:
             address = self.temporal
         await wait_for_namespace(address, t.namespace)
-        self.client = await connect(address, t.namespace)
+        secrets = load_secrets(self.config)
+        self.client = await connect(address, t.namespace, codec_from(self.config, secrets))
         if self.dev is None:
             await ensure_search_attributes(self.client, t.namespace)
 
@@ -216,6 +219,8 @@ class Stack:
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, timeout=15)
+        if self.rt is not None and self.rt.detectors is not None:
+            self.rt.detectors.close()  # write back what the anomaly detectors learned since the last flush
         if self.sandbox is not None:
             await asyncio.to_thread(self.sandbox.stop)
         if self.dev is not None:

@@ -24,8 +24,11 @@ EFFECT = {
     ),
 }
 # Remediation steps: few attempts, never retried when refused or failed for good.
+# The Executor heartbeats every 2 s, so a worker that dies mid-step is noticed in 15 s and the
+# retry (on any worker) reads the target's state before acting again.
 STEP = {
     "start_to_close_timeout": timedelta(minutes=5),
+    "heartbeat_timeout": timedelta(seconds=15),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=2),
         maximum_interval=timedelta(seconds=30),
@@ -36,8 +39,12 @@ STEP = {
 # Compensation must happen: retry far longer than forward steps.
 COMPENSATE = {
     "start_to_close_timeout": timedelta(minutes=5),
+    "heartbeat_timeout": timedelta(seconds=15),
     "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=50
+        initial_interval=timedelta(seconds=2),
+        maximum_interval=timedelta(minutes=1),
+        maximum_attempts=50,
+        non_retryable_error_types=["StepRefused", "OutcomeUnknown"],
     ),
 }
 RCA = {

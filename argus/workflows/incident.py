@@ -16,19 +16,19 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from argus.activities.closer import Closer
     from argus.activities.enricher import Enricher
     from argus.activities.executor import Executor
     from argus.activities.incident_creator import IncidentCreator
-    from argus.activities.notifier import Notifier
     from argus.activities.rca_agent import RcaAgent
     from argus.activities.recommender import Recommender
-    from argus.activities.solicitor import Solicitor
+    from argus.activities.remediation_guard import RemediationGuard
     from argus.activities.ticket_updater import TicketUpdater
     from argus.activities.ticket_writer import TicketWriter
+    from argus.analysis.guardrails import blast_radius_refusal, freeze_refusal, proposal_services
     from argus.models import (
         Acknowledge,
         Alert,
@@ -39,8 +39,8 @@ with workflow.unsafe.imports_passed_through():
         IncidentInput,
         IncidentState,
         IncidentStatus,
-        Notification,
         NotificationKind,
+        ProposedStep,
         RemediationOutcome,
         ResolveSignal,
         Severity,
@@ -58,12 +58,13 @@ with workflow.unsafe.imports_passed_through():
         OpenRecord,
         RcaRequest,
         RecommendRequest,
-        SolicitRequest,
         VerifyRequest,
     )
+    from argus.models.remediation import ActionResult, BudgetRequest, LockRelease, LockReply, LockRequest
 
     from . import search_attributes as sa
     from .common import COMPENSATE, EFFECT, QUICK, RCA, STEP
+    from .paging import Paging
 
 MAX_ALERTS = 200
 MAX_TIMELINE = 500
@@ -75,11 +76,13 @@ def _error_text(exc: BaseException) -> str:
 
 
 @workflow.defn
-class IncidentWorkflow:
+class IncidentWorkflow(Paging):
     def __init__(self) -> None:
+        self._init_paging()  # notifications with per-channel retries, escalation (paging.py)
         self.s: IncidentState | None = None
         self._resolved_by: ResolveSignal | None = None
         self._ticket_key = ""
+        self._lock_replies: dict[str, LockReply] = {}  # answers of remediation locks we queued for
 
     # --- the flow --------------------------------------------------------------------------------
     @workflow.run
@@ -116,9 +119,11 @@ class IncidentWorkflow:
                 "opened",
                 f"[{self.s.severity.value.upper()}] {self.s.number} {self.s.title}",
                 self._alert_text(),
+                recipients=self._targets(0),  # the first page of the escalation policy
             ),
             self._create_ticket(),
         )
+        self._start_paging()
 
         await self._set_status(IncidentStatus.INVESTIGATING)
         await self._investigate()
@@ -133,6 +138,7 @@ class IncidentWorkflow:
 
         await self._verify(remediated)
         await self._close()
+        await self._finish_paging()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.s
 
@@ -146,7 +152,9 @@ class IncidentWorkflow:
             description=self._alert_text(),
             service=self.s.service,
             severity=self.s.severity.value,
-            labels=["argus", f"service-{self.s.service}"] + (["backfill"] if self.s.backfill else []),
+            # argus-wf-<id>: how a ticket webhook names its incident (gateway/tickets_sync.py)
+            labels=["argus", f"service-{self.s.service}", f"argus-wf-{self.s.incident_id}"]
+            + (["backfill"] if self.s.backfill else []),
         )
         try:
             ref = await workflow.execute_activity_method(TicketWriter.create_ticket, req, **EFFECT)
@@ -168,7 +176,11 @@ class IncidentWorkflow:
             service=self.s.service,
             alerts=self.s.alerts,
             window_start=anomaly_start - self.policy.rca_lookback,
-            window_end=workflow.now(),
+            # A backfilled incident happened in the past: its window ends with its alerts, not now.
+            window_end=max([a.ends_at or a.starts_at for a in self.s.alerts] + [anomaly_start])
+            + self.policy.rca_lookback
+            if self.s.backfill
+            else workflow.now(),
             anomaly_start=anomaly_start,
         )
         try:
@@ -220,6 +232,8 @@ class IncidentWorkflow:
             return
         self.s.recommendations = rec.recommendations
         self.s.proposal = rec.proposal
+        for note in rec.notes[:10]:  # what was not proposed and why (guardrails, unusable runbooks)
+            self._log("recommendation_note", note)
         if rec.proposal is None:
             self._log("recommendation", "No playbook matches this incident; people must handle it")
         else:
@@ -251,84 +265,129 @@ class IncidentWorkflow:
             return self.s.decision
 
         await self._set_status(IncidentStatus.AWAITING_APPROVAL)
-        esc = self.policy.escalation
-        level = 0
-        reminders_at_level = 0
-        reminder = 0
-        await self._solicit(level, reminder)
-        deadline = workflow.now() + self.policy.approval.timeout
-        while self.s.decision is None and not self._resolved():
-            remaining = deadline - workflow.now()
-            if remaining <= timedelta(0):
-                self._log(
-                    "approval_expired", f"No decision within {self.policy.approval.timeout}; no action taken"
-                )
-                await self._notify(
-                    NotificationKind.ESCALATION,
-                    "approval-expired",
-                    f"{self.s.number}: approval expired, incident needs a person",
-                    f"Nobody approved or rejected {proposal.summary} in time. The incident stays open.",
-                )
-                return None
-            acked = self.s.acknowledged_at is not None
-            interval = esc.renotify_acknowledged_after if acked else esc.reminder_interval
-            try:
-                await workflow.wait_condition(
-                    lambda: self.s.decision is not None or self._resolved(),
-                    timeout=min(interval, remaining),
-                    timeout_summary="waiting for approval",
-                )
-            except TimeoutError:
-                if workflow.now() >= deadline:
-                    continue
-                reminder += 1
-                reminders_at_level += 1
-                if not acked and reminders_at_level > esc.reminders_per_level and level + 1 < len(esc.levels):
-                    level += 1
-                    reminders_at_level = 0
-                    self.s.escalation_level = level
-                    self._log(
-                        "escalated",
-                        f"No answer after {esc.reminders_per_level} reminder(s): escalated to "
-                        f"{esc.levels[level].name} ({', '.join(esc.levels[level].targets)})",
-                    )
-                await self._solicit(level, reminder)
-        return self.s.decision
-
-    async def _solicit(self, level: int, reminder: int) -> None:
-        assert self.s is not None and self.s.proposal is not None
-        levels = self.policy.escalation.levels
-        lvl = levels[min(level, len(levels) - 1)] if levels else None
-        recipients = list(dict.fromkeys((lvl.targets if lvl else []) + self.policy.approval.approvers))
-        req = SolicitRequest(
-            key=f"{self.wf_key}/approval/{self.s.proposal.hash}/{reminder}",
-            incident_id=self.s.incident_id,
-            number=self.s.number,
-            title=self.s.title,
-            service=self.s.service,
-            severity=self.s.severity.value,
-            proposal=self.s.proposal,
-            recipients=recipients,
-            channels=lvl.channels if lvl else [],
-            reminder=reminder,
-            escalation_level=lvl.name if lvl and level > 0 else "",
-        )
         if self.s.backfill:
             self._log("approval_skipped", "Backfilled incident: nobody is paged for approval")
-            return
+        # The escalation loop sends the request now, then reminders and escalation on its timers.
+        self._page_now = True
+        timeout = self.policy.approval.timeout
         try:
-            await workflow.execute_activity_method(Solicitor.solicit, req, **EFFECT)
-            what = "Approval requested" if reminder == 0 else f"Reminder {reminder} sent"
-            self._log("approval_request", f"{what} from {', '.join(recipients) or 'approvers'}")
-        except ActivityError as exc:
-            self._log("notify_failed", f"Approval request could not be delivered: {_error_text(exc)}")
+            await workflow.wait_condition(
+                lambda: self.s.decision is not None or self._resolved(),
+                timeout=timeout,
+                timeout_summary="waiting for approval",
+            )
+        except TimeoutError:
+            self._log("approval_expired", f"No decision within {timeout}; no action taken")
+            await self._notify(
+                NotificationKind.ESCALATION,
+                "approval-expired",
+                f"{self.s.number}: approval expired, incident needs a person",
+                f"Nobody approved or rejected {proposal.summary} in time. The incident stays open.",
+                recipients=self._targets(self._level),
+            )
+            return None
+        return self.s.decision
 
     async def _remediate(self) -> bool:
-        """Run the approved steps in order; on failure or cancellation undo the done ones in reverse."""
+        """Check the guardrails, take the service locks, run the approved steps in order; on failure
+        or cancellation undo the done ones in reverse. Locks are released whatever happens."""
         assert self.s is not None and self.s.proposal is not None
         await self._set_status(IncidentStatus.REMEDIATING)
         proposal = self.s.proposal
-        done = []
+        rp = self.policy.remediation
+        services = proposal_services(proposal)
+        refusal = blast_radius_refusal(services, rp.blast_radius) or freeze_refusal(
+            proposal, services, rp.freeze, workflow.now(), self.policy.routing.time_intervals
+        )
+        if refusal:
+            await self._refuse_remediation(refusal)
+            return False
+        held: list[str] = []
+        try:
+            if not self.policy.dry_run:  # a dry run changes nothing, so it needs no lock or budget
+                refusal = await self._take_guards(proposal.hash, services, held)
+                if refusal:
+                    if not self._resolved():
+                        await self._refuse_remediation(refusal)
+                    return False
+            return await self._run_steps()
+        finally:
+            for svc in held:
+                try:
+                    await workflow.execute_activity_method(
+                        RemediationGuard.release,
+                        LockRelease(service=svc, holder=self.s.incident_id, outcome=self.s.outcome.value),
+                        **QUICK,
+                    )
+                except ActivityError as exc:  # the lease frees it anyway
+                    self._log("remediation_lock", f"Could not release the lock on {svc}: {_error_text(exc)}")
+
+    async def _take_guards(self, proposal_hash: str, services: list[str], held: list[str]) -> str | None:
+        """The fleet budget, then each service's lock (sorted, so two incidents never deadlock).
+        Returns why remediation may not go ahead, or None. `held` collects what must be released."""
+        assert self.s is not None
+        rp = self.policy.remediation
+        br = rp.blast_radius
+        budget = await workflow.execute_activity_method(
+            RemediationGuard.reserve,
+            BudgetRequest(
+                holder=self.s.incident_id,
+                services=services,
+                max_services=br.fleet_max_services,
+                window=br.fleet_window,
+            ),
+            **QUICK,
+        )
+        if not budget.granted:
+            return budget.reason
+        for svc in services:
+            held.append(svc)  # from here on a release is due: it also takes us out of a queue
+            self._lock_replies.pop(svc, None)
+            reply = await workflow.execute_activity_method(
+                RemediationGuard.acquire,
+                LockRequest(
+                    service=svc,
+                    holder=self.s.incident_id,
+                    proposal_hash=proposal_hash,
+                    lease=rp.lock_lease,
+                    rate_limit=rp.rate_limit,
+                    rate_window=rp.rate_window,
+                ),
+                **QUICK,
+            )
+            if reply.status == "queued":
+                self._log("remediation_waiting", f"Waiting: {reply.reason}")
+                try:
+                    await workflow.wait_condition(
+                        lambda svc=svc: svc in self._lock_replies or self._resolved(),
+                        timeout=rp.lock_wait,
+                        timeout_summary=f"waiting for the remediation lock on {svc}",
+                    )
+                except TimeoutError:
+                    return f"waited {rp.lock_wait} for {svc}, still being remediated by {reply.holder}"
+                if svc not in self._lock_replies:
+                    return "the incident was resolved while waiting for the remediation lock"
+                reply = self._lock_replies[svc]
+            if reply.status != "granted":
+                return reply.reason
+            self._log("remediation_lock", f"Remediation lock on {svc} granted")
+        return None
+
+    async def _refuse_remediation(self, reason: str) -> None:
+        assert self.s is not None and self.s.proposal is not None
+        self._log("guardrail", f"Remediation refused by guardrails: {reason}")
+        await self._notify(
+            NotificationKind.ESCALATION,
+            "remediation-refused",
+            f"{self.s.number}: automatic remediation refused, needs a person",
+            f"{self.s.proposal.summary}\nRefused: {reason}",
+        )
+
+    async def _run_steps(self) -> bool:
+        assert self.s is not None and self.s.proposal is not None
+        proposal = self.s.proposal
+        limits = self.policy.remediation.blast_radius
+        done: list[tuple[ProposedStep, ActionResult]] = []
         try:
             for step in proposal.steps:
                 req = StepRequest(
@@ -336,10 +395,11 @@ class IncidentWorkflow:
                     step=step,
                     key=f"{self.wf_key}/{proposal.hash}/{step.name}",
                     dry_run=self.policy.dry_run,
+                    blast_radius=limits,
                 )
                 result = await workflow.execute_activity_method(Executor.execute_step, req, **STEP)
                 self.s.actions.append(result)
-                done.append(step)
+                done.append((step, result))
                 self._log(
                     "action",
                     f"Step {step.name}: {result.status.value} — {result.output}",
@@ -347,10 +407,13 @@ class IncidentWorkflow:
                 )
         except BaseException as exc:
             reason = _error_text(exc)
+            cause = exc.cause if isinstance(exc, ActivityError) else None
+            if isinstance(cause, ApplicationError) and cause.type == "StepRefused":
+                self._log("refused", f"Step refused by the Executor's guardrails: {reason}")
             self._log(
                 "remediation_failed", f"Remediation stopped: {reason}; rolling back {len(done)} step(s)"
             )
-            for step in reversed(done):
+            for step, forward in reversed(done):
                 if step.rollback is None:
                     self._log("rollback", f"Step {step.name} has no rollback")
                     continue
@@ -360,6 +423,8 @@ class IncidentWorkflow:
                     key=f"{self.wf_key}/{proposal.hash}/{step.name}",
                     rollback=True,
                     dry_run=self.policy.dry_run,
+                    blast_radius=limits,
+                    prior=forward.prior,
                 )
                 try:
                     result = await workflow.execute_activity_method(Executor.execute_step, req, **COMPENSATE)
@@ -370,6 +435,10 @@ class IncidentWorkflow:
             self.s.outcome = RemediationOutcome.ROLLED_BACK
             if isinstance(exc, asyncio.CancelledError):
                 raise
+            if is_cancelled_exception(exc):
+                # The workflow's cancellation reaches the running step first and surfaces as that
+                # step's failure: after compensating, end as cancelled rather than carry on.
+                raise asyncio.CancelledError("incident cancelled during remediation") from exc
             await self._notify(
                 NotificationKind.ESCALATION,
                 "remediation-failed",
@@ -383,35 +452,77 @@ class IncidentWorkflow:
         return True
 
     async def _verify(self, remediated: bool) -> None:
-        """Watch the symptom until it stays normal for the verification period."""
+        """Watch the symptom until it stays normal for the verification period, then keep watching
+        for `watch` while resolved: a regression reopens the incident and escalates. Only a quiet
+        watch lets it close (ticket resolved, people told, outcome archived)."""
         assert self.s is not None
         if self._resolved_by is not None:
             if self.s.outcome == RemediationOutcome.NONE:
                 self.s.outcome = RemediationOutcome.FIXED_BY_OTHER
             return
+        pol = self.policy.verification
+        reopened = 0
+        while True:
+            how, detail = await self._until_healthy(remediated)
+            if how != "checks" or pol.watch <= timedelta(0):
+                break
+            regression = await self._watch_for_regression()
+            if regression is None:
+                break
+            reopened += 1
+            self.s.resolved_at = None
+            await self._set_status(IncidentStatus.VERIFYING)
+            self._log("regressed", f"Regressed within the watch window: {regression}; incident reopened")
+            if remediated:
+                self.s.outcome = RemediationOutcome.NOT_FIXED
+            await self._notify(
+                NotificationKind.ESCALATION,
+                f"regressed-{reopened}",
+                f"{self.s.number}: regressed after recovery, reopened",
+                f"{regression}\nThe symptom came back within {pol.watch} of recovery"
+                + (" after remediation." if remediated else "."),
+            )
+            if reopened >= 3:
+                self._log("regressed", "Regressed three times: waiting for a person or the alerts to resolve")
+                await self._set_status(IncidentStatus.INVESTIGATING)
+                await workflow.wait_condition(
+                    lambda: self._resolved_by is not None or self._all_alerts_resolved()
+                )
+                break
+        if self._resolved_by is not None:
+            detail = f"resolved by {self._resolved_by.by}: {self._resolved_by.reason}"
+        if self.s.outcome == RemediationOutcome.NONE:
+            self.s.outcome = RemediationOutcome.FIXED if remediated else RemediationOutcome.FIXED_BY_OTHER
+        self._log("verified", f"Recovery verified: {detail}")
+
+    async def _check_recovery(self) -> tuple[bool, str]:
+        assert self.s is not None
+        try:
+            res = await workflow.execute_activity_method(
+                Closer.verify,
+                VerifyRequest(incident_id=self.s.incident_id, service=self.s.service, alerts=self.s.alerts),
+                **QUICK,
+            )
+            return res.healthy, res.detail
+        except ActivityError as exc:
+            return False, f"verification failed: {_error_text(exc)}"
+
+    async def _until_healthy(self, remediated: bool) -> tuple[str, str]:
+        """Until the checks stay healthy for `period` ("checks"), a person resolves ("person"), or
+        after `max_wait` of no recovery and an escalation, the alerts resolve ("alerts")."""
+        assert self.s is not None
         await self._set_status(IncidentStatus.VERIFYING)
         pol = self.policy.verification
         deadline = workflow.now() + pol.max_wait
         healthy_since = None
         detail = ""
         while self._resolved_by is None:
-            try:
-                res = await workflow.execute_activity_method(
-                    Closer.verify,
-                    VerifyRequest(
-                        incident_id=self.s.incident_id, service=self.s.service, alerts=self.s.alerts
-                    ),
-                    **QUICK,
-                )
-                detail = res.detail
-                healthy = res.healthy
-            except ActivityError as exc:
-                detail, healthy = f"verification failed: {_error_text(exc)}", False
+            healthy, detail = await self._check_recovery()
             now = workflow.now()
             if healthy:
                 healthy_since = healthy_since or now
                 if now - healthy_since >= pol.period:
-                    break
+                    return "checks", detail
             else:
                 healthy_since = None
             if now >= deadline:
@@ -428,21 +539,43 @@ class IncidentWorkflow:
                 await workflow.wait_condition(
                     lambda: self._resolved_by is not None or self._all_alerts_resolved()
                 )
-                break
+                return ("person" if self._resolved_by is not None else "alerts"), detail
             try:
                 await workflow.wait_condition(lambda: self._resolved_by is not None, timeout=pol.interval)
             except TimeoutError:
                 pass
-        else:
-            detail = f"resolved by {self._resolved_by.by}: {self._resolved_by.reason}"
-        if self.s.outcome == RemediationOutcome.NONE:
-            self.s.outcome = RemediationOutcome.FIXED if remediated else RemediationOutcome.FIXED_BY_OTHER
-        self._log("verified", f"Recovery verified: {detail}")
+        return "person", detail
+
+    async def _watch_for_regression(self) -> str | None:
+        """Resolved, not yet closed: re-check every `interval` for `watch`. Returns what regressed
+        (`regression_checks` unhealthy checks in a row), or None after a quiet watch."""
+        assert self.s is not None
+        pol = self.policy.verification
+        self.s.resolved_at = workflow.now()
+        await self._set_status(IncidentStatus.RESOLVED)
+        until = workflow.now() + pol.watch
+        self._log("watching", f"Recovered; watching for regression until {until:%H:%M:%S} UTC before closing")
+        bad = 0
+        while workflow.now() < until and self._resolved_by is None:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._resolved_by is not None,
+                    timeout=min(pol.interval, until - workflow.now()),
+                )
+            except TimeoutError:
+                pass
+            if self._resolved_by is not None:
+                break
+            healthy, detail = await self._check_recovery()
+            bad = 0 if healthy else bad + 1
+            if bad >= pol.regression_checks:
+                return detail
+        return None
 
     async def _close(self) -> None:
         assert self.s is not None
         now = workflow.now()
-        self.s.resolved_at = now
+        self.s.resolved_at = self.s.resolved_at or now  # recovery time, when a watch preceded closing
         await self._set_status(IncidentStatus.RESOLVED)
         for ticket in self.s.tickets:
             try:
@@ -502,7 +635,7 @@ class IncidentWorkflow:
                 self._log("alert", f"Alert {a.name} on {a.service} is {a.status.value}")
             by_fp[a.fingerprint] = a
         for d in sig.decisions[-10:]:
-            if d.kind.value in ("flapping", "inhibited", "silenced"):
+            if d.kind.value not in ("duplicate", "new_group"):  # each other decision is news for the timeline
                 self._log("routing", d.reason, data={"alert": d.alertname, "decision": d.kind.value})
         alerts = list(by_fp.values())
         if len(alerts) > MAX_ALERTS:
@@ -537,6 +670,11 @@ class IncidentWorkflow:
             except ActivityError as exc:
                 self._log("ticket_failed", f"Comment not copied to {ticket.key}: {_error_text(exc)}")
 
+    @workflow.signal(name="remediation_lock_granted")
+    def remediation_lock_granted(self, reply: LockReply) -> None:
+        """The service's lock workflow answers an incident that queued for it (granted or refused)."""
+        self._lock_replies[reply.service] = reply
+
     @workflow.signal
     def resolve(self, r: ResolveSignal) -> None:
         assert self.s is not None
@@ -546,11 +684,20 @@ class IncidentWorkflow:
 
     @workflow.signal
     def ticket_state(self, t: TicketStateSignal) -> None:
+        assert self.s is not None
         self._log("ticket_sync", f"Ticket {t.key} in {t.system} is now {t.state}", actor=t.by or t.system)
-        if t.state.lower() in ("resolved", "closed", "done") and self._resolved_by is None:
+        state = t.state.lower().replace(" ", "_")
+        if state in ("resolved", "closed", "done", "canceled") and self._resolved_by is None:
             self._resolved_by = ResolveSignal(
                 by=t.by or t.system, reason=f"ticket {t.key} {t.state}", via=t.system
             )
+        elif state in ("reopened", "open", "new", "in_progress", "to_do"):
+            by_ticket = self._resolved_by is not None and self._resolved_by.via == t.system
+            if by_ticket and self.s.status not in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
+                self._resolved_by = None  # reopened before we closed: the incident goes on
+                self._log("ticket_sync", f"Ticket {t.key} reopened: its resolution is withdrawn")
+            else:
+                self._log("ticket_sync", f"Ticket {t.key} reopened; the incident is still open")
 
     def _check_decision(self, d: ApprovalDecision) -> None:
         assert self.s is not None
@@ -577,21 +724,29 @@ class IncidentWorkflow:
             return True
         if d.approver in pol.approvers or set(d.groups) & set(pol.approver_groups):
             return True
+        # Anyone a page reached (on-call resolved when it went out) may decide, and so may the
+        # targets of the level the incident has escalated to.
         levels = self.policy.escalation.levels
-        return bool(levels) and d.approver in levels[min(self.s.escalation_level, len(levels) - 1)].targets
+        current = levels[min(self.s.escalation_level, len(levels) - 1)].targets if levels else []
+        return d.approver in self._asked or d.approver in current
 
     @workflow.update
     def decide(self, d: ApprovalDecision) -> str:
         assert self.s is not None
         self.s.decision = d.model_copy(update={"at": workflow.now()})
+        if self.s.acknowledged_at is None:  # a decision is an answer: escalation stops
+            self.s.acknowledged_at = workflow.now()
+            self.s.acknowledged_by = d.approver
+        done = "approved" if d.decision == DecisionKind.APPROVE else "rejected"
         self._log(
             "decision",
-            f"{d.decision.value.capitalize()}d by {d.approver} via {d.via}"
+            f"{done.capitalize()} by {d.approver} via {d.via}"
+            + (f" from {d.origin}" if d.origin else "")
             + (f": {d.comment}" if d.comment else ""),
             actor=d.approver,
-            data={"proposal_hash": d.proposal_hash, "request_id": d.request_id},
+            data={"proposal_hash": d.proposal_hash, "request_id": d.request_id, "origin": d.origin},
         )
-        return f"{d.decision.value}d by {d.approver}"
+        return f"{done} by {d.approver}"
 
     @decide.validator
     def _validate_decide(self, d: ApprovalDecision) -> None:
@@ -653,27 +808,6 @@ class IncidentWorkflow:
                 sa.BACKFILL.value_set(self.s.backfill),
             ]
         )
-
-    async def _notify(self, kind: NotificationKind, step: str, subject: str, body: str) -> None:
-        assert self.s is not None
-        if self.s.backfill and kind != NotificationKind.RESOLVED:
-            self._log("notify_skipped", f"Backfilled incident: no {kind.value} notification")
-            return
-        n = Notification(
-            key=f"{self.wf_key}/{step}",
-            kind=kind,
-            incident_id=self.s.incident_id,
-            subject=subject,
-            body=body,
-            severity=self.s.severity.value,
-            service=self.s.service,
-            links={"incident": self.s.incident_id},
-        )
-        try:
-            deliveries = await workflow.execute_activity_method(Notifier.notify, n, **EFFECT)
-            self._log("notified", f"{kind.value} sent via {', '.join(d.channel for d in deliveries if d.ok)}")
-        except ActivityError as exc:
-            self._log("notify_failed", f"{kind.value} notification failed after retries: {_error_text(exc)}")
 
     def _alert_text(self) -> str:
         assert self.s is not None

@@ -328,6 +328,7 @@ class MonitoringWorkflow:
             counts=dict(self.state.router.counts),
             health=self.state.health,
             runs=self.state.runs,
+            last_pull=self.state.last_pull,
         )
 
     @workflow.query

@@ -9,7 +9,7 @@ import pytest
 
 from argus.integrations.base import IntegrationError, PermanentError
 from argus.integrations.dedupe import SentKeys
-from argus.integrations.jira import JiraTicketRequest, JiraTickets, key_label
+from argus.integrations.jira import JiraTickets, key_label
 from argus.models import TicketRequest, TicketUpdate
 from tests.fakes.jira import FakeJira
 
@@ -89,7 +89,7 @@ def test_token_auth_for_data_center() -> None:
 def test_links_to_related_issues_once(fake: FakeJira) -> None:
     jira = tickets(fake)
     other = jira.create(request("wf-0:ticket"))
-    req = JiraTicketRequest(**request().model_dump(), related_issues=[other.key], components=["payments"])
+    req = request().model_copy(update={"related": [other.key], "components": ["payments"]})
     ref = jira.create(req)
     jira.create(req)  # retried: the link exists already
     assert len(fake.requests_to("POST", "/rest/api/2/issueLink")) == 1

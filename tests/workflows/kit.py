@@ -93,15 +93,24 @@ def test_config(tmp: Path, playbooks: Path | None = None) -> ArgusConfig:
         {
             "state_dir": str(tmp),
             "remediation": {"playbooks_dir": str(playbooks or REPO / "playbooks")},
-            "sandbox": {"enabled": False},
+            # Enabled so the Recommender's guardrails accept sandbox steps; the Executor itself is
+            # scripted here, so this address is never called.
+            "sandbox": {"url": "http://127.0.0.1:9"},
             "notify": {"echo": False},
         }
     )
 
 
-def make_worker(client: Client, tmp: Path, world: World, task_queue: str) -> tuple[Worker, object]:
-    config = test_config(tmp)
-    rt = build_runtime(config, Secrets({"link_secret": "x" * 32}))
+def make_worker(
+    client: Client,
+    tmp: Path,
+    world: World,
+    task_queue: str,
+    config: ArgusConfig | None = None,
+    secrets: dict[str, str] | None = None,
+) -> tuple[Worker, object]:
+    config = config or test_config(tmp)
+    rt = build_runtime(config, Secrets({"link_secret": "x" * 32, **(secrets or {})}))
     scripted = {"analyze_root_cause", "execute_step", "verify_recovery"}
     real = [a for a in build_activities(rt) if a.__temporal_activity_definition.name not in scripted]
     worker = Worker(

@@ -40,7 +40,7 @@ def parse_time(value: Any, where: str, problems: list[str]) -> datetime | None:
             if "." in text:
                 # Go prints up to nine fractional digits; Python takes six.
                 head, _, rest = text.partition(".")
-                digits = "".join(ch for ch in rest if ch.isdigit())
+                digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]  # leading digits only
                 tz = rest[len(digits) :]
                 text = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
             dt = datetime.fromisoformat(text)

@@ -12,11 +12,26 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from . import alerts, approvals, ops
+from . import (
+    alerts,
+    approvals,
+    auth,
+    codec,
+    heartbeats,
+    ops,
+    portal,
+    slack,
+    sources,
+    teams,
+    tickets_sync,
+    traces,
+)
 from .context import GatewayContext, GatewayError
 
 RouterFactory = Callable[[GatewayContext], APIRouter]
-ROUTERS: list[RouterFactory] = [alerts.router, approvals.router, ops.router]
+ROUTERS: list[RouterFactory] = [alerts.router, approvals.router, ops.router, sources.router]
+ROUTERS += [teams.router, slack.router, tickets_sync.router]  # people in the loop (docs/people.md)
+ROUTERS += [auth.router, codec.router, heartbeats.router, traces.router, portal.router]  # docs/portal*.md
 
 
 def create_app(ctx: GatewayContext, routers: list[RouterFactory] | None = None) -> FastAPI:
@@ -34,6 +49,7 @@ def create_app(ctx: GatewayContext, routers: list[RouterFactory] | None = None) 
 
     for make in routers or ROUTERS:
         app.include_router(make(ctx))
+    auth.install(app, ctx)  # roles, CSRF and the audit log in front of every router
     return app
 
 

@@ -1,4 +1,5 @@
-"""Label names and values from sources that do not follow Prometheus conventions.
+"""Field helpers for sources that do not follow Prometheus conventions: label names, tags,
+numbers and timestamps.
 
 Every alert label name must match `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus, and so Alertmanager's
 fingerprint). Tags from Datadog (`availability-zone`), Splunk fields (`host.name`) or Nagios
@@ -10,7 +11,10 @@ so the same tag always gives the same label and therefore the same fingerprint.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
+
+from .common import parse_time
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -52,3 +56,17 @@ def number(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+# Unix times above this are in milliseconds (Datadog's $DATE); 1e11 s is the year 5138.
+_MILLIS = 1e11
+
+
+def timestamp(value: Any, where: str, problems: list[str]) -> datetime | None:
+    """RFC 3339, or unix seconds/milliseconds as a number or numeric string, to aware UTC."""
+    n = number(value) if not isinstance(value, int | float) or isinstance(value, bool) else float(value)
+    if isinstance(value, str) and n is None:
+        return parse_time(value, where, problems)
+    if n is not None:
+        return parse_time(n / 1000.0 if abs(n) >= _MILLIS else n, where, problems)
+    return parse_time(value, where, problems)

@@ -1,0 +1,1 @@
+CREATE DATABASE argus OWNER temporal;

@@ -1,0 +1,327 @@
+"""Push normalisers (Alertmanager, Grafana, Datadog, Nagios, Splunk, generic) and their gateway
+endpoints: one alert model, stable fingerprints across paths, bad input named field by field."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from argus.integrations.archive import IncidentArchive
+from argus.integrations.normalizers import PayloadError
+from argus.integrations.normalizers.alertmanager import from_v2, from_webhook
+from argus.integrations.normalizers.datadog import from_datadog
+from argus.integrations.normalizers.fields import label_name, tag_labels
+from argus.integrations.normalizers.generic import from_generic
+from argus.integrations.normalizers.grafana import from_grafana
+from argus.integrations.normalizers.nagios import from_nagios, normalise
+from argus.integrations.normalizers.splunk import from_splunk
+from argus.integrations.signed_links import LinkSigner, NonceStore
+from argus.integrations.sql import sqlite_url
+from argus.models import AlertBatch, AlertStatus, ArgusConfig, labels_fingerprint
+from argus.workers.gateway import GatewayContext, create_app
+
+NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+LABELS = {"alertname": "HighLatency", "service": "checkout", "severity": "critical"}
+
+
+def problems(fn, payload) -> list[str]:
+    with pytest.raises(PayloadError) as exc:
+        fn(payload, NOW)
+    return exc.value.problems
+
+
+# --- fingerprints ----------------------------------------------------------------------------------
+def test_fingerprint_is_alertmanagers_and_identical_across_paths():
+    # The fingerprint Alertmanager 0.25 put in its webhook for these labels (shared/docs/integrations.md).
+    captured = {"alertname": "ArgusTestAlwaysFiring", "service": "checkout", "severity": "critical"}
+    assert labels_fingerprint(captured) == "788c31fa4103a1bb"
+    v2 = from_v2([{"labels": LABELS, "startsAt": "2026-05-04T11:59:00Z"}], NOW)[0]
+    hook = from_webhook(
+        {
+            "version": "4",
+            "alerts": [{"status": "firing", "labels": LABELS, "startsAt": "2026-05-04T13:59:00+02:00"}],
+        },
+        NOW,
+    )[0]
+    graf = from_grafana(
+        {
+            "version": "1",
+            "alerts": [{"status": "firing", "labels": LABELS, "startsAt": "2026-05-04T11:59:00.123456789Z"}],
+        },
+        NOW,
+    )[0]
+    generic = from_generic(
+        {"name": "HighLatency", "labels": {"service": "checkout", "severity": "critical"}}, NOW
+    )[0]
+    assert v2.fingerprint == hook.fingerprint == graf.fingerprint == generic.fingerprint
+    assert v2.starts_at == hook.starts_at == datetime(2026, 5, 4, 11, 59, tzinfo=UTC), "offsets become UTC"
+    assert v2.source == "prometheus" and hook.source == "alertmanager" and graf.source == "grafana"
+
+
+def test_label_names_are_mapped_to_prometheus_names_deterministically():
+    assert label_name("availability-zone") == "availability_zone"
+    assert label_name("host.name") == "host_name"
+    assert label_name("9lives") == "_9lives"
+    assert tag_labels("env:prod, service:checkout,canary") == {
+        "env": "prod",
+        "service": "checkout",
+        "canary": "true",
+    }
+
+
+# --- Grafana ---------------------------------------------------------------------------------------
+GRAFANA = {
+    "receiver": "argus",
+    "status": "firing",
+    "orgId": 1,
+    "version": "1",
+    "groupKey": "{}:{}",
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "High memory",
+                "grafana_folder": "Infra",
+                "service": "payments",
+                "team-name": "pay",
+            },
+            "annotations": {"summary": "memory at 93%"},
+            "startsAt": "2026-05-04T13:51:03.157076+02:00",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "https://grafana.local/alerting/grafana/abc/view",
+            "fingerprint": "c6eadffa33fcdf37",
+            "silenceURL": "https://grafana.local/alerting/silence/new",
+            "dashboardURL": "https://grafana.local/d/x",
+            "panelURL": "",
+            "values": {"B": 93.2, "C": 1},
+            "valueString": "[ var='B' value=93.2 ]",
+        },
+        {
+            "status": "resolved",
+            "labels": {"alertname": "Disk", "service": "db"},
+            "annotations": {},
+            "startsAt": "2026-05-04T10:00:00Z",
+            "endsAt": "2026-05-04T11:00:00Z",
+        },
+    ],
+}
+
+
+def test_grafana_unified_payload():
+    firing, resolved = from_grafana(GRAFANA, NOW)
+    assert firing.labels["team_name"] == "pay" and firing.value == 93.2
+    assert firing.starts_at == datetime(2026, 5, 4, 11, 51, 3, 157076, tzinfo=UTC)
+    assert firing.ends_at is None, "Grafana's zero time means unset"
+    assert firing.annotations["grafana_dashboard_url"] == "https://grafana.local/d/x"
+    assert resolved.status == AlertStatus.RESOLVED and resolved.ends_at == datetime(
+        2026, 5, 4, 11, tzinfo=UTC
+    )
+
+
+def test_grafana_legacy_payload_and_errors():
+    legacy = {
+        "ruleName": "CPU high",
+        "ruleId": 7,
+        "state": "alerting",
+        "title": "[Alerting] CPU high",
+        "message": "cpu",
+        "tags": {"service": "web"},
+        "evalMatches": [{"metric": "cpu", "value": 97.5, "tags": {"host": "web-1"}}],
+    }
+    [a] = from_grafana(legacy, NOW)
+    assert a.labels == {"alertname": "CPU high", "service": "web", "host": "web-1", "metric": "cpu"}
+    assert a.value == 97.5 and a.status == AlertStatus.FIRING
+    assert problems(from_grafana, {**legacy, "state": "weird"}) == [
+        "state: must be one of ['alerting', 'no_data', 'ok'], got 'weird'"
+    ]
+    bad = {"alerts": [GRAFANA["alerts"][0], {"labels": {"service": "x"}, "startsAt": "noon", "values": [1]}]}
+    got = problems(from_grafana, bad)
+    assert "alerts[1].labels.alertname: field required" in got
+    assert any(p.startswith("alerts[1].startsAt: invalid timestamp 'noon'") for p in got)
+    assert "alerts[1].values: must be an object of numbers" in got
+
+
+# --- Datadog ---------------------------------------------------------------------------------------
+DATADOG = {
+    "id": "7392038475",
+    "alert_id": "12345678",
+    "title": "[Triggered on {host:web-1}] Checkout p99 high",
+    "alert_title": "Checkout p99 high",
+    "transition": "Triggered",
+    "alert_type": "error",
+    "priority": "P2",
+    "metric": "trace.http.request.duration",
+    "scope": "host:web-1,service:checkout",
+    "tags": "env:prod,team:payments,availability-zone:eu-1a",
+    "date": "1777896000000",
+    "hostname": "web-1",
+    "link": "https://app.datadoghq.com/event/event?id=7392038475",
+    "body": "p99 above 1s",
+    "value": "1.42",
+}
+
+
+def test_datadog_trigger_and_recovery_are_one_alert():
+    [fired] = from_datadog(DATADOG, NOW)
+    assert fired.labels == {
+        "host": "web-1",
+        "service": "checkout",
+        "alertname": "Checkout p99 high",
+        "datadog_monitor_id": "12345678",
+        "severity": "error",
+    }
+    assert fired.starts_at == datetime.fromtimestamp(1777896000, UTC), "$DATE is epoch milliseconds"
+    assert fired.value == 1.42 and fired.annotations["tag_availability_zone"] == "eu-1a"
+    [recovered] = from_datadog(
+        {**DATADOG, "transition": "Recovered", "alert_type": "success", "tags": "env:prod,team:other"}, NOW
+    )
+    assert recovered.status == AlertStatus.RESOLVED
+    assert recovered.fingerprint == fired.fingerprint, "tags changed, identity did not"
+
+
+def test_datadog_bad_fields_are_named():
+    got = problems(
+        from_datadog, {"alerts": [DATADOG, {"transition": "Exploded", "date": "yesterday", "value": "x"}]}
+    )
+    assert "alerts[1].alert_title: field required (or title): the monitor's name" in got
+    assert "alerts[1].transition: unknown Datadog transition 'Exploded'" in got
+    assert any(p.startswith("alerts[1].date: invalid timestamp") for p in got)
+    assert "alerts[1].value: must be a number, got 'x'" in got
+
+
+# --- Nagios ----------------------------------------------------------------------------------------
+def test_nagios_problem_recovery_and_severity_change():
+    base = {
+        "host_name": "db-1",
+        "host_address": "10.0.0.5",
+        "service_description": "PostgreSQL connections",
+        "hostgroup": "payments-db",
+        "output": "CRITICAL - 498 of 500 connections",
+        "timestamp": "1777896000",
+    }
+    crit = from_nagios({**base, "notification_type": "PROBLEM", "state": "CRITICAL"}, NOW)
+    assert [(a.labels["severity"], a.status.value) for a in crit] == [
+        ("critical", "firing"),
+        ("warning", "resolved"),
+    ]
+    assert crit[0].labels["service"] == "payments-db" and crit[0].labels["instance"] == "10.0.0.5"
+    assert crit[0].starts_at == datetime.fromtimestamp(1777896000, UTC)
+    rec = from_nagios({**base, "notification_type": "RECOVERY", "state": "OK"}, NOW)
+    assert {a.status for a in rec} == {AlertStatus.RESOLVED}
+    assert {a.fingerprint for a in rec} == {a.fingerprint for a in crit}
+    alerts, why = normalise({**base, "notification_type": "ACKNOWLEDGEMENT", "state": "CRITICAL"}, NOW)
+    assert alerts == [] and why == "ACKNOWLEDGEMENT notifications carry no state change"
+    host = from_nagios({"notification_type": "PROBLEM", "host_name": "edge-2", "state": "DOWN"}, NOW)
+    assert host[0].labels["alertname"] == "HostDown" and host[0].labels["service"] == "edge-2"
+
+
+def test_nagios_bad_input():
+    got = problems(
+        from_nagios, {"notification_type": "PROBLEM", "state": "OK", "host_name": 5.5, "timestamp": "x"}
+    )
+    assert "state: a PROBLEM notification cannot have state OK" in got
+    assert any(p.startswith("timestamp: invalid timestamp") for p in got)
+    assert problems(from_nagios, {"state": "CRITICAL"}) == [
+        "notification_type: field required",
+        "host_name: field required",
+    ]
+
+
+# --- Splunk ----------------------------------------------------------------------------------------
+SPLUNK = {
+    "result": {
+        "service": "checkout",
+        "host": "web-1",
+        "count": "42",
+        "_time": "1777896000.000",
+        "sourcetype": "access_combined",
+        "status": ["500", "503"],
+    },
+    "sid": "scheduler__admin__search__RMD5e461_at_1777896000_42",
+    "search_name": "Checkout 5xx",
+    "results_link": "http://splunk:8000/app/search/@go?sid=scheduler__admin",
+    "owner": "admin",
+    "app": "search",
+}
+
+
+def test_splunk_identity_fields_become_labels_the_rest_annotations():
+    [a] = from_splunk(SPLUNK, NOW)
+    assert a.labels == {"service": "checkout", "host": "web-1", "alertname": "Checkout 5xx"}
+    assert a.value == 42 and a.annotations["result_status"] == "500,503"
+    assert a.annotations["result_time"] == "1777896000.000" and a.starts_at == datetime.fromtimestamp(
+        1777896000, UTC
+    )
+    [again] = from_splunk({**SPLUNK, "result": {**SPLUNK["result"], "count": "7"}}, NOW)
+    assert again.fingerprint == a.fingerprint, "a different count is the same alert"
+    got = problems(from_splunk, {"result": {"service": {"nested": 1}, "_time": "soon"}, "sid": 3})
+    assert got == [
+        "search_name: field required (the saved search's name)",
+        "sid: must be a string, got int",
+        "result.service: must be a string, got dict",
+        "result._time: invalid timestamp 'soon' (use RFC 3339, e.g. 2026-01-01T00:00:00Z)",
+    ]
+
+
+# --- the gateway endpoints, for real: the batch lands in Temporal as a signal ----------------------
+@pytest.fixture
+async def gateway(ts_env, tmp_path: Path):
+    config = ArgusConfig.model_validate({"state_dir": str(tmp_path), "gateway": {"flush_interval": "1ms"}})
+    ctx = GatewayContext(
+        config,
+        ts_env.client,
+        IncidentArchive(sqlite_url(tmp_path / "a.db")),
+        LinkSigner(b"k" * 32),
+        NonceStore(tmp_path / "n.db"),
+    )
+    app = create_app(ctx)
+    ctx.coalescer.start()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://argus") as http:
+        yield http, ts_env.client
+    await ctx.coalescer.close()
+
+
+async def signalled_batches(client, scope: str) -> list[AlertBatch]:
+    history = await client.get_workflow_handle(f"monitoring-{scope}").fetch_history()
+    out = []
+    for event in history.events:
+        attrs = event.workflow_execution_signaled_event_attributes
+        if event.HasField("workflow_execution_signaled_event_attributes") and attrs.signal_name == "ingest":
+            [batch] = await client.data_converter.decode(attrs.input.payloads, [AlertBatch])
+            out.append(batch)
+    return out
+
+
+async def test_push_endpoints_make_alerts_durable_and_refuse_bad_payloads_whole(gateway):
+    http, client = gateway
+    scope = f"push-{uuid.uuid4().hex[:8]}"
+    r = await http.post(f"/api/v1/alerts/grafana?scope={scope}", json=GRAFANA)
+    assert r.status_code == 200 and r.json() == {"accepted": 2}
+    r = await http.post(f"/api/v1/alerts/datadog?scope={scope}", json=DATADOG)
+    assert r.status_code == 200 and r.json() == {"accepted": 1}
+    r = await http.post(f"/api/v1/alerts/splunk?scope={scope}", json=SPLUNK)
+    assert r.status_code == 200 and r.json() == {"accepted": 1}
+    ack = {"notification_type": "ACKNOWLEDGEMENT", "host_name": "db-1", "state": "CRITICAL"}
+    r = await http.post(f"/api/v1/alerts/nagios?scope={scope}", json=ack)
+    assert r.status_code == 200 and r.json() == {
+        "accepted": 0,
+        "ignored": "ACKNOWLEDGEMENT notifications carry no state change",
+    }
+    # One good and one bad alert: 422 naming the bad field, and the good one is not kept either.
+    r = await http.post(
+        f"/api/v1/alerts/grafana?scope={scope}",
+        json={"alerts": [GRAFANA["alerts"][0], {"labels": {"alertname": ["x"]}}]},
+    )
+    assert r.status_code == 422 and r.json()["problems"] == [
+        "alerts[1].labels.alertname: must be a string, got list"
+    ]
+    r = await http.post(f"/api/v1/alerts/datadog?scope={scope}", content=b"{")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    batches = await signalled_batches(client, scope)
+    names = sorted(a.name for b in batches for a in b.alerts)
+    assert names == ["Checkout 5xx", "Checkout p99 high", "Disk", "High memory"]
+    assert {a.source for b in batches for a in b.alerts} == {"grafana", "datadog", "splunk"}

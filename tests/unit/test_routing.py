@@ -1,0 +1,430 @@
+"""The Alert Router against Alertmanager's semantics, plus ARGUS's correlation and explanations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from argus.analysis.correlation import shortest_path
+from argus.analysis.routing import Router, RouterState, in_time_interval, resolve_routes
+from argus.models import Alert, AlertStatus, Matcher, Route, RouteDecisionKind, Silence
+from argus.models.config import RoutingConfig
+from argus.models.routing import TimeInterval
+from argus.workers.config_checks import monitoring_problems
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday
+TOPOLOGY = [
+    ("frontend", "checkout"),
+    ("checkout", "payments"),
+    ("payments", "payments-db"),
+    ("search", "index"),
+]
+
+
+def alert(
+    name: str = "HighLatency", at: datetime = T0, status: str = "firing", source: str = "evaluator", **labels
+):
+    return Alert(
+        labels={"alertname": name, **labels},
+        status=AlertStatus(status),
+        starts_at=at,
+        ends_at=at if status == "resolved" else None,
+        source=source,
+    )
+
+
+def router(**cfg) -> Router:
+    base = {
+        "route": {
+            "receiver": "oncall",
+            "group_by": ["alertname", "service"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+        },
+        "correlation": {"topology": TOPOLOGY},
+    }
+    base.update(cfg)
+    return Router(RoutingConfig.model_validate(base), RouterState(), "test")
+
+
+def kinds(decisions) -> list[str]:
+    return [d.kind.value for d in decisions]
+
+
+# --- routing tree --------------------------------------------------------------------------------
+def test_tree_walk_matches_alertmanager_continue_and_inheritance():
+    root = Route.model_validate(
+        {
+            "receiver": "default",
+            "group_by": ["alertname"],
+            "group_wait": "10s",
+            "routes": [
+                {
+                    "matchers": ['team="db"'],
+                    "receiver": "dba",
+                    "continue": True,
+                    "mute_time_intervals": ["nights"],
+                    "routes": [
+                        {"matchers": ['severity="critical"'], "receiver": "dba-page", "group_wait": "1s"}
+                    ],
+                },
+                {"matchers": ['service=~"pay.*"'], "receiver": "payments"},
+                {"matchers": ['service=~"pay.*"'], "receiver": "never"},
+            ],
+        }
+    )
+    leaves = resolve_routes(
+        root, {"alertname": "X", "team": "db", "severity": "critical", "service": "payments"}
+    )
+    assert [r.receiver for r in leaves] == ["dba-page", "payments"]
+    page = leaves[0]
+    assert page.path == "root/0/0" and page.group_wait == timedelta(seconds=1)
+    assert page.group_by == ["alertname"], "group_by is inherited"
+    # Alertmanager does not inherit time intervals: the child of the muted route is not muted.
+    assert page.mute_time_intervals == []
+    assert resolve_routes(root, {"alertname": "X", "team": "db"})[0].mute_time_intervals == ["nights"]
+    # Regex matchers are anchored: "xpay" does not match pay.*; nothing matches: the root.
+    assert [r.receiver for r in resolve_routes(root, {"alertname": "X", "service": "xpay"})] == ["default"]
+
+
+def test_without_group_by_everything_is_one_group_like_alertmanager():
+    r = router(route={"receiver": "r", "group_wait": "0s"})
+    r.ingest([alert("A", service="x"), alert("B", service="y")], T0)
+    assert len(r.state.groups) == 1
+    assert next(iter(r.state.groups)) == "root:{}"
+
+
+def test_group_by_all_labels_with_ellipsis():
+    r = router(route={"receiver": "r", "group_by": ["..."]}, correlation={"enabled": False})
+    r.ingest([alert("A", service="x", pod="1"), alert("A", service="x", pod="2")], T0)
+    assert len(r.state.groups) == 2
+
+
+def test_matcher_parsing_and_errors():
+    m = Matcher.parse('alertname=~"High.*|Disk\\"Full"')
+    assert (
+        m.op.value == "=~" and m.matches({"alertname": "HighCpu"}) and m.matches({"alertname": 'Disk"Full'})
+    )
+    assert not m.matches({"alertname": "xHighCpu"})
+    assert Matcher.parse("env!=prod").matches({}), "a missing label is the empty string"
+    with pytest.raises(ValueError, match="invalid matcher"):
+        Matcher.parse("no operator here")
+    with pytest.raises(ValidationError, match="bad regex"):
+        Matcher.model_validate('service=~"(unclosed"')
+
+
+# --- grouping timers -----------------------------------------------------------------------------
+def test_group_wait_then_interval_then_repeat_after_close():
+    r = router()
+    r.ingest([alert(service="checkout")], T0)
+    assert r.due(T0 + timedelta(seconds=29)) == []
+    [opened] = r.due(T0 + timedelta(seconds=30))
+    assert opened.kind == "open" and opened.receiver == "oncall"
+    assert "group_wait" in opened.decisions[0].reason
+    # A new alert in the open group waits for group_interval.
+    r.ingest([alert(service="checkout", pod="2")], T0 + timedelta(seconds=40))
+    assert r.due(T0 + timedelta(minutes=5)) == []
+    [upd] = r.due(T0 + timedelta(seconds=30) + timedelta(minutes=5))
+    assert upd.kind == "update" and len(upd.alerts) == 1
+    # Incident closed while alerts still fire: a new incident only after repeat_interval.
+    r.incident_closed(opened.group_key, T0 + timedelta(minutes=10))
+    assert r.due(T0 + timedelta(hours=4)) == []
+    assert [a.kind for a in r.due(T0 + timedelta(minutes=10, hours=4))] == ["open"]
+
+
+def test_resolution_is_sent_without_waiting_for_group_interval():
+    r = router()
+    r.ingest([alert(service="checkout")], T0)
+    r.due(T0 + timedelta(seconds=30))
+    r.ingest([alert(service="checkout", status="resolved")], T0 + timedelta(seconds=31))
+    [upd] = r.due(T0 + timedelta(seconds=31))
+    assert upd.alerts[0].status == AlertStatus.RESOLVED
+
+
+# --- inhibition ----------------------------------------------------------------------------------
+def test_inhibition_equal_treats_missing_labels_as_equal():
+    r = router(
+        inhibit_rules=[
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": ["cluster"],
+            }
+        ],
+        correlation={"enabled": False},
+    )
+    r.ingest([alert("NodeDown", severity="critical", service="n")], T0)
+    [d] = r.ingest([alert("HighLatency", severity="warning", service="s")], T0)
+    assert d.kind == RouteDecisionKind.INHIBITED, "neither has `cluster`: equal, as in Alertmanager"
+    assert 'equal cluster=""' in d.reason and "NodeDown" in d.reason
+    [d] = r.ingest([alert("HighLatency", severity="warning", service="s", cluster="eu")], T0)
+    assert d.kind == RouteDecisionKind.NEW_GROUP, "cluster differs: not inhibited"
+
+
+def test_two_sided_alerts_do_not_inhibit_each_other_but_a_pure_source_does():
+    r = router(
+        inhibit_rules=[{"source_matchers": ['alertname=~"A|B"'], "target_matchers": ['alertname=~"B|C"']}],
+        correlation={"enabled": False},
+    )
+    r.ingest([alert("B", service="x")], T0)
+    [d] = r.ingest([alert("B", service="y")], T0)
+    assert d.kind != RouteDecisionKind.INHIBITED, "both match source and target: no mutual inhibition"
+    [d] = r.ingest([alert("C", service="z")], T0)
+    assert d.kind == RouteDecisionKind.INHIBITED, "C is only a target; B is a source"
+    r.ingest([alert("A", service="w")], T0)
+    [d] = r.ingest([alert("B", service="v")], T0)
+    assert d.kind == RouteDecisionKind.INHIBITED and "by firing A" in d.reason
+
+
+def test_silenced_source_still_inhibits_and_inhibited_alert_is_released_when_source_resolves():
+    r = router(
+        inhibit_rules=[
+            {
+                "source_matchers": ['alertname="DatacenterDown"'],
+                "target_matchers": ['alertname!="DatacenterDown"'],
+            }
+        ],
+        correlation={"enabled": False},
+    )
+    r.add_silence(
+        Silence(
+            id="s1",
+            matchers=[Matcher.parse('alertname="DatacenterDown"')],
+            starts_at=T0,
+            ends_at=T0 + timedelta(hours=1),
+            created_by="ann",
+            comment="known",
+        )
+    )
+    [d] = r.ingest([alert("DatacenterDown", service="dc")], T0)
+    assert d.kind == RouteDecisionKind.SILENCED and "ann" in d.reason and "known" in d.reason
+    [d] = r.ingest([alert("HighLatency", service="checkout")], T0)
+    assert d.kind == RouteDecisionKind.INHIBITED, "a silenced alert still inhibits (Alertmanager)"
+    r.ingest([alert("DatacenterDown", service="dc", status="resolved")], T0 + timedelta(minutes=1))
+    released = r.sweep(T0 + timedelta(minutes=1))
+    assert kinds(released) == ["released"]
+    assert "inhibited no longer applies" in released[0].reason
+    assert "root:{" in released[0].group_key
+
+
+# --- silences, maintenance, time intervals -------------------------------------------------------
+def test_silence_expiry_releases_the_alert_into_a_group():
+    r = router()
+    r.add_silence(
+        Silence(
+            id="s2",
+            matchers=[Matcher.parse('service="checkout"')],
+            starts_at=T0,
+            ends_at=T0 + timedelta(minutes=10),
+            created_by="bob",
+            comment="deploy",
+        )
+    )
+    [d] = r.ingest([alert(service="checkout")], T0)
+    assert d.kind == RouteDecisionKind.SILENCED
+    assert r.next_deadline() == T0 + timedelta(minutes=5), "resolve_timeout of the held alert comes first"
+    # The source keeps sending it; the silence ends at T0+10m.
+    r.ingest([alert(service="checkout")], T0 + timedelta(minutes=4))
+    r.ingest([alert(service="checkout")], T0 + timedelta(minutes=8))
+    assert r.sweep(T0 + timedelta(minutes=9)) == []
+    [d] = r.sweep(T0 + timedelta(minutes=10))
+    assert d.kind == RouteDecisionKind.RELEASED and "silenced no longer applies" in d.reason
+    assert [a.kind for a in r.due(T0 + timedelta(minutes=10, seconds=30))] == ["open"]
+
+
+def test_held_alert_that_stops_firing_is_forgotten():
+    r = router()
+    r.add_silence(
+        Silence(
+            id="s3",
+            matchers=[Matcher.parse('service="x"')],
+            starts_at=T0,
+            ends_at=T0 + timedelta(hours=2),
+            created_by="c",
+        )
+    )
+    r.ingest([alert(service="x")], T0)
+    [d] = r.ingest([alert(service="x", status="resolved")], T0 + timedelta(minutes=1))
+    assert d.kind == RouteDecisionKind.IGNORED and "while it was silenced" in d.reason
+    assert r.state.held == {}
+
+
+def test_maintenance_window_and_mute_vs_active_intervals():
+    r = router(
+        route={
+            "receiver": "r",
+            "group_by": ["alertname"],
+            "routes": [
+                {"matchers": ['team="web"'], "mute_time_intervals": ["lunch"]},
+                {"matchers": ['team="batch"'], "active_time_intervals": ["business"]},
+            ],
+        },
+        time_intervals=[
+            {"name": "lunch", "time_intervals": [{"times": [{"start_time": "12:00", "end_time": "13:00"}]}]},
+            {
+                "name": "business",
+                "time_intervals": [
+                    {"weekdays": ["monday:friday"], "times": [{"start_time": "09:00", "end_time": "17:00"}]}
+                ],
+            },
+        ],
+        maintenance=[
+            {
+                "name": "db upgrade",
+                "matchers": ['service="db"'],
+                "starts_at": T0.isoformat(),
+                "ends_at": (T0 + timedelta(hours=1)).isoformat(),
+            }
+        ],
+        correlation={"enabled": False},
+    )
+    [d] = r.ingest([alert("X", service="db")], T0)
+    assert d.kind == RouteDecisionKind.MAINTENANCE and "db upgrade" in d.reason
+    noon = T0.replace(hour=12, minute=30)
+    [d] = r.ingest([alert("W", team="web")], noon)
+    assert d.kind == RouteDecisionKind.MUTED and "lunch" in d.reason
+    [d] = r.ingest([alert("B", team="batch")], noon)
+    assert d.kind == RouteDecisionKind.NEW_GROUP, "inside business hours: active"
+    saturday = T0 + timedelta(days=5)
+    [d] = r.ingest([alert("B2", team="batch")], saturday)
+    assert d.kind == RouteDecisionKind.MUTED and "outside its active time intervals" in d.reason
+
+
+def test_time_interval_negative_days_location_and_ranges():
+    last_days = TimeInterval.model_validate({"name": "eom", "time_intervals": [{"days_of_month": ["-3:-1"]}]})
+    assert in_time_interval(last_days, datetime(2026, 2, 27, tzinfo=UTC))  # Feb 2026 has 28 days
+    assert not in_time_interval(last_days, datetime(2026, 2, 25, tzinfo=UTC))
+    assert in_time_interval(last_days, datetime(2026, 3, 31, tzinfo=UTC))
+    tokyo = TimeInterval.model_validate(
+        {
+            "name": "t",
+            "time_intervals": [
+                {
+                    "times": [{"start_time": "09:00", "end_time": "10:00"}],
+                    "location": "Asia/Tokyo",
+                    "months": ["march:april"],
+                    "years": ["2026"],
+                }
+            ],
+        }
+    )
+    assert in_time_interval(tokyo, datetime(2026, 3, 2, 0, 30, tzinfo=UTC))  # 09:30 in Tokyo
+    assert not in_time_interval(tokyo, datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    assert not in_time_interval(tokyo, datetime(2027, 3, 2, 0, 30, tzinfo=UTC))
+
+
+def test_flapping_alert_is_held_back_and_explained():
+    r = router(flap_threshold=3, flap_window="10m")
+    r.ingest([alert(service="s")], T0)
+    r.due(T0 + timedelta(seconds=30))
+    states = ["resolved", "firing", "resolved"]
+    out = []
+    for i, st in enumerate(states, 1):
+        out += r.ingest(
+            [alert(service="s", status=st, at=T0 + timedelta(minutes=i))], T0 + timedelta(minutes=i)
+        )
+    assert out[-1].kind == RouteDecisionKind.FLAPPING and "3 state changes" in out[-1].reason
+
+
+# --- correlation ---------------------------------------------------------------------------------
+def test_log_spike_and_latency_on_same_service_join_one_group():
+    r = router()
+    r.ingest([alert("HighLatency", service="payments")], T0)
+    [d] = r.ingest(
+        [alert("LogErrorSpike", service="payments", source="elasticsearch")], T0 + timedelta(seconds=20)
+    )
+    assert d.kind == RouteDecisionKind.CORRELATED
+    assert "same service 'payments'" in d.reason and "elasticsearch" in d.reason
+    [opened] = r.due(T0 + timedelta(seconds=30))
+    assert {a.name for a in opened.alerts} == {"HighLatency", "LogErrorSpike"}
+    # Later copies of the attached alert stay in that group (no second group appears).
+    [d] = r.ingest(
+        [alert("LogErrorSpike", service="payments", source="elasticsearch")], T0 + timedelta(minutes=1)
+    )
+    assert d.kind == RouteDecisionKind.DUPLICATE and len(r.state.groups) == 1
+
+
+def test_topology_neighbours_join_the_first_group_and_far_or_late_ones_do_not():
+    r = router()
+    r.ingest([alert("DbDown", service="payments-db")], T0)
+    [d] = r.ingest([alert("HighErrorRate", service="checkout")], T0 + timedelta(seconds=5))
+    assert d.kind == RouteDecisionKind.CORRELATED
+    assert "checkout depends on payments, payments depends on payments-db (2 hops" in d.reason
+    [d] = r.ingest([alert("HighLatency", service="frontend")], T0 + timedelta(seconds=6))
+    assert d.kind == RouteDecisionKind.CORRELATED, "the group now holds checkout, one hop from frontend"
+    assert "frontend depends on checkout (1 hop" in d.reason
+    far = router()
+    far.ingest([alert("DbDown", service="payments-db")], T0)
+    [d] = far.ingest([alert("HighLatency", service="frontend")], T0 + timedelta(seconds=6))
+    assert d.kind == RouteDecisionKind.NEW_GROUP, "3 hops: beyond max_hops 2"
+    [d] = r.ingest([alert("IndexLag", service="index")], T0 + timedelta(seconds=7))
+    assert d.kind == RouteDecisionKind.NEW_GROUP, "not connected"
+    [d] = r.ingest([alert("CpuHigh", service="payments")], T0 + timedelta(minutes=11))
+    assert d.kind == RouteDecisionKind.NEW_GROUP, "outside the 10m correlation window"
+
+
+def test_correlation_never_crosses_receivers():
+    r = router(
+        route={
+            "receiver": "oncall",
+            "group_by": ["alertname", "service"],
+            "routes": [{"matchers": ['team="dba"'], "receiver": "dba"}],
+        }
+    )
+    r.ingest([alert("DbDown", service="payments-db", team="dba")], T0)
+    [d] = r.ingest([alert("HighErrorRate", service="payments")], T0)
+    assert d.kind == RouteDecisionKind.NEW_GROUP
+
+
+def test_shortest_path_ignores_direction_and_respects_hops():
+    graph = {"a": {"b"}, "b": {"a", "c"}, "c": {"b"}}
+    assert shortest_path(graph, "c", "a", 2) == ["c", "b", "a"]
+    assert shortest_path(graph, "c", "a", 1) is None
+
+
+# --- configuration -------------------------------------------------------------------------------
+def test_routes_naming_unknown_time_intervals_are_refused_at_load():
+    from argus.models import ArgusConfig
+
+    cfg = ArgusConfig.model_validate(
+        {
+            "policy": {
+                "routing": {
+                    "route": {
+                        "receiver": "r",
+                        "routes": [{"matchers": ['a="b"'], "mute_time_intervals": ["weekend"]}],
+                    }
+                }
+            }
+        }
+    )
+    assert monitoring_problems(cfg) == [
+        "routing.route.routes[0]: unknown time interval 'weekend' (defined: [])"
+    ]
+
+
+def test_silencing_an_alert_already_in_an_incident_does_not_resolve_it():
+    r = router(resolve_timeout="5m")
+    r.ingest([alert(service="checkout")], T0)
+    r.due(T0 + timedelta(seconds=30))
+    r.add_silence(
+        Silence(
+            id="late",
+            matchers=[Matcher.parse('service="checkout"')],
+            starts_at=T0,
+            ends_at=T0 + timedelta(hours=1),
+            created_by="dan",
+            comment="looking at it",
+        )
+    )
+    for m in (3, 6, 9):
+        [d] = r.ingest([alert(service="checkout")], T0 + timedelta(minutes=m))
+        assert d.kind == RouteDecisionKind.SILENCED
+    assert r.sweep(T0 + timedelta(minutes=10)) == [], "refreshed while silenced: not timed out"
+    [upd] = r.due(T0 + timedelta(minutes=10))
+    assert [d.kind for d in upd.decisions] == [RouteDecisionKind.SILENCED], (
+        "the incident learns why it is quiet"
+    )

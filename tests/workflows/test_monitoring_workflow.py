@@ -1,0 +1,126 @@
+"""MonitoringWorkflow on the time-skipping server: group_wait, correlation into one incident,
+silences that hold alerts and release them when they expire, with people told both times."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from temporalio.client import Client
+
+from argus.analysis.routing import incident_id_for
+from argus.models import Alert, AlertBatch, IncidentState, Matcher, Silence, SilenceRequest
+from argus.models.agents import MonitoringInput, MonitoringStatus
+from argus.workflows.monitoring import MonitoringWorkflow
+
+from .kit import World, alert, make_worker, policy
+
+TOPOLOGY = [["checkout", "payments"], ["payments", "payments-db"]]
+
+
+def monitoring_policy(**routing):
+    return policy(
+        routing={
+            "route": {
+                "receiver": "oncall",
+                "group_by": ["alertname", "service"],
+                "group_wait": "30s",
+                "group_interval": "1m",
+                "repeat_interval": "4h",
+            },
+            "correlation": {"topology": TOPOLOGY, "window": "10m"},
+            **routing,
+        },
+        phases={"monitoring": True, "incident": True, "docgen": False},
+    )
+
+
+async def start(client: Client, tq: str, scope: str, batch: AlertBatch, pol) -> object:
+    return await client.start_workflow(
+        MonitoringWorkflow.run,
+        MonitoringInput(scope=scope, policy=pol),
+        id=f"monitoring-{scope}",
+        task_queue=tq,
+        start_signal="ingest",
+        start_signal_args=[batch],
+    )
+
+
+async def eventually(check, tries: int = 200):  # type: ignore[no-untyped-def]
+    for _ in range(tries):
+        try:
+            value = await check()
+            if value:
+                return value
+        except Exception:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never met")
+
+
+def batch(*alerts: Alert) -> AlertBatch:
+    return AlertBatch(batch_id=uuid.uuid4().hex, alerts=list(alerts))
+
+
+async def test_related_alerts_from_two_sources_open_one_incident_after_group_wait(ts_env, tmp_path):
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    worker, _ = make_worker(ts_env.client, tmp_path, World(), tq)
+    async with worker:
+        db = alert("DbConnectionsExhausted", service="payments-db", source="prometheus")
+        handle = await start(ts_env.client, tq, scope, batch(db), monitoring_policy())
+        logs = alert("LogErrorSpike", service="checkout", severity="error", source="elasticsearch")
+        await handle.signal(MonitoringWorkflow.ingest, batch(logs))
+        await handle.signal(MonitoringWorkflow.ingest, batch(logs))  # a resend changes nothing
+        st = await eventually(lambda: _status(handle, lambda s: s.alerts_received == 3))
+        assert st.groups == 1 and st.open_incidents == 0, "still inside group_wait"
+        await ts_env.sleep(timedelta(seconds=31))
+        st = await eventually(lambda: _status(handle, lambda s: s.open_incidents == 1))
+        assert st.counts == {"new_group": 1, "correlated": 1, "duplicate": 1}
+        decisions = await handle.query(MonitoringWorkflow.recent_decisions)
+        [corr] = [d for d in decisions if d.kind == "correlated"]
+        incident = ts_env.client.get_workflow_handle(incident_id_for(scope, corr.group_key))
+        state = await eventually(lambda: incident.query("status", result_type=IncidentState))
+        assert {a.name for a in state.alerts} == {"DbConnectionsExhausted", "LogErrorSpike"}
+        routing = [e.message for e in state.timeline if e.kind == "routing"]
+        assert any(
+            "checkout depends on payments, payments depends on payments-db (2 hops" in m for m in routing
+        )
+        await handle.terminate()
+        await incident.terminate()
+
+
+async def test_silence_holds_alert_notifies_and_releases_it_when_it_expires(ts_env, tmp_path):
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    worker, rt = make_worker(ts_env.client, tmp_path, World(), tq)
+    async with worker:
+        handle = await start(ts_env.client, tq, scope, batch(), monitoring_policy(resolve_timeout="2h"))
+        silence = await handle.execute_update(
+            MonitoringWorkflow.add_silence,
+            SilenceRequest(
+                matchers=[Matcher.parse('service="checkout"')],
+                duration=timedelta(hours=1),
+                created_by="alice",
+                comment="deploying v42",
+                request_id="r1",
+            ),
+        )
+        assert isinstance(silence, Silence) and silence.ends_at - silence.starts_at == timedelta(hours=1)
+        await handle.signal(MonitoringWorkflow.ingest, batch(alert("HighLatency", service="checkout")))
+        st = await eventually(lambda: _status(handle, lambda s: s.counts.get("silenced") == 1))
+        assert st.groups == 0 and st.silences == 1
+        await ts_env.sleep(timedelta(hours=1, minutes=1))
+        st = await eventually(lambda: _status(handle, lambda s: s.open_incidents == 1))
+        assert st.counts.get("released") == 1
+        decisions = await handle.query(MonitoringWorkflow.recent_decisions)
+        [released] = [d for d in decisions if d.kind == "released"]
+        assert "silenced no longer applies" in released.reason
+        subjects = [r["subject"] for r in rt.channels["outbox"].records() if r["kind"] == "silence"]
+        assert f"Silence {silence.id} created by alice" in subjects
+        assert any(s.startswith(f"Silence {silence.id} expired") for s in subjects), subjects
+        await handle.terminate()
+
+
+async def _status(handle, ok) -> MonitoringStatus | None:  # type: ignore[no-untyped-def]
+    s = await handle.query(MonitoringWorkflow.status)
+    return s if ok(s) else None
