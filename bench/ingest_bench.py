@@ -225,6 +225,7 @@ async def main() -> None:
         try:
             await wait_http(f"{gw}/healthz")
         except SystemExit:
+            print("argus exit code", argus_proc.poll())
             print((tmp / "argus.log").read_text()[-3000:])
             raise
 

@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import orjson
 from prometheus_client import Counter, Histogram
 
-from argus.models import Alert, AlertBatch
+from argus.models.alert import CompactBatch
 
-SendBatch = Callable[[str, AlertBatch], Awaitable[None]]
+SendBatch = Callable[[str, CompactBatch], Awaitable[None]]
 
 FLUSH_SECONDS = Histogram(
     "argus_ingest_flush_seconds",
@@ -35,7 +36,7 @@ FLUSH_FAILURES = Counter("argus_ingest_flush_failures_total", "Batches Temporal 
 
 @dataclass
 class _Pending:
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: list[dict] = field(default_factory=list)  # compact records
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
@@ -64,7 +65,7 @@ class IngestCoalescer:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def submit(self, scope: str, alerts: list[Alert]) -> None:
+    async def submit(self, scope: str, alerts: list[dict]) -> None:
         """Returns once the alerts are durable in Temporal; raises if they could not be."""
         if self._closing:
             raise RuntimeError("the gateway is shutting down")
@@ -87,7 +88,7 @@ class IngestCoalescer:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, scope: str, p: _Pending) -> None:
-        batch = AlertBatch(batch_id=uuid.uuid4().hex, alerts=p.alerts)
+        batch = CompactBatch(batch_id=uuid.uuid4().hex, data=orjson.dumps(p.alerts).decode(), count=len(p.alerts))
         started = time.perf_counter()
         async with self._in_flight:
             try:

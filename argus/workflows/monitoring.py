@@ -18,6 +18,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    import orjson
+
+    from argus.models.alert import CompactBatch, alert_from_compact
     from argus.activities.collector import Collector
     from argus.activities.evaluator import Evaluator
     from argus.activities.notifier import Notifier
@@ -70,7 +73,7 @@ class MonitoringWorkflow:
     # workflow task (a silence added right after the start) runs before `run` does.
     @workflow.init
     def __init__(self, inp: MonitoringInput) -> None:
-        self._queue: list[AlertBatch] = []
+        self._queue: list[AlertBatch | CompactBatch] = []
         self._silence_changes: list[tuple[str, Silence]] = []
         self._closed: list[IncidentClosed] = []
         self._policy_changed = False
@@ -134,9 +137,13 @@ class MonitoringWorkflow:
             if batch.batch_id in self._seen:
                 continue  # a redelivered batch is applied once
             self._remember(batch.batch_id)
+            if isinstance(batch, CompactBatch):
+                alerts = [alert_from_compact(r) for r in orjson.loads(batch.data)]
+            else:
+                alerts = batch.alerts
             self.state.batches += 1
-            self.state.alerts_received += len(batch.alerts)
-            self.router.ingest(batch.alerts, now)
+            self.state.alerts_received += len(alerts)
+            self.router.ingest(alerts, now)
 
     def _remember(self, batch_id: str) -> None:
         self._seen.add(batch_id)
@@ -264,6 +271,11 @@ class MonitoringWorkflow:
     # --- messages --------------------------------------------------------------------------------
     @workflow.signal
     def ingest(self, batch: AlertBatch) -> None:
+        self._queue.append(batch)
+
+    @workflow.signal
+    def ingest_compact(self, batch: CompactBatch) -> None:
+        """The gateway's hot path: alerts it validated, as one compact JSON string."""
         self._queue.append(batch)
 
     @workflow.signal

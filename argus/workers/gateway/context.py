@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hmac
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from fastapi import HTTPException, Request
 from prometheus_client import Counter
 from temporalio.client import Client
 
 from argus.integrations.archive import IncidentArchive
 from argus.integrations.signed_links import LinkSigner, NonceStore
-from argus.models import AlertBatch, ArgusConfig
+from argus.models import ArgusConfig
+from argus.models.alert import CompactBatch
 from argus.models.agents import MonitoringInput
 
 from ..ingest import IngestCoalescer
@@ -48,14 +49,14 @@ class GatewayContext:
             self.send_batch, flush_interval=g.flush_interval.total_seconds(), max_batch=g.max_batch_alerts
         )
 
-    async def send_batch(self, scope: str, batch: AlertBatch) -> None:
+    async def send_batch(self, scope: str, batch: CompactBatch) -> None:
         """Signal-with-start: creates the scope's MonitoringWorkflow if needed; returns when durable."""
         await self.client.start_workflow(
             "MonitoringWorkflow",
             MonitoringInput(scope=scope, policy=self.config.policy),
             id=monitoring_id(scope),
             task_queue=self.config.temporal.task_queue,
-            start_signal="ingest",
+            start_signal="ingest_compact",
             start_signal_args=[batch],
         )
 
@@ -88,8 +89,8 @@ class GatewayContext:
             REJECTED.labels(endpoint, "empty").inc()
             raise GatewayError(400, "empty body: expected JSON")
         try:
-            return json.loads(body)
-        except json.JSONDecodeError as exc:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
             REJECTED.labels(endpoint, "json").inc()
             raise GatewayError(
                 400, f"body is not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
