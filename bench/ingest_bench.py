@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,10 +119,16 @@ def start_alertmanager(tmp: Path) -> tuple[subprocess.Popen, str]:
         )
     )
     proc = subprocess.Popen(
-        [exe, f"--config.file={cfg}", f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{port}",
-         "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            exe,
+            f"--config.file={cfg}",
+            f"--storage.path={tmp / 'am'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(100):
         if port_open("127.0.0.1", port):
             break
@@ -139,8 +144,15 @@ def argus_config(tmp: Path, temporal: str, gw_port: int, group_wait: str) -> Pat
         "sandbox": {"enabled": False},
         "notify": {"channels": ["outbox"], "echo": False},
         "policy": {
-            "routing": {"route": {"receiver": "bench", "group_by": ["alertname"], "group_wait": group_wait,
-                                  "group_interval": "5m", "repeat_interval": "4h"}},  # fmt: skip
+            "routing": {
+                "route": {
+                    "receiver": "bench",
+                    "group_by": ["alertname"],
+                    "group_wait": group_wait,
+                    "group_interval": "5m",
+                    "repeat_interval": "4h",
+                }
+            },
             "phases": {"monitoring": True, "incident": True, "docgen": False},
             "rca_settle": "0s",
         },
@@ -169,11 +181,14 @@ async def latency_phase(gw: str, temporal: str, n: int, rate: float) -> dict:
     posted: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=30) as http:
         for i in range(n):
-            labels = {"alertname": f"Latency{i}", "service": "bench", "severity": "warning"}
+            # A service of its own: correlation would (rightly) fold same-service alerts together.
+            labels = {"alertname": f"Latency{i}", "service": f"latency-{i}", "severity": "warning"}
             route = resolve_routes(root, labels)[0]
             wf_id = incident_id_for("default", group_key(route, {"alertname": labels["alertname"]}))
             t0 = time.time()
-            r = await http.post(f"{gw}/api/v2/alerts", json=[{"labels": labels, "startsAt": datetime.now(UTC).isoformat()}])
+            r = await http.post(
+                f"{gw}/api/v2/alerts", json=[{"labels": labels, "startsAt": datetime.now(UTC).isoformat()}]
+            )
             r.raise_for_status()
             posted[wf_id] = t0
             await asyncio.sleep(1 / rate)
@@ -216,11 +231,12 @@ async def main() -> None:
         gw_port = free_port()
         cfg = argus_config(tmp, dev.address, gw_port, group_wait="0s")
         argus_exe = Path(sys.executable).parent / "argus"
-        argus_proc = subprocess.Popen(
+        argus_proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
             [str(argus_exe), "up", "--config", str(cfg), "--temporal", dev.address],
-            stdout=(tmp / "argus.log").open("wb"), stderr=subprocess.STDOUT,
+            stdout=(tmp / "argus.log").open("wb"),
+            stderr=subprocess.STDOUT,
             env={**os.environ, "ARGUS_LINK_SECRET": "bench-secret-0123456789abcdef"},
-        )  # fmt: skip
+        )
         gw = f"http://127.0.0.1:{gw_port}"
         try:
             await wait_http(f"{gw}/healthz")
@@ -229,10 +245,16 @@ async def main() -> None:
             print((tmp / "argus.log").read_text()[-3000:])
             raise
 
-        print(f"load: {args.clients} clients x batches of {args.batch} for {args.seconds:.0f}s each", flush=True)
-        am_res = await load(f"{am_url}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "am")
+        print(
+            f"load: {args.clients} clients x batches of {args.batch} for {args.seconds:.0f}s each", flush=True
+        )
+        am_res = await load(
+            f"{am_url}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "am"
+        )
         print("alertmanager", json.dumps(am_res), flush=True)
-        argus_res = await load(f"{gw}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "argus")
+        argus_res = await load(
+            f"{gw}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "argus"
+        )
         print("argus       ", json.dumps(argus_res), flush=True)
         ratio = argus_res["alerts_per_s"] / max(1, am_res["alerts_per_s"])
         print(f"ratio argus/alertmanager: {ratio:.2f}x", flush=True)

@@ -89,6 +89,33 @@ def describe_path(path: list[str], topology: list[tuple[str, str]]) -> str:
     return ", ".join(parts)
 
 
+class Topology:
+    """The dependency map as an undirected graph, with distances from a service cached."""
+
+    def __init__(self, edges: list[tuple[str, str]]) -> None:
+        self.edges = edges
+        self.graph = neighbours(edges)
+        self._distances: dict[tuple[str, int], dict[str, int]] = {}
+
+    def distances(self, service: str, max_hops: int) -> dict[str, int]:
+        """Every service within `max_hops` of `service` (itself at 0)."""
+        key = (service, max_hops)
+        found = self._distances.get(key)
+        if found is None:
+            found = {service: 0}
+            frontier = [service]
+            for hop in range(1, max_hops + 1):
+                nxt = []
+                for node in frontier:
+                    for other in self.graph.get(node, ()):
+                        if other not in found:
+                            found[other] = hop
+                            nxt.append(other)
+                frontier = nxt
+            self._distances[key] = found
+        return found
+
+
 def find_related(
     service: str | None,
     source: str,
@@ -96,36 +123,49 @@ def find_related(
     now: datetime,
     groups: list[GroupView],
     config: CorrelationConfig,
+    topology: Topology | None = None,
 ) -> Correlation | None:
+    """The live group an alert of `service` belongs with: the nearest in the topology (the same
+    service first), then the oldest. `groups` may be just the ones holding a nearby service."""
     if not config.enabled or not service:
         return None
-    graph = neighbours(config.topology)
-    best: tuple[int, datetime, str, Correlation] | None = None
+    topo = topology or Topology(config.topology)
+    near = topo.distances(service, config.max_hops)
+    best: tuple[int, datetime, str, GroupView, str] | None = None
     for g in groups:
-        if g.receiver != receiver or not g.firing:
+        if g.receiver != receiver or not g.firing or now - g.created_at > config.window:
             continue
-        age = now - g.created_at
-        if age > config.window:
+        hits = [(near[s], s) for s in g.services if s in near]
+        if not hits:
             continue
-        for other in sorted(g.services):
-            path = shortest_path(graph, service, other, config.max_hops)
-            if path is None:
-                continue
-            hops = len(path) - 1
-            if hops == 0:
-                src = f" (this alert from {source}; the group has alerts from {', '.join(sorted(g.sources))})"
-                why = f"same service {service!r}{src if g.sources - {source} else ''}"
-            else:
-                plural = "s" if hops > 1 else ""
-                why = f"{describe_path(path, config.topology)} ({hops} hop{plural} in the topology)"
-            reason = (
-                f"correlated into group {g.key}: {why}; that group opened {int(age.total_seconds())}s ago, "
-                f"within the correlation window {config.window}"
-            )
-            candidate = (hops, g.created_at, g.key, Correlation(g.key, hops, reason))
-            if best is None or candidate[:3] < best[:3]:
-                best = candidate
-    return best[3] if best else None
+        hops, other = min(hits)
+        candidate = (hops, g.created_at, g.key, g, other)
+        if best is None or candidate[:3] < best[:3]:
+            best = candidate
+    if best is None:
+        return None
+    hops, _, _, g, other = best
+    age = now - g.created_at
+    if hops == 0:
+        src = f" (this alert from {source}; the group has alerts from {', '.join(sorted(g.sources))})"
+        why = f"same service {service!r}{src if g.sources - {source} else ''}"
+    else:
+        path = shortest_path(topo.graph, service, other, config.max_hops) or [service, other]
+        plural = "s" if hops > 1 else ""
+        why = f"{describe_path(path, topo.edges)} ({hops} hop{plural} in the topology)"
+    reason = (
+        f"correlated into group {g.key}: {why}; that group opened {int(age.total_seconds())}s ago, "
+        f"within the correlation window {config.window}"
+    )
+    return Correlation(g.key, hops, reason)
 
 
-__all__ = ["Correlation", "GroupView", "describe_path", "find_related", "neighbours", "shortest_path"]
+__all__ = [
+    "Correlation",
+    "GroupView",
+    "Topology",
+    "describe_path",
+    "find_related",
+    "neighbours",
+    "shortest_path",
+]

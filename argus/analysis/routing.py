@@ -27,13 +27,14 @@ Alertmanager details kept (checked against its dispatch/route.go and inhibit/inh
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from argus.analysis.correlation import GroupView, find_related
+from argus.analysis.correlation import GroupView, Topology, find_related
 from argus.models import Alert, AlertStatus, Matcher, Route, RouteDecision, RouteDecisionKind, Silence
+from argus.models.alert import alert_from_compact
 from argus.models.common import Model, UtcDateTime
 from argus.models.config import RoutingConfig
 from argus.models.routing import TimeInterval, matches_all
@@ -42,6 +43,11 @@ DEFAULT_GROUP_WAIT = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
 DEFAULT_REPEAT_INTERVAL = timedelta(hours=4)
 MAX_TRANSITIONS = 16
+MAX_GROUP_DECISIONS = 50  # explanations kept per group until its incident is told
+MAX_FORWARD = 200  # alerts sent to an incident per update (its input and signals stay small)
+SLOW_PATH_COST = 25  # a new or changed alert costs about as much as this many repeats
+MIN_SWEEP = timedelta(seconds=1)  # expiry is checked at most this often, on a full pass
+FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 class ResolvedRoute(Model):
@@ -63,6 +69,7 @@ class AlertEntry(Model):
     last_seen: UtcDateTime
     transitions: list[UtcDateTime] = Field(default_factory=list)
     flapping: bool = False
+    sup_version: int = -1  # RouterState.sup_version when suppression was last checked
 
 
 class GroupState(Model):
@@ -75,8 +82,11 @@ class GroupState(Model):
     incident_open: bool = False
     incident_closed_at: UtcDateTime | None = None
     last_flush: UtcDateTime | None = None
-    dirty: list[str] = Field(default_factory=list)  # fingerprints changed since the last flush
+    # Fingerprints changed since the last flush (a dict for O(1) membership and a stable order).
+    dirty: dict[str, bool] = Field(default_factory=dict)
+    resolved_dirty: bool = False  # a resolution is among the changes: tell the incident at once
     decisions: list[RouteDecision] = Field(default_factory=list)  # not yet shown to the incident
+    decisions_dropped: int = 0  # older ones beyond MAX_GROUP_DECISIONS, counted only
 
     def firing(self) -> list[Alert]:
         return [e.alert for e in self.alerts.values() if e.alert.status == AlertStatus.FIRING]
@@ -90,6 +100,7 @@ class HeldAlert(Model):
     kind: RouteDecisionKind
     last_seen: UtcDateTime
     recheck_at: UtcDateTime | None = None
+    sup_version: int = -1
 
 
 class RouterState(Model):
@@ -99,6 +110,11 @@ class RouterState(Model):
     silences: list[Silence] = Field(default_factory=list)
     recent: list[RouteDecision] = Field(default_factory=list)  # ring buffer for the CLI
     counts: dict[str, int] = Field(default_factory=dict)
+    # Bumped whenever what suppresses alerts may have changed (silences, maintenance and time
+    # interval boundaries, firing inhibition sources): a repeat of a known alert re-checks its
+    # suppression only then, so the bulk of traffic — repeats — costs a dictionary lookup.
+    sup_version: int = 0
+    config_digest: str = ""
 
 
 class GroupAction(Model):
@@ -111,6 +127,17 @@ class GroupAction(Model):
     receiver: str
     alerts: list[Alert]
     decisions: list[RouteDecision]
+    firing_count: int = 0
+
+
+def _sample(alerts: list[Alert]) -> list[Alert]:
+    """At most MAX_FORWARD alerts for an incident: resolutions first (they are news), then the
+    newest firing ones; the full count travels as `firing_count`."""
+    if len(alerts) <= MAX_FORWARD:
+        return alerts
+    resolved = [a for a in alerts if a.status == AlertStatus.RESOLVED]
+    firing = [a for a in alerts if a.status != AlertStatus.RESOLVED]
+    return (resolved + firing[::-1])[:MAX_FORWARD]
 
 
 def incident_id_for(scope: str, group_key: str) -> str:
@@ -255,16 +282,44 @@ class Router:
         self.scope = scope
         self.recent_limit = recent_limit
         self._intervals = {ti.name: ti for ti in config.time_intervals}
+        self._uses_intervals = _route_uses_intervals(config.route)
+        # Caches derived from the state (rebuilt after continue-as-new, so replay sees the same).
+        self._index: dict[str, list[tuple[str, str]]] = {}  # fingerprint -> [(slot, group key)]
+        for key, g in state.groups.items():
+            for fp in g.alerts:
+                self._index.setdefault(fp, []).append((f"{g.route.path}|{fp}", key))
+        # Firing alerts per group by service and by source, and the groups per service: what
+        # correlation asks, kept up to date as alerts come and go.
+        self._topology = Topology(config.correlation.topology)
+        self._svc_count: dict[str, dict[str, int]] = {}
+        self._src_count: dict[str, dict[str, int]] = {}
+        self._svc_groups: dict[str, set[str]] = {}
+        for key, g in state.groups.items():
+            for e in g.alerts.values():
+                self._retrack(key, None, e.alert)
+        self._inhibit_version = -1
+        self._inhibit_index: list[dict[tuple[str, ...], list[Alert]]] = []
+        # None: unknown, sweep at the next call; FAR_FUTURE: nothing can expire.
+        self._next_sweep: datetime | None = None if (state.groups or state.held) else FAR_FUTURE
+        self._next_boundary: datetime | None = None
+        self._boundary_checked: datetime | None = None
+        # A changed configuration may suppress differently: every alert re-checks once.
+        digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+        if digest != state.config_digest:
+            state.config_digest = digest
+            state.sup_version += 1
 
     # --- silences --------------------------------------------------------------------------------
     def add_silence(self, silence: Silence) -> None:
         self.state.silences = [s for s in self.state.silences if s.id != silence.id] + [silence]
+        self._suppression_changed()
 
     def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
         for i, s in enumerate(self.state.silences):
             if s.id == silence_id:
                 expired = s.model_copy(update={"ends_at": min(s.ends_at, now)})
                 self.state.silences[i] = expired
+                self._suppression_changed()
                 return expired
         return None
 
@@ -278,9 +333,16 @@ class Router:
         return gone
 
     # --- ingest ----------------------------------------------------------------------------------
+    def _tell(self, g: GroupState, d: RouteDecision) -> None:
+        """Keep an explanation for the group's incident (the latest MAX_GROUP_DECISIONS)."""
+        g.decisions.append(d)
+        if len(g.decisions) > MAX_GROUP_DECISIONS:
+            del g.decisions[0]
+            g.decisions_dropped += 1
+
     def _record(self, d: RouteDecision) -> RouteDecision:
         self.state.recent.append(d)
-        if len(self.state.recent) > self.recent_limit:
+        if len(self.state.recent) > 2 * self.recent_limit:  # trimmed in bulk, not on every append
             del self.state.recent[: len(self.state.recent) - self.recent_limit]
         self.state.counts[d.kind.value] = self.state.counts.get(d.kind.value, 0) + 1
         return d
@@ -324,65 +386,228 @@ class Router:
         inhibited = self._inhibition(alert, now)
         return (inhibited, None) if inhibited is not None else None
 
+    # --- what suppresses, and when that changes ---------------------------------------------------
+    def _suppression_changed(self) -> None:
+        self.state.sup_version += 1
+        self._next_boundary = None
+        if self.state.held:
+            self._next_sweep = None  # held alerts may be released now
+
+    def _check_boundaries(self, now: datetime) -> None:
+        """Silences and maintenance windows start and end, time intervals turn over each minute:
+        when one of those moments has passed, suppression must be re-checked."""
+        if self._next_boundary is None:
+            times = [t for s in self.state.silences for t in (s.starts_at, s.ends_at) if t > now]
+            times += [t for w in self.config.maintenance for t in (w.starts_at, w.ends_at) if t > now]
+            if self._uses_intervals:
+                times.append(now.replace(second=0, microsecond=0) + timedelta(minutes=1))
+            self._next_boundary = min(times, default=FAR_FUTURE)
+        elif now >= self._next_boundary:
+            self._suppression_changed()
+            self._check_boundaries(now)
+
     def _firing_alerts(self) -> list[Alert]:
         """Every alert firing here, grouped or held: Alertmanager inhibits from all of them."""
         out = [e.alert for g in self.state.groups.values() for e in g.alerts.values()]
         out += [h.alert for h in self.state.held.values()]
         return [a for a in out if a.status == AlertStatus.FIRING]
 
+    def _inhibitors(self) -> list[dict[tuple[str, ...], list[Alert]]]:
+        """Per inhibition rule, its firing source alerts by their `equal` label values."""
+        if self._inhibit_version != self.state.sup_version:
+            firing = self._firing_alerts()
+            self._inhibit_index = []
+            for rule in self.config.inhibit_rules:
+                by_equal: dict[tuple[str, ...], list[Alert]] = {}
+                for src in firing:
+                    if matches_all(rule.source_matchers, src.labels):
+                        by_equal.setdefault(tuple(src.labels.get(k, "") for k in rule.equal), []).append(src)
+                self._inhibit_index.append(by_equal)
+            self._inhibit_version = self.state.sup_version
+        return self._inhibit_index
+
     def _inhibition(self, alert: Alert, now: datetime) -> RouteDecision | None:
-        for rule in self.config.inhibit_rules:
+        if not self.config.inhibit_rules:
+            return None
+        for rule, by_equal in zip(self.config.inhibit_rules, self._inhibitors(), strict=True):
             if not matches_all(rule.target_matchers, alert.labels):
                 continue
             # Alertmanager: if the target also matches the source side, only sources that do not
             # also match the target side may inhibit it (so such alerts never mute each other).
             two_sided = matches_all(rule.source_matchers, alert.labels)
-            for src in self._firing_alerts():
+            # A missing label reads as empty, as in Alertmanager: absent on both sides is equal.
+            for src in by_equal.get(tuple(alert.labels.get(k, "") for k in rule.equal), ()):
                 if src.fingerprint == alert.fingerprint:
-                    continue
-                if not matches_all(rule.source_matchers, src.labels):
                     continue
                 if two_sided and matches_all(rule.target_matchers, src.labels):
                     continue
-                # A missing label reads as empty, as in Alertmanager: absent on both sides is equal.
-                if all(src.labels.get(k, "") == alert.labels.get(k, "") for k in rule.equal):
-                    equal = ", ".join(f'{k}="{alert.labels.get(k, "")}"' for k in rule.equal)
-                    return RouteDecision(
-                        fingerprint=alert.fingerprint,
-                        alertname=alert.name,
-                        kind=RouteDecisionKind.INHIBITED,
-                        at=now,
-                        reason=f"inhibited by firing {src.name} ({src.fingerprint}) matching "
-                        f"{', '.join(map(str, rule.source_matchers))}"
-                        + (f" with equal {equal}" if rule.equal else ""),
-                    )
+                equal = ", ".join(f'{k}="{alert.labels.get(k, "")}"' for k in rule.equal)
+                return RouteDecision(
+                    fingerprint=alert.fingerprint,
+                    alertname=alert.name,
+                    kind=RouteDecisionKind.INHIBITED,
+                    at=now,
+                    reason=f"inhibited by firing {src.name} ({src.fingerprint}) matching "
+                    f"{', '.join(map(str, rule.source_matchers))}"
+                    + (f" with equal {equal}" if rule.equal else ""),
+                )
         return None
 
+    def _firing_changed(self) -> None:
+        """An alert started or stopped firing: inhibition sources may have changed, and alerts
+        held back by inhibition must be looked at again on the next sweep."""
+        if self.config.inhibit_rules:
+            self.state.sup_version += 1
+            if any(h.recheck_at is None for h in self.state.held.values()):
+                self._next_sweep = None
+
     def ingest(self, alerts: list[Alert], now: datetime) -> list[RouteDecision]:
+        self._check_boundaries(now)
         decisions = []
         for alert in alerts:
             for route in resolve_routes(self.config.route, alert.labels):
                 decisions.append(self._record(self._ingest_one(alert, route, now)))
         return decisions
 
-    def _group_views(self) -> list[GroupView]:
-        label = self.config.correlation.service_label
+    def ingest_records(
+        self, records: list[dict], now: datetime, budget: int | None = None
+    ) -> tuple[int, int]:
+        """The hot path: compact records the gateway validated (see `argus.models.alert`).
+
+        A repeat of a known alert (same fingerprint, status and start, suppression unchanged)
+        only refreshes it — Alertmanager's dedup, at the cost of a dictionary lookup; anything
+        else takes the full path of `ingest`, which costs about SLOW_PATH_COST repeats.
+        With a `budget`, stops once that much work is done. Returns (records consumed, repeats)."""
+        self._check_boundaries(now)
+        version = self.state.sup_version
+        groups = self.state.groups
+        index = self._index
+        repeats = 0
+        work = 0
+        consumed = 0
+        for rec in records:
+            if budget is not None and work >= budget:
+                break
+            consumed += 1
+            work += 1
+            slots = index.get(rec["f"])
+            if slots is not None and len(slots) == 1:
+                g = groups.get(slots[0][1])
+                e = g.alerts.get(rec["f"]) if g is not None else None
+                if e is not None and not e.flapping and slots[0][0] not in self.state.held:
+                    a = e.alert
+                    firing = rec["s"] == "f"
+                    if (
+                        (a.status == AlertStatus.FIRING) == firing
+                        and a.starts_at.timestamp() == rec["t"]
+                        and a.source == rec.get("o", "generic")
+                        and (not firing or e.sup_version == version)
+                    ):
+                        e.last_seen = now
+                        ends = rec.get("e")
+                        if ends is not None and (a.ends_at is None or a.ends_at.timestamp() != ends):
+                            a.ends_at = datetime.fromtimestamp(ends, UTC)
+                            self._sweep_by(a.ends_at)
+                        if "a" in rec and rec["a"] != a.annotations:
+                            a.annotations = rec["a"]
+                        repeats += 1
+                        continue
+            work += SLOW_PATH_COST
+            alert = alert_from_compact(rec)
+            for route in resolve_routes(self.config.route, alert.labels):
+                self._record(self._ingest_one(alert, route, now))
+        if repeats:
+            self.state.counts["duplicate"] = self.state.counts.get("duplicate", 0) + repeats
+        return consumed, repeats
+
+    def _related_views(self, service: str) -> list[GroupView]:
+        """Live groups holding a firing alert of a service near `service` in the topology."""
+        near = self._topology.distances(service, self.config.correlation.max_hops)
+        keys: set[str] = set()
+        for svc in near:
+            keys |= self._svc_groups.get(svc, set())
         views = []
-        for g in self.state.groups.values():
-            if g.incident_closed_at is not None:
+        for key in sorted(keys):
+            g = self.state.groups.get(key)
+            if g is None or g.incident_closed_at is not None:
                 continue
-            firing = g.firing()
             views.append(
                 GroupView(
-                    key=g.key,
+                    key=key,
                     receiver=g.route.receiver,
                     created_at=g.created_at,
-                    services={a.labels[label] for a in firing if label in a.labels},
-                    sources={a.source for a in firing},
-                    firing=bool(firing),
+                    services=set(self._svc_count.get(key, {})),
+                    sources=set(self._src_count.get(key, {})),
+                    firing=True,
                 )
             )
         return views
+
+    def _track(self, key: str, alert: Alert, delta: int) -> None:
+        svc = alert.labels.get(self.config.correlation.service_label)
+        if svc is not None:
+            counts = self._svc_count.setdefault(key, {})
+            n = counts.get(svc, 0) + delta
+            if n > 0:
+                counts[svc] = n
+                self._svc_groups.setdefault(svc, set()).add(key)
+            else:
+                counts.pop(svc, None)
+                holders = self._svc_groups.get(svc)
+                if holders is not None:
+                    holders.discard(key)
+                    if not holders:
+                        del self._svc_groups[svc]
+        sources = self._src_count.setdefault(key, {})
+        m = sources.get(alert.source, 0) + delta
+        if m > 0:
+            sources[alert.source] = m
+        else:
+            sources.pop(alert.source, None)
+
+    def _retrack(self, key: str, old: Alert | None, new: Alert | None) -> None:
+        """An entry of group `key` changed from `old` to `new` (None: absent)."""
+        if old is not None and old.status == AlertStatus.FIRING:
+            self._track(key, old, -1)
+        if new is not None and new.status == AlertStatus.FIRING:
+            self._track(key, new, +1)
+
+    # --- bookkeeping of entries (keeps the fingerprint index and the counts in step) ------------
+    def _add_entry(self, g: GroupState, slot: str, alert: Alert, now: datetime) -> AlertEntry:
+        entry = AlertEntry(alert=alert, first_seen=now, last_seen=now, sup_version=self.state.sup_version)
+        g.alerts[alert.fingerprint] = entry
+        self._index.setdefault(alert.fingerprint, []).append((slot, g.key))
+        self._retrack(g.key, None, alert)
+        self._sweep_by(self._expiry(alert, now))
+        if alert.status == AlertStatus.FIRING:
+            self._firing_changed()
+        return entry
+
+    def _unindex(self, fp: str, key: str) -> None:
+        slots = [x for x in self._index.get(fp, ()) if x[1] != key]
+        if slots:
+            self._index[fp] = slots
+        else:
+            self._index.pop(fp, None)
+
+    def _drop_entry(self, g: GroupState, fp: str) -> None:
+        self._retrack(g.key, g.alerts.pop(fp).alert, None)
+        self._unindex(fp, g.key)
+
+    def _drop_group(self, key: str) -> None:
+        g = self.state.groups.pop(key)
+        for fp, e in g.alerts.items():
+            self._retrack(key, e.alert, None)
+            self._unindex(fp, key)
+        self._svc_count.pop(key, None)
+        self._src_count.pop(key, None)
+
+    def _expiry(self, a: Alert, last_seen: datetime) -> datetime:
+        return a.ends_at if a.ends_at is not None else last_seen + self.config.resolve_timeout
+
+    def _sweep_by(self, when: datetime) -> None:
+        if self._next_sweep is not None and when < self._next_sweep:
+            self._next_sweep = when
 
     def _hold(self, alert: Alert, route: ResolvedRoute, key: str, found, now: datetime) -> RouteDecision:  # type: ignore[no-untyped-def]
         d, recheck = found
@@ -390,7 +615,13 @@ class Router:
         slot = f"{route.path}|{alert.fingerprint}"
         before = self.state.held.get(slot)
         self.state.held[slot] = HeldAlert(
-            alert=alert, route=route, kind=d.kind, last_seen=now, recheck_at=recheck
+            alert=alert, route=route, kind=d.kind, last_seen=now, recheck_at=recheck,
+            sup_version=self.state.sup_version,
+        )  # fmt: skip
+        self._sweep_by(
+            recheck
+            if recheck is not None and recheck < self._expiry(alert, now)
+            else self._expiry(alert, now)
         )
         group = self.state.groups.get(self.state.attached.get(slot, key))
         if group is not None and alert.fingerprint in group.alerts:
@@ -398,7 +629,7 @@ class Router:
             group.alerts[alert.fingerprint].last_seen = now
         if group is not None and (before is None or before.kind != d.kind):
             # The incident of the group this alert would have joined learns why it did not.
-            group.decisions.append(d)
+            self._tell(group, d)
         return d
 
     def _ingest_one(self, alert: Alert, route: ResolvedRoute, now: datetime) -> RouteDecision:
@@ -417,6 +648,8 @@ class Router:
             if found is not None:
                 return self._hold(alert, route, key, found, now)
         held = self.state.held.pop(slot, None)
+        if held is not None and alert.status == AlertStatus.RESOLVED:
+            self._firing_changed()
 
         if entry is None:
             if alert.status == AlertStatus.RESOLVED:
@@ -432,13 +665,15 @@ class Router:
                 )
             released = f"{held.kind.value} no longer applies; " if held is not None else ""
             if group is None:
+                service = alert.labels.get(self.config.correlation.service_label)
                 related = find_related(
-                    alert.labels.get(self.config.correlation.service_label),
+                    service,
                     alert.source,
                     route.receiver,
                     now,
-                    self._group_views(),
+                    self._related_views(service) if service and self.config.correlation.enabled else [],
                     self.config.correlation,
+                    self._topology,
                 )
                 if related is not None:
                     group = self.state.groups[related.group_key]
@@ -465,17 +700,20 @@ class Router:
                 kind, reason = RouteDecisionKind.GROUPED, f"{released}joined group {key} by {route.group_by}"
             if held is not None and kind != RouteDecisionKind.CORRELATED:
                 kind = RouteDecisionKind.RELEASED
-            group.alerts[fp] = AlertEntry(alert=alert, first_seen=now, last_seen=now)
-            group.dirty.append(fp)
+            self._add_entry(group, slot, alert, now)
+            group.dirty[fp] = True
             d = RouteDecision(
                 fingerprint=fp, alertname=alert.name, kind=kind, at=now, group_key=key, reason=reason
             )
-            group.decisions.append(d)
+            self._tell(group, d)
             return d
 
         assert group is not None
         old = entry.alert
         entry.last_seen = now
+        entry.sup_version = self.state.sup_version  # suppression was checked above (or n/a)
+        self._sweep_by(self._expiry(alert, now))
+        self._retrack(key, old, alert)
         if old.status == alert.status and old.starts_at == alert.starts_at:
             entry.alert = alert  # refresh annotations/value/endsAt without telling anyone
             return RouteDecision(
@@ -488,6 +726,7 @@ class Router:
             )
         entry.alert = alert
         if old.status != alert.status:
+            self._firing_changed()
             entry.transitions = [t for t in entry.transitions if now - t <= self.config.flap_window] + [now]
             entry.transitions = entry.transitions[-MAX_TRANSITIONS:]
             if len(entry.transitions) >= self.config.flap_threshold:
@@ -501,11 +740,11 @@ class Router:
                     reason=f"{len(entry.transitions)} state changes within {self.config.flap_window}: "
                     "held back until it is stable",
                 )
-                group.decisions.append(d)
+                self._tell(group, d)
                 return d
             entry.flapping = False
-        if fp not in group.dirty:
-            group.dirty.append(fp)
+        group.dirty[fp] = True
+        group.resolved_dirty |= alert.status == AlertStatus.RESOLVED
         kind = (
             RouteDecisionKind.RESOLVED if alert.status == AlertStatus.RESOLVED else RouteDecisionKind.GROUPED
         )
@@ -515,7 +754,7 @@ class Router:
         d = RouteDecision(
             fingerprint=fp, alertname=alert.name, kind=kind, at=now, group_key=key, reason=reason
         )
-        group.decisions.append(d)
+        self._tell(group, d)
         return d
 
     # --- time ------------------------------------------------------------------------------------
@@ -533,6 +772,7 @@ class Router:
                 continue
             if self._expired(h.alert, h.last_seen, now):
                 del self.state.held[slot]
+                self._firing_changed()
                 continue
             if h.recheck_at is not None and now < h.recheck_at:
                 continue
@@ -544,8 +784,16 @@ class Router:
         return decisions
 
     def sweep(self, now: datetime) -> list[RouteDecision]:
-        """Resolve alerts whose end time passed or that stopped being refreshed; release held ones."""
+        """Resolve alerts whose end time passed or that stopped being refreshed; release held ones.
+
+        A full pass over the alerts, done only when the earliest known expiry or re-check has
+        come (and at most every MIN_SWEEP): refreshes only push expiries later, so the
+        remembered earliest one is always safe to wait for."""
+        self._check_boundaries(now)
+        if self._next_sweep is not None and now < self._next_sweep:
+            return []
         decisions = []
+        earliest = FAR_FUTURE
         for g in self.state.groups.values():
             for fp, e in g.alerts.items():
                 a = e.alert
@@ -555,8 +803,10 @@ class Router:
                     e.alert = a.model_copy(
                         update={"status": AlertStatus.RESOLVED, "ends_at": a.ends_at or now}
                     )
-                    if fp not in g.dirty:
-                        g.dirty.append(fp)
+                    self._retrack(g.key, a, e.alert)
+                    self._firing_changed()
+                    g.dirty[fp] = True
+                    g.resolved_dirty = True
                     d = self._record(
                         RouteDecision(
                             fingerprint=fp,
@@ -567,13 +817,20 @@ class Router:
                             reason="end time passed without a refresh (resolve_timeout)",
                         )
                     )
-                    g.decisions.append(d)
+                    self._tell(g, d)
                     decisions.append(d)
+                else:
+                    earliest = min(earliest, self._expiry(a, e.last_seen))
         decisions += self._sweep_held(now)
+        for h in self.state.held.values():
+            earliest = min(earliest, self._expiry(h.alert, h.last_seen))
+            if h.recheck_at is not None:
+                earliest = min(earliest, h.recheck_at)
         for slot, key in list(self.state.attached.items()):
             g = self.state.groups.get(key)
             if g is None or slot.rsplit("|", 1)[1] not in g.alerts:
                 del self.state.attached[slot]
+        self._next_sweep = max(earliest, now + MIN_SWEEP) if earliest < FAR_FUTURE else FAR_FUTURE
         return decisions
 
     def _open_due(self, g: GroupState) -> datetime | None:
@@ -589,26 +846,23 @@ class Router:
         if g.last_flush is None:
             return g.created_at
         # Resolutions are news an incident acts on; do not hold them back for group_interval.
-        if any(g.alerts[fp].alert.status == AlertStatus.RESOLVED for fp in g.dirty if fp in g.alerts):
+        if g.resolved_dirty:
             return g.last_flush
         return g.last_flush + g.route.group_interval
 
     def next_deadline(self) -> datetime | None:
+        """When the workflow must call `sweep`/`due` next (group timers, expiries, boundaries)."""
         times = []
         for g in self.state.groups.values():
             for t in (self._open_due(g), self._update_due(g)):
                 if t is not None:
                     times.append(t)
-            for e in g.alerts.values():
-                a = e.alert
-                if a.status == AlertStatus.FIRING:
-                    times.append(
-                        a.ends_at if a.ends_at is not None else e.last_seen + self.config.resolve_timeout
-                    )
-        for h in self.state.held.values():
-            times.append(h.alert.ends_at or h.last_seen + self.config.resolve_timeout)
-            if h.recheck_at is not None:
-                times.append(h.recheck_at)
+        if self._next_sweep is None:
+            times.append(datetime.min.replace(tzinfo=UTC))  # unknown: sweep now
+        elif self._next_sweep < FAR_FUTURE:
+            times.append(self._next_sweep)
+        if self._next_boundary is not None and self._next_boundary < FAR_FUTURE:
+            times.append(self._next_boundary)
         return min(times) if times else None
 
     def due(self, now: datetime) -> list[GroupAction]:
@@ -629,14 +883,15 @@ class Router:
                                 incident_id=g.incident_id,
                                 labels=g.labels,
                                 receiver=g.route.receiver,
-                                alerts=[e.alert for e in g.alerts.values()],
+                                alerts=_sample([e.alert for e in g.alerts.values()]),
                                 decisions=g.decisions,
+                                firing_count=len(firing),
                             )
                         )
                         g.incident_open = True
                         g.incident_closed_at = None
                         g.last_flush = now
-                        g.dirty = []
+                        g.dirty, g.resolved_dirty = {}, False
                         g.decisions = []
                         continue
                     for a in firing:
@@ -645,7 +900,7 @@ class Router:
                             d.group_key = key
                             self._record(d)
                 if not g.firing():
-                    del self.state.groups[key]  # nothing left to open an incident for
+                    self._drop_group(key)  # nothing left to open an incident for
                 continue
             upd = self._update_due(g)
             if upd is not None and upd <= now:
@@ -660,16 +915,19 @@ class Router:
                             incident_id=g.incident_id,
                             labels=g.labels,
                             receiver=g.route.receiver,
-                            alerts=changed,
+                            alerts=_sample(changed),
                             decisions=g.decisions,
+                            firing_count=sum(
+                                1 for e in g.alerts.values() if e.alert.status == AlertStatus.FIRING
+                            ),
                         )
                     )
                 g.last_flush = now
-                g.dirty = []
+                g.dirty, g.resolved_dirty = {}, False
                 g.decisions = []
                 # Resolved alerts have been told; keep only what still fires.
                 for fp in [fp for fp, e in g.alerts.items() if e.alert.status == AlertStatus.RESOLVED]:
-                    del g.alerts[fp]
+                    self._drop_entry(g, fp)
         return actions
 
     @staticmethod
@@ -682,12 +940,12 @@ class Router:
         if g is None:
             return
         g.incident_open = False
-        g.dirty = []
+        g.dirty, g.resolved_dirty = {}, False
         g.decisions = []
         for fp in [fp for fp, e in g.alerts.items() if e.alert.status == AlertStatus.RESOLVED]:
-            del g.alerts[fp]
+            self._drop_entry(g, fp)
         if not g.alerts:
-            del self.state.groups[group_key_]
+            self._drop_group(group_key_)
         else:
             g.incident_closed_at = now
 
@@ -697,7 +955,12 @@ class Router:
         if g is not None:
             g.incident_open = False
             g.incident_closed_at = None
-            g.created_at = g.created_at
+
+
+def _route_uses_intervals(route: Route) -> bool:
+    return bool(route.mute_time_intervals or route.active_time_intervals) or any(
+        _route_uses_intervals(r) for r in route.routes
+    )
 
 
 __all__ = ["GroupAction", "Matcher", "Router", "RouterState", "incident_id_for"]

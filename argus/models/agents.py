@@ -66,7 +66,8 @@ class EvaluateResult(Model):
 class MonitoringInput(Model):
     scope: str = "default"
     policy: Policy = Field(default_factory=Policy)
-    carried: dict | None = None  # state handed over by continue-as-new (MonitoringState as JSON)
+    # State handed over by continue-as-new: MonitoringState as JSON, zlib-compressed, base64.
+    carried: str | None = None
 
 
 class MonitoringStatus(Model):

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator
 
-from .common import Model, UtcDateTime
+from .common import Model, UtcDateTime, construct_unvalidated
 
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
@@ -190,14 +190,17 @@ def alert_to_compact(a: Alert) -> dict:
 def alert_from_compact(rec: dict) -> Alert:
     """Rebuild an Alert from a record the gateway already validated (no re-validation)."""
     ends = rec.get("e")
-    return Alert.model_construct(
-        labels=rec["l"],
-        annotations=rec.get("a") or {},
-        status=AlertStatus.FIRING if rec["s"] == "f" else AlertStatus.RESOLVED,
-        starts_at=datetime.fromtimestamp(rec["t"], UTC),
-        ends_at=datetime.fromtimestamp(ends, UTC) if ends is not None else None,
-        source=rec.get("o", "generic"),
-        generator_url=rec.get("g"),
-        fingerprint=rec["f"],
-        value=rec.get("v"),
+    return construct_unvalidated(
+        Alert,
+        {
+            "labels": rec["l"],
+            "annotations": rec.get("a") or {},
+            "status": AlertStatus.FIRING if rec["s"] == "f" else AlertStatus.RESOLVED,
+            "starts_at": datetime.fromtimestamp(rec["t"], UTC),
+            "ends_at": datetime.fromtimestamp(ends, UTC) if ends is not None else None,
+            "source": rec.get("o", "generic"),
+            "generator_url": rec.get("g"),
+            "fingerprint": rec["f"],
+            "value": rec.get("v"),
+        },
     )

@@ -29,6 +29,7 @@ from .vendors import (
     OpsgenieConfig,
     PagerDutyConfig,
     RateLimit,
+    SendGridConfig,
     ServiceNowConfig,
     SlackConfig,
     SmsConfig,
@@ -190,8 +191,12 @@ class VerificationPolicy(Model):
     period: Duration = timedelta(minutes=2)
     interval: Duration = timedelta(seconds=10)
     max_wait: Duration = timedelta(minutes=30)
-    watch: Duration = timedelta(minutes=10)
+    watch: Duration | None = None  # unset: as long as `period`
     regression_checks: int = Field(default=2, ge=1)
+
+    @property
+    def watch_for(self) -> timedelta:
+        return self.period if self.watch is None else self.watch
 
 
 class FreezeWindow(Model):
@@ -284,6 +289,7 @@ class RemediationConfig(Model):
 CHANNEL_SECTIONS = {
     "email": "email",
     "email-graph": "email_graph",
+    "email-sendgrid": "email_sendgrid",
     "teams": "teams",
     "teams-webhook": "teams_webhook",
     "slack": "slack",
@@ -300,6 +306,7 @@ class NotifyConfig(Model):
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)  # per channel name
     email: SmtpConfig | None = None
     email_graph: GraphMailConfig | None = None
+    email_sendgrid: SendGridConfig | None = None
     teams: TeamsBotConfig | None = None
     teams_webhook: TeamsWebhookConfig | None = None
     slack: SlackConfig | None = None

@@ -46,12 +46,16 @@ class IncidentInput(Model):
     backfill: bool = False
     decisions: list[RouteDecision] = Field(default_factory=list)
     monitoring_workflow_id: str | None = None
+    firing_count: int | None = None  # see AlertsSignal.firing_count
     policy: Policy = Field(default_factory=Policy)
 
 
 class AlertsSignal(Model):
     alerts: list[Alert]
     decisions: list[RouteDecision] = Field(default_factory=list)
+    # How many alerts of the group still fire: a large group sends only a sample of its
+    # alerts, so the incident learns "all resolved" from this count, not from the sample.
+    firing_count: int | None = None
 
 
 class Acknowledge(Model):

@@ -53,6 +53,16 @@ class GraphMailConfig(Model):
     timeout: Duration = timedelta(seconds=10)
 
 
+class SendGridConfig(Model):
+    """SendGrid v3 mail send (`POST /v3/mail/send`) with an API key (`Mail Send` permission)."""
+
+    sender: str  # a verified sender identity
+    api_key_secret: str = "sendgrid_api_key"
+    base_url: str = "https://api.sendgrid.com"  # EU subusers: https://api.eu.sendgrid.com
+    default_recipients: list[str] = Field(default_factory=list)
+    timeout: Duration = timedelta(seconds=10)
+
+
 class TeamsBotConfig(Model):
     """The ARGUS bot: posts approval cards and receives their `Action.Execute` clicks."""
 
@@ -182,6 +192,7 @@ __all__ = [
     "OpsgenieConfig",
     "PagerDutyConfig",
     "RateLimit",
+    "SendGridConfig",
     "ServiceNowConfig",
     "SlackConfig",
     "SmsConfig",

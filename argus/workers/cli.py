@@ -363,9 +363,15 @@ def incidents_list(
         t = Table("number", "status", "severity", "service", "title", "opened", "outcome", "source")
         for r in items[:limit]:
             t.add_row(
-                r.number, r.status, r.severity, r.service, r.title[:50],
-                r.opened_at.strftime("%Y-%m-%d %H:%M:%S") if r.opened_at else "", r.outcome, r.source,
-            )  # fmt: skip
+                r.number,
+                r.status,
+                r.severity,
+                r.service,
+                r.title[:50],
+                r.opened_at.strftime("%Y-%m-%d %H:%M:%S") if r.opened_at else "",
+                r.outcome,
+                r.source,
+            )
         out.print(t)
         return 0
 
@@ -452,8 +458,14 @@ def incidents_show(
     run(main())
 
 
-def _decide(incident: str, decision: DecisionKind, config: Path | None, temporal: str | None,
-            user: str | None, comment: str) -> None:  # fmt: skip
+def _decide(
+    incident: str,
+    decision: DecisionKind,
+    config: Path | None,
+    temporal: str | None,
+    user: str | None,
+    comment: str,
+) -> None:
     from temporalio.client import WorkflowUpdateFailedError
 
     async def main() -> int:
@@ -467,9 +479,14 @@ def _decide(incident: str, decision: DecisionKind, config: Path | None, temporal
             raise CliError(f"{incident} has no proposal to {decision.value}")
         request_id = f"cli-{uuid.uuid4().hex}"
         d = ApprovalDecision(
-            approver=user_, decision=decision, proposal_hash=state.proposal.hash, comment=comment,
-            via="cli", request_id=request_id, origin=f"cli {getpass.getuser()}@{socket.gethostname()}",
-        )  # fmt: skip
+            approver=user_,
+            decision=decision,
+            proposal_hash=state.proposal.hash,
+            comment=comment,
+            via="cli",
+            request_id=request_id,
+            origin=f"cli {getpass.getuser()}@{socket.gethostname()}",
+        )
         try:
             result = await handle.execute_update("decide", d, id=request_id, result_type=str)
         except WorkflowUpdateFailedError as exc:
@@ -530,8 +547,13 @@ def _signal(
 
 
 @app.command()
-def ack(incident: str, config: ConfigOpt = None, temporal: TemporalOpt = None,
-        user: Annotated[str | None, typer.Option("--as")] = None, comment: str = "") -> None:  # fmt: skip
+def ack(
+    incident: str,
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    user: Annotated[str | None, typer.Option("--as")] = None,
+    comment: str = "",
+) -> None:
     """Acknowledge an incident (stops escalation)."""
     _signal(
         incident,
@@ -544,8 +566,13 @@ def ack(incident: str, config: ConfigOpt = None, temporal: TemporalOpt = None,
 
 
 @app.command()
-def resolve(incident: str, config: ConfigOpt = None, temporal: TemporalOpt = None,
-            user: Annotated[str | None, typer.Option("--as")] = None, reason: str = "") -> None:  # fmt: skip
+def resolve(
+    incident: str,
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    user: Annotated[str | None, typer.Option("--as")] = None,
+    reason: str = "",
+) -> None:
     """Mark an incident resolved by hand."""
     _signal(
         incident,
@@ -558,8 +585,13 @@ def resolve(incident: str, config: ConfigOpt = None, temporal: TemporalOpt = Non
 
 
 @app.command()
-def comment(incident: str, text: str, config: ConfigOpt = None, temporal: TemporalOpt = None,
-            user: Annotated[str | None, typer.Option("--as")] = None) -> None:  # fmt: skip
+def comment(
+    incident: str,
+    text: str,
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    user: Annotated[str | None, typer.Option("--as")] = None,
+) -> None:
     """Add a comment to the incident timeline (and its ticket)."""
     _signal(incident, "comment", CommentSignal(by=_user(user), text=text), config, temporal, "comment added")
 
@@ -588,8 +620,9 @@ def silence_add(
         cfg = _config(config)
         client = await _client(cfg, temporal)
         by = _authorize(cfg, "responder", "silence add", " ".join(matchers), author)
-        req = SilenceRequest(matchers=parsed, duration=dur, created_by=by, comment=comment,
-                             request_id=uuid.uuid4().hex[:12])  # fmt: skip
+        req = SilenceRequest(
+            matchers=parsed, duration=dur, created_by=by, comment=comment, request_id=uuid.uuid4().hex[:12]
+        )
         try:
             s = await client.get_workflow_handle(f"monitoring-{scope}").execute_update(
                 "add_silence", req, result_type=Silence
@@ -633,8 +666,13 @@ def silence_list(scope: str = "default", config: ConfigOpt = None, temporal: Tem
 
 
 @silence_app.command("expire")
-def silence_expire(silence_id: str, scope: str = "default", config: ConfigOpt = None, temporal: TemporalOpt = None,
-                   user: Annotated[str | None, typer.Option("--as")] = None) -> None:  # fmt: skip
+def silence_expire(
+    silence_id: str,
+    scope: str = "default",
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    user: Annotated[str | None, typer.Option("--as")] = None,
+) -> None:
     """End a silence now."""
 
     async def main() -> int:
@@ -743,17 +781,26 @@ def backfill(
         src = backfill_source(cfg, source)
         client = await _client(cfg, temporal)
         inp = BackfillInput(
-            start=start, end=end, source=src, window_seconds=int(win.total_seconds()),
-            step_seconds=int(stp.total_seconds()), concurrency=concurrency, docs_only=docs_only,
+            start=start,
+            end=end,
+            source=src,
+            window_seconds=int(win.total_seconds()),
+            step_seconds=int(stp.total_seconds()),
+            concurrency=concurrency,
+            docs_only=docs_only,
             policy=cfg.policy,
-        )  # fmt: skip
+        )
         mode = "docs-" if docs_only else ""
         span = f"{start.strftime('%Y%m%dT%H%M%S')}-{end.strftime('%Y%m%dT%H%M%S')}"
         wf_id = f"backfill-{mode}{src or 'all'}-{span}"
         handle = await client.start_workflow(
-            "BackfillWorkflow", inp, id=wf_id, task_queue=cfg.temporal.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, result_type=BackfillProgress,
-        )  # fmt: skip
+            "BackfillWorkflow",
+            inp,
+            id=wf_id,
+            task_queue=cfg.temporal.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            result_type=BackfillProgress,
+        )
         err.print(f"backfill {wf_id} started ({'archive and documents only' if docs_only else 'incidents'})")
         if not wait:
             return 0
@@ -777,8 +824,10 @@ def backfill(
                 f"already archived {p.incidents_existing}, post-mortems started {p.documents}"
             )
         else:
-            out.print(f"alerts found {p.alerts_found}, incidents found {p.incidents_found}, "
-                      f"started {p.incidents_started}, already existing {p.incidents_existing}")  # fmt: skip
+            out.print(
+                f"alerts found {p.alerts_found}, incidents found {p.incidents_found}, "
+                f"started {p.incidents_started}, already existing {p.incidents_existing}"
+            )
         for e in p.errors:
             err.print(f"[yellow]{e}[/]")
         return 0
@@ -822,8 +871,15 @@ def insights(
         out.print(f"[bold]{ins.total}[/] closed incident(s) in the archive{scope}")
         t = Table("service", "incidents", "fixed", "MTTD", "MTTA", "MTTR", "root causes", title="Services")
         for s in ins.services:
-            t.add_row(s.service, str(s.incidents), str(s.fixed), _secs(s.mttd_seconds), _secs(s.mtta_seconds),
-                      _secs(s.mttr_seconds), ", ".join(s.top_root_causes))  # fmt: skip
+            t.add_row(
+                s.service,
+                str(s.incidents),
+                str(s.fixed),
+                _secs(s.mttd_seconds),
+                _secs(s.mtta_seconds),
+                _secs(s.mttr_seconds),
+                ", ".join(s.top_root_causes),
+            )
         out.print(t)
         t = Table("playbook", "runs", "fixed", "failed", "success", "by signature", title="Playbooks")
         for p in ins.playbooks:
@@ -832,8 +888,13 @@ def insights(
         out.print(t)
         t = Table("cluster", "incidents", "fix", "alerts", "last seen", title="Clusters of similar incidents")
         for c in ins.clusters:
-            t.add_row(c.key, str(len(c.incidents)), c.fix or "-", ", ".join(c.alertnames),
-                      c.last_seen.strftime("%Y-%m-%d") if c.last_seen else "")  # fmt: skip
+            t.add_row(
+                c.key,
+                str(len(c.incidents)),
+                c.fix or "-",
+                ", ".join(c.alertnames),
+                c.last_seen.strftime("%Y-%m-%d") if c.last_seen else "",
+            )
         out.print(t)
         if ins.themes:
             themes = [f"{th.kind} ({th.incidents} on {', '.join(th.services)})" for th in ins.themes]
@@ -878,10 +939,14 @@ def docs_review(
             raise CliError(f"{workflow_id} is not waiting for review")
         request_id = f"cli-{uuid.uuid4().hex}"
         d = ApprovalDecision(
-            approver=_user(user), decision=DecisionKind.REJECT if reject else DecisionKind.APPROVE,
-            proposal_hash=proposal_hash or req["hash"], comment=comment, via="cli", request_id=request_id,
+            approver=_user(user),
+            decision=DecisionKind.REJECT if reject else DecisionKind.APPROVE,
+            proposal_hash=proposal_hash or req["hash"],
+            comment=comment,
+            via="cli",
+            request_id=request_id,
             groups=groups or [],
-        )  # fmt: skip
+        )
         try:
             result = await handle.execute_update("submit_review", d, id=request_id, result_type=str)
         except WorkflowUpdateFailedError as exc:
@@ -953,8 +1018,10 @@ def config_check(config: ConfigOpt = None) -> None:
         err.print(f"[red]{exc}[/]")
         finish(2)
         return
-    out.print(f"configuration OK: {len(cfg.sources)} source(s), {len(cfg.rules)} rule(s), "
-              f"{len(cfg.services)} service(s), {len(books)} playbook(s); state in {state_dir(cfg)}")  # fmt: skip
+    out.print(
+        f"configuration OK: {len(cfg.sources)} source(s), {len(cfg.rules)} rule(s), "
+        f"{len(cfg.services)} service(s), {len(books)} playbook(s); state in {state_dir(cfg)}"
+    )
     finish(0)
 
 

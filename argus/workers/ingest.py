@@ -88,7 +88,9 @@ class IngestCoalescer:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, scope: str, p: _Pending) -> None:
-        batch = CompactBatch(batch_id=uuid.uuid4().hex, data=orjson.dumps(p.alerts).decode(), count=len(p.alerts))
+        batch = CompactBatch(
+            batch_id=uuid.uuid4().hex, data=orjson.dumps(p.alerts).decode(), count=len(p.alerts)
+        )
         started = time.perf_counter()
         async with self._in_flight:
             try:

@@ -28,6 +28,7 @@ from .client import connect
 from .codec import codec_from
 from .devserver import DevServer, wait_for_namespace
 from .gateway import GatewayContext, create_app
+from .gateway.heartbeats import ensure_checks
 from .settings import load_secrets, state_dir
 from .wiring import Runtime, build_runtime
 from .worker import make_worker, run_scrapers
@@ -180,6 +181,9 @@ class Stack:
                     task.result()
             await asyncio.sleep(0.05)
         await start_orchestrator(self.client, self.config)
+        # Every configured heartbeat check gets its durable timer now, so a job that never pings
+        # is noticed too (idempotent: running checks only take the current configuration).
+        await ensure_checks(self.client, self.config)
         write_stack_info(
             self.state,
             StackInfo(

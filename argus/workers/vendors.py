@@ -84,6 +84,21 @@ def build_channel(
             templates=templates,
             sent=sent,
         )
+    if name == "email-sendgrid":
+        from argus.integrations.email import SendGridChannel
+
+        sg = n.email_sendgrid
+        assert sg is not None
+        return SendGridChannel(
+            _secret(secrets, sg.api_key_secret, where),
+            sender=sg.sender,
+            default_recipients=sg.default_recipients,
+            address_book=_people_addresses(config, "email"),
+            base_url=sg.base_url,
+            timeout=sg.timeout.total_seconds(),
+            templates=templates,
+            sent=sent,
+        )
     if name == "teams":
         from argus.integrations.teams import TeamsBotChannel
 

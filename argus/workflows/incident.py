@@ -83,12 +83,14 @@ class IncidentWorkflow(Paging):
         self._resolved_by: ResolveSignal | None = None
         self._ticket_key = ""
         self._lock_replies: dict[str, LockReply] = {}  # answers of remediation locks we queued for
+        self._group_firing: int | None = None  # from monitoring, for groups larger than the sample
 
     # --- the flow --------------------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: IncidentInput) -> IncidentState:
         self.inp = inp
         self.policy = inp.policy
+        self._group_firing = inp.firing_count
         info = workflow.info()
         self.wf_key = f"{info.workflow_id}/{info.run_id}"
         firing = [a for a in inp.alerts if a.status == "firing"] or inp.alerts
@@ -467,7 +469,7 @@ class IncidentWorkflow(Paging):
         reopened = 0
         while True:
             how, detail = await self._until_healthy(remediated)
-            if how != "checks" or pol.watch <= timedelta(0):
+            if how != "checks" or pol.watch_for <= timedelta(0):
                 break
             regression = await self._watch_for_regression()
             if regression is None:
@@ -482,7 +484,7 @@ class IncidentWorkflow(Paging):
                 NotificationKind.ESCALATION,
                 f"regressed-{reopened}",
                 f"{self.s.number}: regressed after recovery, reopened",
-                f"{regression}\nThe symptom came back within {pol.watch} of recovery"
+                f"{regression}\nThe symptom came back within {pol.watch_for} of recovery"
                 + (" after remediation." if remediated else "."),
             )
             if reopened >= 3:
@@ -556,7 +558,7 @@ class IncidentWorkflow(Paging):
         pol = self.policy.verification
         self.s.resolved_at = workflow.now()
         await self._set_status(IncidentStatus.RESOLVED)
-        until = workflow.now() + pol.watch
+        until = workflow.now() + pol.watch_for
         self._log("watching", f"Recovered; watching for regression until {until:%H:%M:%S} UTC before closing")
         bad = 0
         while workflow.now() < until and self._resolved_by is None:
@@ -629,6 +631,8 @@ class IncidentWorkflow(Paging):
     @workflow.signal
     def add_alerts(self, sig: AlertsSignal) -> None:
         assert self.s is not None
+        if sig.firing_count is not None:
+            self._group_firing = sig.firing_count
         by_fp = {a.fingerprint: a for a in self.s.alerts}
         for a in sig.alerts:
             old = by_fp.get(a.fingerprint)
@@ -783,6 +787,8 @@ class IncidentWorkflow(Paging):
 
     def _all_alerts_resolved(self) -> bool:
         assert self.s is not None
+        if getattr(self, "_group_firing", None) is not None:
+            return self._group_firing == 0
         return bool(self.s.alerts) and all(a.status == "resolved" for a in self.s.alerts)
 
     def _log(self, kind: str, message: str, actor: str = "argus", data: dict | None = None) -> None:

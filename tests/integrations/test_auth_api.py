@@ -11,6 +11,7 @@ Every refusal is in the audit log with its status.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -294,3 +295,31 @@ async def test_a_session_change_without_the_csrf_header_is_refused(gw, role):
             "/api/v1/tokens", json={"user": "x", "role": role.value}, headers={"x-csrf-token": csrf}
         )
         assert r.status_code == 201 and len(gw.store.list_tokens()) == before + 1
+
+
+async def test_revoking_a_token_in_use_applies_at_once_through_the_gateway(gw):
+    """Verified tokens are remembered for a few seconds (no database query per request); a
+    revocation through the gateway drops the memory with the token."""
+    ops = gw.store.create_token("ops-bot", Role.RESPONDER)
+    headers = {"authorization": f"Bearer {ops.token}"}
+    assert (await gw.http.get("/api/v1/whoami", headers=headers)).json()["principal"]["user"] == "ops-bot"
+    r = await gw.http.post(f"/api/v1/tokens/{ops.info.id}/revoke", headers=gw.bearer(Role.ADMIN))
+    assert r.status_code == 200 and r.json()["revoked_at"]
+    r = await gw.http.get("/api/v1/whoami", headers=headers)
+    assert r.status_code == 401 and "revoked" in r.json()["error"]
+
+
+async def test_a_token_revoked_elsewhere_stops_working_within_the_cache_time(gw):
+    """`argus tokens revoke` (another process) writes the store only: this gateway notices when
+    its memory of the token runs out (`token_cache_seconds`, 5 s by default; 0.3 s here)."""
+    gw.svc.token_cache_seconds = 0.3
+    try:
+        ci = gw.store.create_token("ci-deployer", Role.RESPONDER)
+        headers = {"authorization": f"Bearer {ci.token}"}
+        assert (await gw.http.get("/api/v1/whoami", headers=headers)).status_code == 200
+        gw.store.revoke_token(ci.info.id)  # as the CLI does, beside the gateway
+        await asyncio.sleep(0.35)
+        r = await gw.http.get("/api/v1/whoami", headers=headers)
+        assert r.status_code == 401 and "revoked" in r.json()["error"]
+    finally:
+        gw.svc.token_cache_seconds = 5.0

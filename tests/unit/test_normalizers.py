@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from argus.integrations.archive import IncidentArchive
@@ -23,6 +24,7 @@ from argus.integrations.normalizers.splunk import from_splunk
 from argus.integrations.signed_links import LinkSigner, NonceStore
 from argus.integrations.sql import sqlite_url
 from argus.models import AlertBatch, AlertStatus, ArgusConfig, labels_fingerprint
+from argus.models.alert import CompactBatch, alert_from_compact
 from argus.workers.gateway import GatewayContext, create_app
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -302,9 +304,15 @@ async def signalled_batches(client, scope: str) -> list[AlertBatch]:
     out = []
     for event in history.events:
         attrs = event.workflow_execution_signaled_event_attributes
-        if event.HasField("workflow_execution_signaled_event_attributes") and attrs.signal_name == "ingest":
+        if not event.HasField("workflow_execution_signaled_event_attributes"):
+            continue
+        if attrs.signal_name == "ingest":
             [batch] = await client.data_converter.decode(attrs.input.payloads, [AlertBatch])
             out.append(batch)
+        elif attrs.signal_name == "ingest_compact":  # the gateway's hot path
+            [compact] = await client.data_converter.decode(attrs.input.payloads, [CompactBatch])
+            alerts = [alert_from_compact(r) for r in orjson.loads(compact.data)]
+            out.append(AlertBatch(batch_id=compact.batch_id, alerts=alerts))
     return out
 
 

@@ -19,18 +19,45 @@ server (each a few lines against a fresh server):
 So a test cleans up while its worker still runs: `close_queue` waits until every open workflow
 on the queue is idle (the worker has answered its pending tasks), terminates them, and looks
 again until none is left. Tests whose incidents run on into remediation (entity workflows
-started from activities by update-with-start, which can race any cleanup) take a server of
-their own instead.
+started from activities by update-with-start, which can race any cleanup), and tests that move
+the clock a lot and must not depend on every earlier test's cleanup, take a server of their own
+(`own_time_skipping_env`, about a second to start).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import ListOpenWorkflowExecutionsRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from argus.workers.binaries import find_binary
+from argus.workflows import search_attributes as sa
+
+
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server for one test or module (use as a pytest_asyncio fixture body),
+    set up as the session's `ts_env` is (pydantic converter, ARGUS's search attributes)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    try:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace="default",
+                search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in sa.ALL},
+            )
+        )
+        yield env
+    finally:
+        await env.shutdown()
 
 
 async def _open_on(client: Client, task_queue: str) -> list[tuple[WorkflowHandle, bool]]:

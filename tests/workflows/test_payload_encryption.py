@@ -19,11 +19,7 @@ import pytest_asyncio
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from argus.integrations.archive import IncidentArchive
@@ -31,17 +27,16 @@ from argus.integrations.signed_links import LinkSigner, NonceStore
 from argus.models import ApprovalDecision, DecisionKind, IncidentInput, IncidentState, IncidentStatus
 from argus.models.security import Role
 from argus.workers.auth import AuthService, AuthStore
-from argus.workers.binaries import find_binary
 from argus.workers.codec import CodecError, EncryptionCodec, data_converter, new_key, parse_keys
 from argus.workers.gateway import GatewayContext, create_app
 from argus.workers.gateway.auth import auth_service
 from argus.workers.settings import Secrets
 from argus.workers.wiring import WORKFLOWS, activity_methods, build_activities, build_runtime
-from argus.workflows import search_attributes as sa
 from argus.workflows.incident import IncidentWorkflow
 
 from .kit import World, alert, incident_input, policy
 from .kit import test_config as kit_config
+from .queue_cleanup import own_time_skipping_env
 
 SECRET_LABEL = "tenant-7f3a-secret"
 APPROVER = "alice"
@@ -131,17 +126,8 @@ async def own_env():
     workflows, by update-with-start) while the test ends: on the session's shared server they
     would hold the clock of every later test (tests/workflows/queue_cleanup.py has the details;
     this was the failure of this file and test_heartbeat.py in one session)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace="default",
-            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in sa.ALL},
-        )
-    )
-    yield env
-    await env.shutdown()
+    async for env in own_time_skipping_env():
+        yield env
 
 
 async def test_history_holds_ciphertext_and_the_codec_endpoint_shows_it(own_env, tmp_path):

@@ -26,7 +26,9 @@ async def test_incident_history_replays(ts_env, tmp_path):
     worker, _ = make_worker(ts_env.client, tmp_path, world, tq)
     async with worker:
         inp = incident_input(policy())
-        handle = await ts_env.client.start_workflow(IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq)
+        handle = await ts_env.client.start_workflow(
+            IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
+        )
         s = await wait_status(handle, IncidentStatus.AWAITING_APPROVAL)
         await handle.execute_update(
             IncidentWorkflow.decide,
@@ -34,5 +36,7 @@ async def test_incident_history_replays(ts_env, tmp_path):
         )
         await handle.result()
     history = await handle.fetch_history()
-    result = await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
+    result = await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
+        history
+    )
     assert result.replay_failure is None

@@ -93,7 +93,9 @@ def compact_from_v2(payload: Any, now: datetime) -> list[dict]:
                 problems.append(f"{where}.labels: label 'alertname' is required")
             for name in labels:
                 if not _LABEL.match(name):
-                    problems.append(f"{where}.labels: invalid label name {name!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)")
+                    problems.append(
+                        f"{where}.labels: invalid label name {name!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)"
+                    )
         if len(problems) > before:
             continue
         assert labels is not None

@@ -10,20 +10,23 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from argus.integrations.sql import sqlite_url
 from argus.models import ArgusConfig
-from argus.models.security import AuditEntry, Principal, Role
+from argus.models.security import ApiTokenInfo, AuditEntry, Principal, Role
 
 from ..settings import ConfigError, Secrets
 from .audit_log import AuditLog
 from .oidc import OidcClient
 from .policy import build_table
-from .store import TOKEN_PREFIX, AuthStore
+from .store import TOKEN_PREFIX, AuthStore, token_hash
 
 SESSION_COOKIE = "argus_session"
+TOKEN_CACHE_SECONDS = 5.0
+TOKEN_CACHE_MAX = 10_000
 LOGIN_CSRF_COOKIE = "argus_login_csrf"
 log = logging.getLogger("argus.auth")
 
@@ -77,6 +80,11 @@ class AuthService:
         self.webhook_token = webhook_token
         # The gateway's writer (started by its lifespan); the CLI writes with `record` instead.
         self.audit_log = AuditLog(store.audit_many)
+        # Verified tokens, by hash: the lookup (a thread hop and a database query, ~1 ms) is not
+        # repeated on every request. A revocation through this gateway applies at once; one made
+        # elsewhere (`argus tokens revoke`, another gateway) within `token_cache_seconds`.
+        self.token_cache_seconds = TOKEN_CACHE_SECONDS
+        self._tokens: dict[str, tuple[Principal, float, datetime | None]] = {}
         self.oidc: OidcClient | None = None
         o = config.auth.oidc
         if o is not None:
@@ -103,13 +111,32 @@ class AuthService:
         if info is None:
             return None
         person = self.config.people.get(info.user)
-        return Principal(
+        principal = Principal(
             user=info.user,
             role=info.role,
             via="token",
             groups=list(person.groups) if person else [],
             token_id=info.id,
         )
+        if len(self._tokens) >= TOKEN_CACHE_MAX:
+            self._tokens.clear()
+        self._tokens[token_hash(token)] = (principal, time.monotonic(), info.expires_at)
+        return principal
+
+    async def principal_for_bearer(self, token: str) -> Principal | None:
+        """`principal_for_token`, answered from the recent verifications when it can be."""
+        hit = self._tokens.get(token_hash(token))
+        if hit is not None:
+            principal, checked, expires = hit
+            fresh = time.monotonic() - checked < self.token_cache_seconds
+            if fresh and (expires is None or expires > datetime.now(UTC)):
+                return principal
+        return await asyncio.to_thread(self.principal_for_token, token)
+
+    def revoke_token(self, token_id: str) -> ApiTokenInfo:
+        info = self.store.revoke_token(token_id)
+        self._tokens = {h: v for h, v in self._tokens.items() if v[0].token_id != token_id}
+        return info
 
     def is_webhook_token(self, token: str) -> bool:
         return bool(self.webhook_token) and hmac.compare_digest(token, self.webhook_token or "")
@@ -133,7 +160,7 @@ class AuthService:
             if scheme.lower() != "bearer" or not value:
                 return None, None, "the Authorization header must be 'Bearer <token>'"
             if value.startswith(TOKEN_PREFIX):
-                p = await asyncio.to_thread(self.principal_for_token, value)
+                p = await self.principal_for_bearer(value)
                 if p is None:
                     return None, None, "the API token is unknown, revoked or expired"
                 return p, None, None

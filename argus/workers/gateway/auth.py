@@ -204,7 +204,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     @r.post("/api/v1/tokens/{token_id}/revoke", summary="Revoke an API token (admin)")
     async def revoke(token_id: str, request: Request) -> JSONResponse:
         try:
-            info = await asyncio.to_thread(svc.store.revoke_token, token_id)
+            info = await asyncio.to_thread(svc.revoke_token, token_id)
         except AuthError as exc:
             raise GatewayError(404, str(exc)) from exc
         request.state.audit_target = f"token {token_id}"

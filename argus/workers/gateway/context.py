@@ -14,8 +14,8 @@ from temporalio.client import Client
 from argus.integrations.archive import IncidentArchive
 from argus.integrations.signed_links import LinkSigner, NonceStore
 from argus.models import ArgusConfig
-from argus.models.alert import CompactBatch
 from argus.models.agents import MonitoringInput
+from argus.models.alert import CompactBatch
 
 from ..ingest import IngestCoalescer
 
