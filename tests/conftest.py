@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import pytest_asyncio
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from argus.workers.binaries import find_binary
-from argus.workflows import search_attributes as sa
+from tests.workflows.queue_cleanup import own_time_skipping_env
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def ts_env():
-    """The Java time-skipping test server: timers of days run in milliseconds."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace="default",
-            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in sa.ALL},
-        )
-    )
-    yield env
-    await env.shutdown()
+    """A Java time-skipping test server of the test's own: timers of days run in milliseconds.
+
+    One per test (about a second to start) because the server's clock is shared by everything
+    on it: a workflow an earlier test left with a pending task stops time skipping for every
+    later one (see tests/workflows/queue_cleanup.py)."""
+    async for env in own_time_skipping_env():
+        yield env

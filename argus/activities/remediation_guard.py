@@ -7,12 +7,9 @@ handlers are idempotent per incident, so a retried activity changes nothing.
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from temporalio import activity
-from temporalio.client import WithStartWorkflowOperation, WorkflowExecutionStatus
+from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError, RPCStatusCode
 
 from argus.models.remediation import (
     BudgetReply,
@@ -25,7 +22,6 @@ from argus.models.remediation import (
 )
 
 GRANTED_SIGNAL = "remediation_lock_granted"
-T = TypeVar("T", LockState, BudgetState)
 
 
 # The entities live on the task queue of the workers that serve them, and their ids say so: one
@@ -38,33 +34,13 @@ def budget_id(task_queue: str) -> str:
     return f"remediation-budget/{task_queue}"
 
 
-async def _carried(workflow_id: str, model: type[T]) -> T | None:
-    """The state a completed entity run left, to start the next run from (None: no such run, or
-    it is still running and takes the request itself)."""
-    handle = activity.client().get_workflow_handle(workflow_id)
-    try:
-        desc = await handle.describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    if desc.status != WorkflowExecutionStatus.COMPLETED:
-        return None
-    return await handle.result(result_type=model)
-
-
 class RemediationGuard:
     @activity.defn(name="acquire_remediation_lock")
     async def acquire(self, req: LockRequest) -> LockReply:
-        wid = lock_id(activity.info().task_queue, req.service)
-        prev = await _carried(wid, LockState)
-        start = (
-            prev.model_copy(update={"holder": None, "queue": []}) if prev else LockState(service=req.service)
-        )
         op = WithStartWorkflowOperation(
             "RemediationLockWorkflow",
-            start,
-            id=wid,
+            LockState(service=req.service),
+            id=lock_id(activity.info().task_queue, req.service),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             task_queue=activity.info().task_queue,
         )
@@ -85,11 +61,10 @@ class RemediationGuard:
 
     @activity.defn(name="reserve_remediation_budget")
     async def reserve(self, req: BudgetRequest) -> BudgetReply:
-        wid = budget_id(activity.info().task_queue)
         op = WithStartWorkflowOperation(
             "RemediationBudgetWorkflow",
-            await _carried(wid, BudgetState) or BudgetState(),
-            id=wid,
+            BudgetState(),
+            id=budget_id(activity.info().task_queue),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             task_queue=activity.info().task_queue,
         )

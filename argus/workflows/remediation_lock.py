@@ -10,8 +10,8 @@ with update-with-start (through the `acquire_remediation_lock` activity) and it 
   stops there and people take over (a fix that keeps being needed is not a fix).
 
 A holder that never releases (its incident was terminated) loses the lock after its lease. The
-workflow completes as soon as nobody holds or waits for the lock; its result (the recent grants) is
-the start state of the next run, which the guard activity fetches, so nothing idles with a timer.
+workflow forgets nothing it needs: when idle it stays until its last grant has left the rate
+window, then completes; a long life continues-as-new with its state.
 
 `RemediationBudgetWorkflow` (id `remediation-budget`) caps the blast radius across the fleet: the
 number of distinct services automatically remediated inside a window.
@@ -60,11 +60,9 @@ class RemediationLockWorkflow:
                 self._grant_next()
             await self._notify()
             self._forget_old_grants()
-            # Retire as soon as nobody holds or waits (never before the request that started this
-            # run was handled: update-with-start delivers it in the first activation). The result
-            # carries the recent grants; the next request starts a new run from it, so the rate
-            # limit survives while an idle lock costs nothing and keeps no timer.
-            idle = not self.s.holder and not self.s.queue
+            # Retire when idle with nothing left to remember, but never before the request that
+            # started this run was handled (update-with-start delivers it in the first activation).
+            idle = not self.s.holder and not self.s.queue and not self.s.grants
             if idle and self._changed_once and workflow.all_handlers_finished():
                 return self.s
             if workflow.info().is_continue_as_new_suggested():
@@ -198,11 +196,16 @@ class RemediationBudgetWorkflow:
 
     @workflow.run
     async def run(self, state: BudgetState) -> BudgetState:
-        # One request per run: the result carries the entries, and the next request starts a new
-        # run from them (see RemediationGuard), so nothing idles or holds a timer.
-        await workflow.wait_condition(lambda: self._changed_once and workflow.all_handlers_finished())
-        self._forget()
-        return self.s
+        while True:
+            self._forget()
+            if not self.s.entries and self._changed_once and workflow.all_handlers_finished():
+                return self.s
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self.s)
+            # No timer: old entries are forgotten when the next request comes.
+            self._changed = False
+            await workflow.wait_condition(lambda: self._changed)
 
     @workflow.update
     def reserve(self, req: BudgetRequest) -> BudgetReply:

@@ -207,16 +207,21 @@ async def test_fleet_blast_radius_budget(ts_env, tmp_path):
     pol = policy(
         approval=AUTO, remediation={"blast_radius": {"fleet_max_services": 1, "fleet_window": "100y"}}
     )
+    # The second incident asks once the first one has acted, while it still verifies. (Asked
+    # after the first incident closed, the time-skipping server may jump over the idle gap to its
+    # default 10-year run timeout and end the budget workflow; a real server has no such timeout.)
     async with w:
         one = incident_input(pol, [alert(service="payments")], key="fleet-1")
-        await (
-            await ts_env.client.start_workflow(IncidentWorkflow.run, one, id=one.incident_id, task_queue=q)
-        ).result()
+        first = await ts_env.client.start_workflow(
+            IncidentWorkflow.run, one, id=one.incident_id, task_queue=q
+        )
+        await asyncio.wait_for(world.started.setdefault("restart", asyncio.Event()).wait(), 30)
         world.root_cause = "checkout"
         two = incident_input(pol, [alert(service="checkout")], key="fleet-2")
         final = await (
             await ts_env.client.start_workflow(IncidentWorkflow.run, two, id=two.incident_id, task_queue=q)
         ).result()
+        assert (await first.result()).outcome.value == "fixed"
     msg = next(e.message for e in final.timeline if e.kind == "guardrail")
     assert "blast radius" in msg and "(payments)" in msg and "checkout" in msg and "fleet limit of 1" in msg
     assert [e[0] for e in world.executed] == ["restart"]

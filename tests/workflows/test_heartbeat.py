@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -19,16 +18,7 @@ from argus.workers.wiring import WORKFLOWS, activity_methods, build_activities, 
 from argus.workflows.heartbeat import heartbeat_workflow_id
 
 from .kit import REPO, World, make_worker
-from .queue_cleanup import close_queue, own_time_skipping_env
-
-
-@pytest_asyncio.fixture(scope="module")
-async def ts_env():
-    """This module's own time-skipping server, not the session's: these tests move the clock by
-    hours, and the shared server's clock stays stuck after any earlier test that terminated a
-    workflow with a task pending (queue_cleanup.py), which no test here could undo."""
-    async for env in own_time_skipping_env():
-        yield env
+from .queue_cleanup import close_queue
 
 
 def fresh_worker(client: Client, tmp, queue: str, cfg: ArgusConfig):  # type: ignore[no-untyped-def]
