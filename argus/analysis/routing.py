@@ -309,6 +309,17 @@ class Router:
             state.config_digest = digest
             state.sup_version += 1
 
+    # --- what is tracked ---------------------------------------------------------------------------
+    def tracked_fingerprints(self) -> set[str]:
+        """Every fingerprint the router holds: in a group (firing, or resolved and not yet told)
+        or held back (silenced, inhibited, muted, in maintenance)."""
+        return set(self._index).union(slot.rsplit("|", 1)[1] for slot in self.state.held)
+
+    def untracked(self, fingerprints: list[str]) -> list[str]:
+        """Those of `fingerprints` the router does not hold, in the order given."""
+        held = {slot.rsplit("|", 1)[1] for slot in self.state.held}
+        return [fp for fp in fingerprints if fp not in self._index and fp not in held]
+
     # --- silences --------------------------------------------------------------------------------
     def add_silence(self, silence: Silence) -> None:
         self.state.silences = [s for s in self.state.silences if s.id != silence.id] + [silence]

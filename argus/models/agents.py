@@ -83,6 +83,19 @@ class MonitoringStatus(Model):
     runs: int = 1
 
 
+class FingerprintCheck(Model):
+    """Ask a monitoring scope which of these alert fingerprints it holds (at most a few
+    thousand per query: the request and the answer travel as one query payload)."""
+
+    fingerprints: list[str] = Field(default_factory=list)
+
+
+class FingerprintReport(Model):
+    tracked: int  # distinct fingerprints the scope holds now: in a group, or held back (silenced, ...)
+    queued: int  # alerts received (durable) but not routed yet: a backlog being worked off
+    missing: list[str] = Field(default_factory=list)  # asked about, not held
+
+
 class IncidentClosed(Model):
     group_key: str
     incident_id: str

@@ -240,7 +240,7 @@ def gateway(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
             IncidentArchive(archive_url(cfg, st)),
             LinkSigner(secrets.require("link_secret").encode()),
             NonceStore(st / "nonces.db"),
-            token=secrets.get("gateway_token") if cfg.gateway.require_token else None,
+            token=secrets.require("gateway_token") if cfg.gateway.require_token else None,
         )
         server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=cfg.gateway.host, port=cfg.gateway.port))
         await server.serve()

@@ -158,7 +158,7 @@ class Stack:
             self.rt.archive,
             self.rt.signer,  # type: ignore[arg-type]
             NonceStore(self.state / "nonces.db"),
-            token=secrets.get("gateway_token") if self.config.gateway.require_token else None,
+            token=secrets.require("gateway_token") if self.config.gateway.require_token else None,
         )
         self._server = uvicorn.Server(
             uvicorn.Config(

@@ -44,18 +44,20 @@ def heartbeat_workflow_id(name: str) -> str:
 
 @workflow.defn
 class HeartbeatWorkflow:
-    def __init__(self) -> None:
+    # Set up from the input before any handler runs: `argus up` re-sends each configured check
+    # with signal-with-start, and that signal can be the first thing a new run handles.
+    @workflow.init
+    def __init__(self, inp: HeartbeatInput) -> None:
         self._pings: list[HeartbeatPing] = []
         self._new_check: HeartbeatCheck | None = None
-
-    @workflow.run
-    async def run(self, inp: HeartbeatInput) -> None:
         self.check = inp.check
         self.scope = inp.scope
         self.refresh = inp.refresh
         self.st = inp.carried or HeartbeatState(created_at=workflow.now())
         self._seen = set(self.st.recent_pings)
 
+    @workflow.run
+    async def run(self, inp: HeartbeatInput) -> None:
         while True:
             due = self._deadline()
             if self.st.state == CheckState.DOWN:

@@ -43,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
         CollectRequest,
         EvaluateRequest,
         EvaluatorState,
+        FingerprintCheck,
+        FingerprintReport,
         IncidentClosed,
         MonitoringInput,
         MonitoringStatus,
@@ -425,6 +427,24 @@ class MonitoringWorkflow:
             health=self.state.health,
             runs=self.state.runs,
             last_pull=self.state.last_pull,
+        )
+
+    @workflow.query
+    def check_fingerprints(self, req: FingerprintCheck) -> FingerprintReport:
+        """Which of these alerts this scope holds: a read for durability checks (every alert the
+        gateway acknowledged must be held, or still queued while a backlog is worked off)."""
+        queued = 0
+        for item in self._queue:
+            if isinstance(item, _Remainder):
+                queued += len(item.records)
+            elif isinstance(item, CompactBatch):
+                queued += item.count
+            else:
+                queued += len(item.alerts)
+        return FingerprintReport(
+            tracked=len(self.router.tracked_fingerprints()),
+            queued=queued,
+            missing=self.router.untracked(req.fingerprints),
         )
 
     @workflow.query

@@ -94,7 +94,7 @@ async def test_alert_to_closed_incident_through_the_gateway(tmp_path, sandbox):
         faults = (await httpx.AsyncClient().get(f"{sandbox.url}/faults?active=true")).json()
         assert all(
             f["service"] != "payments" for f in (faults if isinstance(faults, list) else faults["faults"])
-        )
+        ), (faults, final.proposal, final.actions)
 
         # One incident for the duplicated alert (and for the evaluator's own HighCpu on the same labels).
         ids = [wf.id async for wf in stack.client.list_workflows('WorkflowType="IncidentWorkflow"')]

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from temporalio.service import RPCError
 
 from argus.integrations.archive import IncidentArchive
 from argus.integrations.normalizers import PayloadError
@@ -351,3 +352,38 @@ async def test_push_endpoints_make_alerts_durable_and_refuse_bad_payloads_whole(
     names = sorted(a.name for b in batches for a in b.alerts)
     assert names == ["Checkout 5xx", "Checkout p99 high", "Disk", "High memory"]
     assert {a.source for b in batches for a in b.alerts} == {"grafana", "datadog", "splunk"}
+
+
+async def test_require_token_holds_with_auth_off(ts_env, tmp_path: Path):
+    config = ArgusConfig.model_validate(
+        {"state_dir": str(tmp_path), "gateway": {"flush_interval": "1ms", "require_token": True}}
+    )
+    assert not config.auth.enabled
+    ctx = GatewayContext(
+        config,
+        ts_env.client,
+        IncidentArchive(sqlite_url(tmp_path / "a.db")),
+        LinkSigner(b"k" * 32),
+        NonceStore(tmp_path / "n.db"),
+        token="hook-secret",
+    )
+    body = [{"labels": {"alertname": "TokenProbe", "service": "payments"}}]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://a"
+    ) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            # (bounded: a request let through would wait for the coalescer, which is not running)
+            r = await asyncio.wait_for(http.post("/api/v2/alerts?scope=tok", json=body, headers=headers), 10)
+            assert r.status_code == 401 and "bearer token" in r.text
+        with pytest.raises(RPCError):  # nothing reached Temporal
+            await ts_env.client.get_workflow_handle("monitoring-tok").describe()
+        ctx.coalescer.start()
+        try:
+            r = await http.post(
+                "/api/v2/alerts?scope=tok", json=body, headers={"Authorization": "Bearer hook-secret"}
+            )
+            assert r.status_code == 200
+        finally:
+            await ctx.coalescer.close()
+        [batch] = await signalled_batches(ts_env.client, "tok")
+        assert [a.labels["alertname"] for a in batch.alerts] == ["TokenProbe"]

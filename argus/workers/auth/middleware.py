@@ -63,8 +63,10 @@ class AuthMiddleware:
             if changes_state(method) or status in (401, 403):
                 await self._record(principal, method, path, f"refused:{status}", state, error, source)
             return
-        if rule.kind == "ingest":
-            state["ingest_ok"] = True  # the legacy webhook check defers to this decision
+        if rule.kind == "ingest" and self.service.enabled:
+            # The legacy webhook check defers to this decision, but only to a real one: with auth
+            # off everyone is "anonymous admin", and `gateway.require_token` must still hold.
+            state["ingest_ok"] = True
         status_box = {"status": 500}
 
         async def capture(message: Message) -> None:

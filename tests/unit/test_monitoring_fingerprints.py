@@ -1,0 +1,115 @@
+"""The read behind the durability benchmark: which alert fingerprints a monitoring scope holds.
+
+Router level (grouped, held back, ignored, dropped once told resolved, kept across
+continue-as-new) and the MonitoringWorkflow query on the time-skipping server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from temporalio.worker import Worker
+
+from argus.analysis.routing import Router, RouterState
+from argus.models import Alert, AlertStatus, Policy, Silence
+from argus.models.agents import FingerprintCheck, FingerprintReport, MonitoringInput
+from argus.models.alert import CompactBatch, alert_to_compact
+from argus.models.config import RoutingConfig
+from argus.models.routing import Matcher
+from argus.workflows.monitoring import MonitoringState, MonitoringWorkflow, pack_state, unpack_state
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+ROUTE = {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "1h", "group_interval": "5m"}
+
+
+def alert(name: str, status: str = "firing", **labels: str) -> Alert:
+    return Alert(
+        labels={"alertname": name, **labels},
+        status=AlertStatus(status),
+        starts_at=T0,
+        ends_at=T0 if status == "resolved" else None,
+        source="prometheus",
+    )
+
+
+def router(state: RouterState | None = None) -> Router:
+    return Router(RoutingConfig.model_validate({"route": ROUTE}), state or RouterState(), "test")
+
+
+def test_router_reports_grouped_and_held_alerts_not_ignored_or_unknown_ones():
+    r = router()
+    a, b = alert("A", instance="1"), alert("A", instance="2")
+    held = alert("B", service="checkout")
+    never = alert("C", status="resolved")
+    r.add_silence(
+        Silence(
+            id="s1",
+            matchers=[Matcher.parse('service="checkout"')],
+            starts_at=T0,
+            ends_at=T0 + timedelta(hours=1),
+            created_by="alice",
+        )
+    )
+    r.ingest([a, b, held, never], T0)
+    assert r.tracked_fingerprints() == {a.fingerprint, b.fingerprint, held.fingerprint}
+    asked = [never.fingerprint, a.fingerprint, "0123456789abcdef", held.fingerprint, b.fingerprint]
+    assert r.untracked(asked) == [never.fingerprint, "0123456789abcdef"]
+
+
+def test_resolved_alert_is_dropped_once_its_incident_was_told():
+    r = router()
+    a, b = alert("A", instance="1"), alert("A", instance="2")
+    r.ingest([a, b], T0)
+    [opened] = r.due(T0 + timedelta(hours=1))
+    assert opened.kind == "open"
+    gone = a.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": T0 + timedelta(hours=1)})
+    r.ingest([gone], T0 + timedelta(hours=1, seconds=1))
+    assert r.untracked([a.fingerprint]) == []  # resolved, not told yet: still held
+    [update] = r.due(T0 + timedelta(hours=1, seconds=1))
+    assert update.kind == "update"
+    assert r.untracked([a.fingerprint, b.fingerprint]) == [a.fingerprint]
+
+
+def test_tracked_set_survives_continue_as_new():
+    state = MonitoringState()
+    r = Router(RoutingConfig.model_validate({"route": ROUTE}), state.router, "test")
+    alerts = [alert("A", instance=str(i)) for i in range(50)]
+    r.ingest(alerts, T0)
+    carried = unpack_state(pack_state(state))
+    again = router(carried.router)
+    assert again.tracked_fingerprints() == {x.fingerprint for x in alerts}
+    assert again.untracked([x.fingerprint for x in alerts]) == []
+
+
+async def test_monitoring_workflow_answers_which_fingerprints_it_holds(ts_env):
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    firing = [alert("A", instance=str(i)) for i in range(3)]
+    resolved = alert("B", status="resolved")
+    batch = CompactBatch(
+        batch_id=uuid.uuid4().hex,
+        data=orjson.dumps([alert_to_compact(x) for x in [*firing, resolved]]).decode(),
+        count=4,
+    )
+    pol = Policy.model_validate({"routing": {"route": ROUTE}})
+    async with Worker(ts_env.client, task_queue=tq, workflows=[MonitoringWorkflow]):
+        handle = await ts_env.client.start_workflow(
+            MonitoringWorkflow.run,
+            MonitoringInput(scope=scope, policy=pol),
+            id=f"monitoring-{scope}",
+            task_queue=tq,
+            start_signal="ingest_compact",
+            start_signal_args=[batch],
+        )
+        asked = FingerprintCheck(fingerprints=[x.fingerprint for x in firing] + [resolved.fingerprint])
+        report = None
+        for _ in range(200):
+            report = await handle.query(MonitoringWorkflow.check_fingerprints, asked)
+            if report.tracked == 3 and report.queued == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert report == FingerprintReport(tracked=3, queued=0, missing=[resolved.fingerprint])
+        empty = await handle.query(MonitoringWorkflow.check_fingerprints, FingerprintCheck())
+        assert empty == FingerprintReport(tracked=3, queued=0, missing=[])
+        await handle.terminate()
