@@ -83,7 +83,7 @@ def main() -> None:
     carried = pack_state(MonitoringState(router=router.state))
     export_s = time.perf_counter() - started
     started = time.perf_counter()
-    restored = unpack_state(carried)
+    restored, _ = unpack_state(carried)
     import_s = time.perf_counter() - started
     assert sum(len(g.alerts) for g in restored.router.groups.values()) == sum(
         len(g.alerts) for g in router.state.groups.values()

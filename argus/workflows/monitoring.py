@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from argus.activities.collector import Collector
     from argus.activities.evaluator import Evaluator
     from argus.activities.notifier import Notifier
+    from argus.activities.orchestration import Orchestration
     from argus.analysis.routing import SLOW_PATH_COST, AlertEntry, GroupAction, Router, RouterState
     from argus.models import (
         AlertBatch,
@@ -60,6 +61,9 @@ START_CONCURRENCY = 50
 # (a burst, or signals that piled up while no worker ran) is worked off in chunks, each task far
 # below the SDK's 2 s deadlock limit.
 INGEST_CHUNK = 25000
+# Continue-as-new carries the state and any alerts accepted but not yet applied; Temporal refuses
+# an input over 2 MiB, so a larger hand-over waits (and works the backlog off) until it fits.
+MAX_CARRIED = 1_600_000
 
 
 class MonitoringState(Model):
@@ -84,10 +88,12 @@ class _Remainder:
         self.records = records
 
 
-def pack_state(state: MonitoringState) -> str:
+def pack_state(state: MonitoringState, pending: list[dict] | None = None) -> str:
     """What continue-as-new carries: the state, with the tracked alerts (the bulk of it) as
-    compact records, compressed (labels repeat; zlib takes most of it off)."""
+    compact records, and `pending`, alert records accepted but not yet applied; compressed
+    (labels repeat; zlib takes most of it off)."""
     body = state.model_dump(mode="json", exclude={"router": {"groups": {"__all__": {"alerts"}}}})
+    body["pending"] = pending or []
     body["entries"] = {
         key: [
             [alert_to_compact(e.alert), e.first_seen.timestamp(), e.last_seen.timestamp(),
@@ -99,9 +105,10 @@ def pack_state(state: MonitoringState) -> str:
     return base64.b64encode(zlib.compress(orjson.dumps(body), 6)).decode()
 
 
-def unpack_state(data: str) -> MonitoringState:
+def unpack_state(data: str) -> tuple[MonitoringState, list[dict]]:
     body = orjson.loads(zlib.decompress(base64.b64decode(data)))
     entries = body.pop("entries", {})
+    pending = body.pop("pending", [])
     state = MonitoringState.model_validate(body)
 
     def ts(x: float) -> datetime:
@@ -122,7 +129,7 @@ def unpack_state(data: str) -> MonitoringState:
                     "sup_version": version,
                 },
             )
-    return state
+    return state, pending
 
 
 # Not sandboxed: this workflow applies thousands of alerts per task, and the sandbox's
@@ -141,7 +148,9 @@ class MonitoringWorkflow:
         self._policy_changed = False
         self.scope = inp.scope
         self.policy = inp.policy
-        self.state = unpack_state(inp.carried) if inp.carried else MonitoringState()
+        self.state, pending = unpack_state(inp.carried) if inp.carried else (MonitoringState(), [])
+        if pending:  # accepted by the previous run, not yet applied
+            self._queue.append(_Remainder(pending))
         self._seen: set[str] = set(self.state.recent_batches)
         self.router = Router(self.policy.routing, self.state.router, self.scope)
 
@@ -181,17 +190,29 @@ class MonitoringWorkflow:
             await self._act(self.router.due(workflow.now()))
             await self._announce_expired_silences()
 
-            if backlog:
-                # End this workflow task so the next chunk gets a task (and a deadline) of its own.
-                await workflow.sleep(timedelta(milliseconds=1))
-                continue
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if self._queue:
-                    continue  # nothing accepted may be left behind: apply it first
-                self.state.runs += 1
-                workflow.continue_as_new(
-                    MonitoringInput(scope=self.scope, policy=self.policy, carried=pack_state(self.state))
+                pending, batch_ids = self._take_pending()
+                remembered = list(self.state.recent_batches)
+                self.state.recent_batches = (remembered + batch_ids)[-RECENT_BATCHES:]
+                carried = pack_state(self.state, pending)
+                self.state.recent_batches = remembered  # unless the hand-over happens
+                if len(carried) <= MAX_CARRIED:
+                    self.state.runs += 1
+                    workflow.continue_as_new(
+                        MonitoringInput(scope=self.scope, policy=self.policy, carried=carried)
+                    )
+                workflow.logger.warning(
+                    "scope %s: hand-over of %d bytes is too large to continue as new; applying the "
+                    "backlog first",
+                    self.scope,
+                    len(carried),
+                )
+                backlog = bool(self._queue)
+            if backlog:
+                # The next chunk in an activation of its own (see Orchestration.next_chunk).
+                await workflow.execute_local_activity_method(
+                    Orchestration.next_chunk, start_to_close_timeout=timedelta(seconds=10)
                 )
 
     # --- pushed and pulled alerts ----------------------------------------------------------------
@@ -224,6 +245,23 @@ class MonitoringWorkflow:
             else:
                 self._queue.pop(0)
         return bool(self._queue)
+
+    def _take_pending(self) -> tuple[list[dict], list[str]]:
+        """The queue as compact records for the next run, and the ids of its batches (the next
+        run remembers them, so a redelivery after the hand-over is still applied once). The
+        queue keeps them too: if the hand-over does not happen, they are applied here."""
+        out: list[dict] = []
+        ids: list[str] = []
+        for batch in self._queue:
+            if isinstance(batch, _Remainder):
+                out.extend(batch.records)
+            elif batch.batch_id not in self._seen and batch.batch_id not in ids:
+                ids.append(batch.batch_id)
+                if isinstance(batch, AlertBatch):
+                    out.extend(alert_to_compact(a) for a in batch.alerts)
+                else:
+                    out.extend(orjson.loads(batch.data))
+        return out, ids
 
     def _remember(self, batch_id: str) -> None:
         self._seen.add(batch_id)

@@ -77,7 +77,7 @@ def test_tracked_set_survives_continue_as_new():
     r = Router(RoutingConfig.model_validate({"route": ROUTE}), state.router, "test")
     alerts = [alert("A", instance=str(i)) for i in range(50)]
     r.ingest(alerts, T0)
-    carried = unpack_state(pack_state(state))
+    carried, _ = unpack_state(pack_state(state))
     again = router(carried.router)
     assert again.tracked_fingerprints() == {x.fingerprint for x in alerts}
     assert again.untracked([x.fingerprint for x in alerts]) == []
@@ -112,4 +112,35 @@ async def test_monitoring_workflow_answers_which_fingerprints_it_holds(ts_env):
         assert report == FingerprintReport(tracked=3, queued=0, missing=[resolved.fingerprint])
         empty = await handle.query(MonitoringWorkflow.check_fingerprints, FingerprintCheck())
         assert empty == FingerprintReport(tracked=3, queued=0, missing=[])
+        await handle.terminate()
+
+
+async def test_alerts_handed_over_unapplied_by_continue_as_new_are_applied_by_the_next_run(ts_env):
+    """Continue-as-new under load carries the queue it has not worked off yet (`pending`): the
+    next run applies it, and remembers the batch ids so a redelivered batch is applied once."""
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    firing = [alert("A", instance=str(i)) for i in range(5)]
+    state = MonitoringState(recent_batches=["seen-batch"])
+    carried = pack_state(state, [alert_to_compact(x) for x in firing])
+    again = CompactBatch(
+        batch_id="seen-batch", data=orjson.dumps([alert_to_compact(alert("Z"))]).decode(), count=1
+    )
+    pol = Policy.model_validate({"routing": {"route": ROUTE}})
+    async with Worker(ts_env.client, task_queue=tq, workflows=[MonitoringWorkflow]):
+        handle = await ts_env.client.start_workflow(
+            MonitoringWorkflow.run,
+            MonitoringInput(scope=scope, policy=pol, carried=carried),
+            id=f"monitoring-{scope}",
+            task_queue=tq,
+            start_signal="ingest_compact",
+            start_signal_args=[again],
+        )
+        asked = FingerprintCheck(fingerprints=[x.fingerprint for x in firing] + [alert("Z").fingerprint])
+        report = None
+        for _ in range(200):
+            report = await handle.query(MonitoringWorkflow.check_fingerprints, asked)
+            if report.tracked == 5 and report.queued == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert report == FingerprintReport(tracked=5, queued=0, missing=[alert("Z").fingerprint])
         await handle.terminate()

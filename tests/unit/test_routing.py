@@ -440,7 +440,7 @@ def test_compact_records_round_trip_and_carried_state_restores_exactly():
     r = router()
     r.ingest([a, alert(service="payments")], T0)
     state = MonitoringState(router=r.state)
-    restored = unpack_state(pack_state(state))
+    restored, _ = unpack_state(pack_state(state))
     assert restored.model_dump() == state.model_dump()
     # The restored state routes the same: a repeat is a repeat, not a new alert.
     again = Router(r.config, restored.router, "test")
