@@ -92,8 +92,16 @@ def pack_state(state: MonitoringState, pending: list[dict] | None = None) -> str
     """What continue-as-new carries: the state, with the tracked alerts (the bulk of it) as
     compact records, and `pending`, alert records accepted but not yet applied; compressed
     (labels repeat; zlib takes most of it off)."""
-    body = state.model_dump(mode="json", exclude={"router": {"groups": {"__all__": {"alerts"}}}})
+    body = state.model_dump(
+        mode="json", exclude={"router": {"attached": True, "groups": {"__all__": {"alerts", "dirty"}}}}
+    )
     body["pending"] = pending or []
+    # Slots folded into another group, by group (the group key, long, is not repeated per slot).
+    attached: dict[str, list[str]] = {}
+    for slot, key in state.router.attached.items():
+        attached.setdefault(key, []).append(slot)
+    body["attached"] = attached
+    body["dirty"] = {key: list(g.dirty) for key, g in state.router.groups.items() if g.dirty}
     body["entries"] = {
         key: [
             [alert_to_compact(e.alert), e.first_seen.timestamp(), e.last_seen.timestamp(),
@@ -109,7 +117,12 @@ def unpack_state(data: str) -> tuple[MonitoringState, list[dict]]:
     body = orjson.loads(zlib.decompress(base64.b64decode(data)))
     entries = body.pop("entries", {})
     pending = body.pop("pending", [])
+    attached = body.pop("attached", {})
+    dirty = body.pop("dirty", {})
     state = MonitoringState.model_validate(body)
+    state.router.attached = {slot: key for key, slots in attached.items() for slot in slots}
+    for key, fps in dirty.items():
+        state.router.groups[key].dirty = dict.fromkeys(fps, True)
 
     def ts(x: float) -> datetime:
         return datetime.fromtimestamp(x, UTC)

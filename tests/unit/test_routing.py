@@ -439,9 +439,11 @@ def test_compact_records_round_trip_and_carried_state_restores_exactly():
     assert alert_from_compact(alert_to_compact(a)) == a
     r = router()
     r.ingest([a, alert(service="payments")], T0)
+    r.ingest([alert(service="checkout", alertname="Other")], T0 + timedelta(seconds=5))
+    assert r.state.attached and any(g.dirty for g in r.state.groups.values()), "packed their own way"
     state = MonitoringState(router=r.state)
-    restored, _ = unpack_state(pack_state(state))
-    assert restored.model_dump() == state.model_dump()
+    restored, pending = unpack_state(pack_state(state, [alert_to_compact(a)]))
+    assert restored.model_dump() == state.model_dump() and pending == [alert_to_compact(a)]
     # The restored state routes the same: a repeat is a repeat, not a new alert.
     again = Router(r.config, restored.router, "test")
     assert again.ingest_records([alert_to_compact(a)], T0 + timedelta(seconds=30)) == (1, 1)
