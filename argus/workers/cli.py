@@ -779,6 +779,7 @@ def backfill(
             raise CliError(f"--step {step} must be positive and no longer than --window {window}", 2)
         cfg = _config(config)
         src = backfill_source(cfg, source)
+        _authorize(cfg, "admin", "backfill", f"{start.isoformat()}..{end.isoformat()} {src or 'all'}", None)
         client = await _client(cfg, temporal)
         inp = BackfillInput(
             start=start,
@@ -929,6 +930,8 @@ def docs_review(
 
     async def main() -> int:
         cfg = _config(config)
+        verb = "docs reject" if reject else "docs approve"
+        reviewer = _authorize(cfg, "approver", verb, workflow_id, user)  # roles and audit
         client = await _client(cfg, temporal)
         handle = client.get_workflow_handle(workflow_id)
         try:
@@ -939,7 +942,7 @@ def docs_review(
             raise CliError(f"{workflow_id} is not waiting for review")
         request_id = f"cli-{uuid.uuid4().hex}"
         d = ApprovalDecision(
-            approver=_user(user),
+            approver=reviewer,
             decision=DecisionKind.REJECT if reject else DecisionKind.APPROVE,
             proposal_hash=proposal_hash or req["hash"],
             comment=comment,

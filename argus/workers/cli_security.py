@@ -175,6 +175,7 @@ def heartbeats_sync(config: ConfigOpt = None) -> None:
 
     async def main() -> int:
         cfg = _config(config)
+        authorize(cfg, Role.ADMIN, "heartbeats sync", "all configured checks", None)
         client = await _client(cfg)
         ids = await ensure_checks(client, cfg)
         out.print(f"{len(ids)} heartbeat check(s) running: {', '.join(ids) or 'none configured'}")

@@ -98,3 +98,38 @@ async def test_argus_approve_needs_an_approver_token(dev_temporal, tmp_path):  #
         ("alice", "refused:403"),
         ("alice", "ok"),
     ]
+
+
+async def test_backfill_docs_review_and_heartbeat_sync_check_roles_before_acting(tmp_path):
+    """Refused before anything is started (no Temporal server is needed to be refused), and each
+    refusal is in the audit log."""
+    base = kit.test_config(tmp_path / "state").model_dump(mode="json", by_alias=True)
+    base["temporal"] = {**base["temporal"], "address": "127.0.0.1:1"}  # nothing listens: not reached
+    base["auth"] = {"enabled": True}
+    config = ArgusConfig.model_validate(base)
+    path = tmp_path / "argus.yaml"
+    path.write_text(yaml.safe_dump(base))
+    store = AuthStore(auth_url(config, state_dir(config)))
+    viewer = store.create_token("victor", Role.VIEWER).token
+    responder = store.create_token("rita", Role.RESPONDER).token
+
+    code, out = await argus("backfill", "--from", "-2h", "--config", str(path), token=responder)
+    assert code == 2 and "rita has role responder; backfill needs admin" in out, out
+    code, out = await argus("heartbeats", "sync", "--config", str(path), token=viewer)
+    assert code == 2 and "victor has role viewer; heartbeats sync needs admin" in out, out
+    code, out = await argus("docs", "review", "docgen-x", "--config", str(path), token=responder)
+    assert code == 2 and "rita has role responder; docs approve needs approver" in out, out
+    code, out = await argus("docs", "review", "docgen-x", "--config", str(path), token=None)
+    assert code == 2 and "set ARGUS_TOKEN" in out, out
+
+    refused = [
+        (e.actor, e.action, e.outcome)
+        for e in reversed(store.audit_entries(limit=50))
+        if e.action in ("cli backfill", "cli heartbeats sync", "cli docs approve")
+    ]
+    assert refused == [
+        ("rita", "cli backfill", "refused:403"),
+        ("victor", "cli heartbeats sync", "refused:403"),
+        ("rita", "cli docs approve", "refused:403"),
+        ("unauthenticated", "cli docs approve", "refused:401"),
+    ]
