@@ -3,7 +3,7 @@
 
 Reports:
 - how long it took to start the N incidents and bring each to `awaiting_approval` (the dev server's
-  start rate bounds this: ~25-90 starts/s on 2 cores, see shared docs/temporal.md §3.2);
+  start rate bounds this: ~25-90 starts/s on 2 cores for the Temporal dev server);
 - the worker's resident memory (RSS, sampled every 0.5 s; peak and at the end) — target < 2 GB;
 - approval → resume latency, p50/p90/p99/max over the sampled approvals — target p99 < 1 s:
   `update` is the `decide` update's round trip (the workflow has applied the decision and its wait is

@@ -10,6 +10,7 @@ the three profile scores and the detector throughput (points/s per core).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from argus.analysis.nab import run_nab  # noqa: E402
 
-SHARED = Path("/work/shared")
+# The NAB corpus and scorer live beside the checkout (../shared), not in it; ARGUS_SHARED moves them.
+SHARED = Path(os.environ.get("ARGUS_SHARED", ROOT.parent / "shared"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Guardrails that hold across incidents: a remediation lock per service and a fleet-wide budget.
 
-`RemediationLockWorkflow` (id `remediation-lock-<service>`) is an entity workflow: incidents reach it
-with update-with-start (through the `acquire_remediation_lock` activity) and it answers at once:
+`RemediationLockWorkflow` (id `remediation-lock/<task queue>/<service>`) is an entity workflow:
+incidents reach it with update-with-start (through the `acquire_remediation_lock` activity) and it
+answers at once:
 
 * **granted** — nobody else is changing the service and its rate limit allows one more;
 * **queued** — another incident holds it; this one waits in line and is signalled
@@ -13,7 +14,7 @@ A holder that never releases (its incident was terminated) loses the lock after 
 workflow forgets nothing it needs: when idle it stays until its last grant has left the rate
 window, then completes; a long life continues-as-new with its state.
 
-`RemediationBudgetWorkflow` (id `remediation-budget`) caps the blast radius across the fleet: the
+`RemediationBudgetWorkflow` (id `remediation-budget/<task queue>`) caps the blast radius across the fleet: the
 number of distinct services automatically remediated inside a window.
 """
 

@@ -37,7 +37,7 @@ class _Entry:
 
 def _e(methods: str | None, pattern: str, rule: Rule) -> _Entry:
     ms = frozenset(methods.split()) if methods else None
-    return _Entry(ms, re.compile(pattern + r"\Z"), rule)
+    return _Entry(ms, re.compile(f"(?:{pattern})\\Z"), rule)
 
 
 PUBLIC = Rule("public")

@@ -64,7 +64,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     async def am_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"accepted": await accept(ctx, request, "am_webhook", from_webhook)})
 
-    @r.post("/api/v1/alerts", summary="Generic JSON alerts (see docs/api.md)")
+    @r.post("/api/v1/alerts", summary="Generic JSON alerts (see docs/monitoring.md)")
     async def generic(request: Request) -> JSONResponse:
         return JSONResponse({"accepted": await accept(ctx, request, "generic", from_generic)})
 
