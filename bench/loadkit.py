@@ -46,6 +46,18 @@ def argus_config(tmp: Path, temporal: str, gw_port: int, route: dict, resolve_ti
     return path
 
 
+def add_stack_options(ap) -> None:  # type: ignore[no-untyped-def]
+    """The options every load benchmark's stack takes."""
+    ap.add_argument(
+        "--dev-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dev server dynamic config, e.g. limit.historySize.error=8000000 (repeatable)",
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
+
+
 def dev_config_args(values: list[str]) -> list[str]:
     """`--dev-config KEY=VALUE` options as the dev server's dynamic-config flags, e.g.
     `limit.historySize.error=8000000` to meet a history limit in a short run."""

@@ -42,7 +42,17 @@ from pathlib import Path
 
 import httpx
 import orjson
-from loadkit import ROOT, ArgusProcess, argus_config, dev_config_args, missing, monitoring, pct, wait_drained
+from loadkit import (
+    ROOT,
+    ArgusProcess,
+    add_stack_options,
+    argus_config,
+    dev_config_args,
+    missing,
+    monitoring,
+    pct,
+    wait_drained,
+)
 
 from argus.models.alert import labels_fingerprint
 from argus.workers.client import connect
@@ -171,14 +181,7 @@ async def main() -> None:
     ap.add_argument("--groups", type=int, default=20, help="alert groups (one incident each)")
     ap.add_argument("--kills", type=int, default=2, help="rounds: each kills ARGUS once and Temporal once")
     ap.add_argument("--rate", type=float, default=0, help="cap on alerts/s over all clients (0: none)")
-    ap.add_argument(
-        "--dev-config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dev server dynamic config, e.g. limit.historySize.error=8000000 (repeatable)",
-    )
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
+    add_stack_options(ap)
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="argus-nothing-lost-"))

@@ -38,6 +38,7 @@ import orjson
 from loadkit import (
     ROOT,
     ArgusProcess,
+    add_stack_options,
     argus_config,
     dev_config_args,
     monitoring,
@@ -209,14 +210,7 @@ async def main() -> None:
     ap.add_argument("--churn", type=float, default=0.1, help="share of each batch that resolves or is new")
     ap.add_argument("--groups", type=int, default=10)
     ap.add_argument("--sample-every", type=float, default=5.0, help="seconds between samples")
-    ap.add_argument(
-        "--dev-config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dev server dynamic config, e.g. limit.historySize.error=8000000 (repeatable)",
-    )
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
+    add_stack_options(ap)
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="argus-sustained-"))
