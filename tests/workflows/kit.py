@@ -108,6 +108,7 @@ def make_worker(
     task_queue: str,
     config: ArgusConfig | None = None,
     secrets: dict[str, str] | None = None,
+    max_cached_workflows: int = 1000,
 ) -> tuple[Worker, object]:
     config = config or test_config(tmp)
     rt = build_runtime(config, Secrets({"link_secret": "x" * 32, **(secrets or {})}))
@@ -118,6 +119,7 @@ def make_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=real + activity_methods([world]),
+        max_cached_workflows=max_cached_workflows,
     )
     return worker, rt
 

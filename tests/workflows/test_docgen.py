@@ -175,7 +175,10 @@ def closed_incident(number: str = "INC-900") -> IncidentState:
 async def test_review_gate_waits_reminds_refuses_and_publishes_on_approval(own_env, tmp_path):
     ts_env = own_env
     queue = tq()
-    worker, rt = make_worker(ts_env.client, tmp_path, World(), queue)
+    # No sticky queue (no cache): once, the Java time-skipping server (1.40) left the approval's
+    # workflow task "started" on this worker's sticky queue and never delivered it, and the update
+    # waited forever; through the normal queue every task is delivered.
+    worker, rt = make_worker(ts_env.client, tmp_path, World(), queue, max_cached_workflows=0)
     async with worker:
         inp = DocGenInput(incident=closed_incident(), review=True, reviewers=["alice"], history=False)
         handle = await ts_env.client.start_workflow(

@@ -146,22 +146,23 @@ async def test_rate_limit_stops_automation_and_escalates(ts_env, tmp_path):
     world = GatedWorld(signature="cpu")
     q = tq()
     w, rt = worker(ts_env.client, tmp_path, world, q)
-    # Windows of a century: between two incidents the time-skipping server may jump to the idle lock
-    # workflow's default 10-year run timeout, its only deadline (a real server never skips time).
+    # The second incident comes once the first has acted, while it still verifies. (Asked after the
+    # first closed, the time-skipping server may jump over the idle gap to the lock workflow's
+    # default 10-year run timeout and end it; a real server has no such timeout.)
     pol = policy(approval=AUTO, remediation={"rate_limit": 1, "rate_window": "100y"})
     async with w:
         first = incident_input(pol, [alert(service="payments")], key="rate-1")
-        done = await (
-            await ts_env.client.start_workflow(
-                IncidentWorkflow.run, first, id=first.incident_id, task_queue=q
-            )
-        ).result()
+        first_handle = await ts_env.client.start_workflow(
+            IncidentWorkflow.run, first, id=first.incident_id, task_queue=q
+        )
+        await asyncio.wait_for(world.started.setdefault("restart", asyncio.Event()).wait(), 30)
         second = incident_input(pol, [alert(service="payments")], key="rate-2")
         final = await (
             await ts_env.client.start_workflow(
                 IncidentWorkflow.run, second, id=second.incident_id, task_queue=q
             )
         ).result()
+        done = await first_handle.result()
     assert done.outcome.value == "fixed"
     refused = [e.message for e in final.timeline if e.kind == "guardrail"]
     assert refused, [(e.at.isoformat(), e.kind, e.message) for e in final.timeline] + [
