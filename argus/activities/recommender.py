@@ -62,6 +62,10 @@ def _score(match: PlaybookMatch, req: RecommendRequest) -> tuple[float, list[str
     for rank, h in enumerate(hyps[:3]):
         if match.services and h.service not in match.services:
             continue
+        # A playbook acts on one service: hypotheses about other services (a caller slowed by the
+        # root cause) say nothing about how well it fits that one.
+        if target is not None and h.service != target:
+            continue
         # Lower-ranked hypotheses count by their confidence: a 0.1% runner-up must not outvote
         # the top one just by matching more playbooks.
         weight = h.confidence * (1.0 if rank == 0 else 0.5)
