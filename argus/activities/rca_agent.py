@@ -4,6 +4,7 @@ the likely root causes with the pure analysis in `argus.analysis.rca`."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -20,6 +21,8 @@ from argus.models.agents import RcaRequest
 from argus.models.config import RcaConfig
 
 from .trace_evidence import attach_trace_evidence, gather_trace_findings
+
+Row = tuple[float, str, str, float]  # (time, service, metric kind, value)
 
 
 class RcaAgent:
@@ -39,7 +42,7 @@ class RcaAgent:
         self.logs = logs
         self.traces = traces  # OTLP spans (issue 7): see activities/trace_evidence.py
 
-    async def _rows(self, req: RcaRequest) -> list[tuple[float, str, str, float]]:
+    async def _rows(self, req: RcaRequest) -> list[Row]:
         if self.source is None:
             return []
         step = self.config.step.total_seconds()
@@ -74,7 +77,7 @@ class RcaAgent:
 
     @activity.defn(name="analyze_root_cause")
     async def analyze(self, req: RcaRequest) -> RcaReport:
-        rows = await self._rows(req)
+        req, rows = await self._post_onset_rows(req)
         changes = await asyncio.to_thread(self.archive.changes_between, req.window_start, req.window_end)
         services = sorted({r[1] for r in rows} | {x for edge in self.topology for x in edge})
         logs = await self._log_evidence(req, services)
@@ -89,6 +92,36 @@ class RcaAgent:
                 f"not enough data for RCA: {exc}", type="RcaInsufficientData", non_retryable=True
             ) from exc
         return attach_trace_evidence(to_report(result, req), traced)
+
+    async def _post_onset_rows(self, req: RcaRequest) -> tuple[RcaRequest, list[Row]]:
+        """The window's rows, once they hold `settle_seconds` of samples after onset (waiting at
+        most DATA_WAIT_S, the window's end moving with the clock). A scraper that was down, say
+        for a worker restart, leaves a gap; ranking across it would read the gap as calm."""
+        rows = await self._rows(req)
+        if self.source is None or req.settle_seconds <= 0:
+            return req, rows
+        onset = req.anomaly_start.timestamp()
+        step = self.config.step.total_seconds()
+        deadline = time.monotonic() + DATA_WAIT_S
+        while True:
+            # Time with samples, not first-to-last: a gap inside the window does not count.
+            covered = len({r[0] for r in rows if r[0] >= onset}) * step
+            if covered + step >= req.settle_seconds:
+                return req, rows
+            if time.monotonic() >= deadline:
+                activity.logger.warning(
+                    "RCA for %s: only %.0fs of metrics after onset (wanted %.0fs); ranking anyway",
+                    req.incident_id,
+                    covered,
+                    req.settle_seconds,
+                )
+                return req, rows
+            activity.heartbeat(
+                f"{covered:.0f}s of metrics after onset, waiting for {req.settle_seconds:.0f}s"
+            )
+            await asyncio.sleep(1.0)
+            req = req.model_copy(update={"window_end": max(req.window_end, datetime.now(UTC))})
+            rows = await self._rows(req)
 
     async def _rank(self, req: RcaRequest, rows, changes, logs) -> rca_analysis.RcaResult:  # type: ignore[no-untyped-def]
         return await asyncio.to_thread(
@@ -117,6 +150,7 @@ class RcaAgent:
 
 
 MAX_LOG_RECORDS = 50_000
+DATA_WAIT_S = 60.0  # a scraper back from a restart fills the gap within a scrape or two
 
 
 def _mine_logs(records: list[dict[str, str]], onset: float, services: list[str]) -> list[LogEvidence]:

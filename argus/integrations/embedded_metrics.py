@@ -35,10 +35,13 @@ CREATE TABLE IF NOT EXISTS scrapes (target TEXT PRIMARY KEY, ok INTEGER, detail 
 class EmbeddedMetricsStore:
     """Thread-safe; one writer (the scraper) and many readers (activities) share the file."""
 
-    def __init__(self, path: Path, retention_seconds: float = 6 * 3600) -> None:
+    def __init__(self, path: Path, retention_seconds: float = 6 * 3600, max_gap: float = 15.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.retention = retention_seconds
+        # A range query carries a sample forward at most this long (a few scrape intervals), so a
+        # scraper outage shows as missing data, not as the last value held flat.
+        self.max_gap = max_gap
         self._local = threading.local()
         self._series_ids: dict[tuple[str, str], int] = {}
         self._write_lock = threading.Lock()
@@ -176,7 +179,7 @@ class EmbeddedMetricsStore:
                     while i < len(raw) and raw[i][0] <= t:
                         last = raw[i]
                         i += 1
-                    if last is not None and t - last[0] <= max(step * 2, 15) and expr.keep(last[1]):
+                    if last is not None and t - last[0] <= max(step * 2, self.max_gap) and expr.keep(last[1]):
                         points.append((t, last[1]))
                     t += step
             if points:

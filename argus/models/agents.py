@@ -116,6 +116,9 @@ class RcaRequest(Model):
     window_start: UtcDateTime
     window_end: UtcDateTime
     anomaly_start: UtcDateTime
+    # Live incidents: the metrics must reach this far past onset before ranking (the policy's
+    # rca_settle); a scraper that was down (worker restart) leaves a gap that looks like calm.
+    settle_seconds: float = 0.0
 
 
 class EnrichRequest(Model):

@@ -122,7 +122,9 @@ def build_sources(config: ArgusConfig, state: Path) -> tuple[dict[str, MetricsSo
     scrapers = []
     for s in config.sources:
         if s.type == "embedded":
-            store = EmbeddedMetricsStore(state / f"metrics-{s.name}.db")
+            store = EmbeddedMetricsStore(
+                state / f"metrics-{s.name}.db", max_gap=2.5 * s.scrape_interval.total_seconds()
+            )
             sources[s.name] = EmbeddedMetricsSource(s.name, store, s.targets)
             scrapers.append(
                 EmbeddedScraper(

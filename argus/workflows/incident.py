@@ -184,6 +184,7 @@ class IncidentWorkflow(Paging):
             if self.s.backfill
             else workflow.now(),
             anomaly_start=anomaly_start,
+            settle_seconds=0.0 if self.s.backfill else self.policy.rca_settle.total_seconds(),
         )
         try:
             self.s.rca = await workflow.execute_activity_method(RcaAgent.analyze, req, **RCA)

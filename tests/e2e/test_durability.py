@@ -4,6 +4,7 @@ nothing done twice — one ticket, one notification per step, one remediation.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,11 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from argus.models import Alert, IncidentInput, IncidentState, IncidentStatus
 from argus.sandbox.server import start_sandbox
 from argus.workers.client import connect
 from argus.workers.devserver import DevServer, free_port, wait_for_namespace
+from argus.workers.gateway.deciding import send_decision
+from argus.workers.wiring import WORKFLOWS
 from argus.workflows.incident import IncidentWorkflow
 
 from .stackkit import e2e_config, eventually, load, outbox, preload_history, write_config
@@ -34,6 +39,28 @@ def start_worker(cfg_path: Path, address: str, log: Path) -> subprocess.Popen:
         env=env,
         start_new_session=True,
     )
+
+
+async def diagnose(handle, tmp_path: Path) -> str:
+    """What a person debugging a stuck incident would look at: the tail of its history and logs."""
+    parts = []
+    try:
+        s = await asyncio.wait_for(handle.query(IncidentWorkflow.status), timeout=20)
+        parts.append(f"status {s.status.value}; timeline:")
+        parts += [f"  {e.at:%H:%M:%S} {e.kind}: {e.message}" for e in s.timeline[-25:]]
+    except Exception as exc:
+        parts.append(f"status unavailable: {exc!r}")
+    try:
+        history = await asyncio.wait_for(handle.fetch_history(), timeout=20)
+        parts.append("history: " + ", ".join(e.WhichOneof("attributes") for e in history.events[-40:]))
+    except Exception as exc:
+        parts.append(f"history unavailable: {exc!r}")
+    for name in ("worker.log", "temporal/temporal.log"):
+        path = tmp_path / name
+        if path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-60:]
+            parts.append(f"--- {name} (tail) ---\n" + "\n".join(tail))
+    return "\n".join(parts)
 
 
 async def test_incident_survives_sigkill_of_worker_and_server(tmp_path):
@@ -94,14 +121,29 @@ async def test_incident_survives_sigkill_of_worker_and_server(tmp_path):
 
         from argus.models import ApprovalDecision, DecisionKind
 
-        await handle.execute_update(
-            IncidentWorkflow.decide,
-            ApprovalDecision(
-                approver="alice", decision=DecisionKind.APPROVE, proposal_hash=state.proposal.hash
-            ),
-            id="durability-click",
+        # The way every approval path hands a decision over (Teams, Slack, CLI fallback): the update,
+        # or, when the restarted worker does not accept it within moments, the durable signal.
+        decision = ApprovalDecision(
+            approver="alice",
+            decision=DecisionKind.APPROVE,
+            proposal_hash=state.proposal.hash,
+            request_id="durability-click",
         )
-        final = await handle.result()
+        outcome = await send_decision(client, inp.incident_id, decision)
+        assert outcome.status in ("accepted", "queued"), outcome
+        try:
+            final = await asyncio.wait_for(handle.result(), timeout=240)
+            # The history written across the crash replays cleanly against the workflow code.
+            replay = await Replayer(
+                workflows=WORKFLOWS, data_converter=pydantic_data_converter
+            ).replay_workflow(await handle.fetch_history())
+            assert replay.replay_failure is None, replay.replay_failure
+        except TimeoutError:
+            alive = "running" if worker.poll() is None else f"exited with {worker.returncode}"
+            pytest.fail(
+                f"incident did not finish after the restart (worker {alive}):\n"
+                + await diagnose(handle, tmp_path)
+            )
     finally:
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)

@@ -199,3 +199,64 @@ def test_cli_analyzes_a_good_case(tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["ranking"][0]["service"] == "db" and out["ranking"][0]["evidence"]
+
+
+async def test_rca_waits_for_metrics_after_onset_when_the_scraper_had_a_gap(tmp_path):
+    """A worker restart leaves the embedded scraper's store ending before the onset. Range queries
+    carry the last (calm) value over the gap, so RCA must wait for real post-onset samples."""
+    import asyncio
+    from datetime import timedelta
+
+    from temporalio.testing import ActivityEnvironment
+
+    from argus.activities.rca_agent import RcaAgent
+    from argus.integrations.archive import IncidentArchive
+    from argus.integrations.embedded_metrics import EmbeddedMetricsSource, EmbeddedMetricsStore
+    from argus.models import Alert
+    from argus.models.agents import RcaRequest
+    from argus.models.config import RcaConfig
+
+    services = ["frontend", "checkout", "payments"]
+    rng = np.random.default_rng(5)
+    store = EmbeddedMetricsStore(tmp_path / "metrics.db", max_gap=2.5)  # 1 s scrapes, as wiring sets
+    target = "http://sandbox/metrics"
+
+    def scrape(ts: float, broken: bool) -> None:
+        lines = []
+        for svc in services:
+            cpu = (0.99 if broken and svc == "payments" else 0.33) + rng.normal(0, 0.01)
+            mem = 2.6e8 + rng.normal(0, 4e6)
+            lines += [f'cpu{{service="{svc}"}} {cpu:.4f}', f'mem{{service="{svc}"}} {mem:.0f}']
+        store.ingest_text("\n".join(lines) + "\n", ts)
+        store.record_scrape(target, True, "ok", ts)
+
+    now = datetime.now(UTC).timestamp()
+    onset = now - 2.0
+    for ts in np.arange(onset - 300, onset - 1, 1.0):  # calm history, then the scraper stopped
+        scrape(float(ts), broken=False)
+
+    async def scraper_back() -> None:  # the restarted worker scrapes again, 2 s later
+        await asyncio.sleep(2.0)
+        for k in range(8):
+            scrape(onset + 1 + k, broken=True)
+
+    agent = RcaAgent(
+        EmbeddedMetricsSource("embedded", store, [target]),
+        RcaConfig(metrics={"cpu": "cpu", "memory": "mem"}, step=timedelta(seconds=1)),
+        [("frontend", "checkout"), ("checkout", "payments")],
+        IncidentArchive(f"sqlite:///{tmp_path / 'archive.db'}"),
+    )
+    start = datetime.fromtimestamp(onset, UTC)
+    req = RcaRequest(
+        incident_id="incident-gap",
+        service="payments",
+        alerts=[Alert(labels={"alertname": "HighCpu", "service": "payments"}, starts_at=start)],
+        window_start=start - timedelta(minutes=5),
+        window_end=datetime.now(UTC),  # the workflow's "now": still inside the gap
+        anomaly_start=start,
+        settle_seconds=5.0,
+    )
+    back = asyncio.create_task(scraper_back())
+    report = await ActivityEnvironment().run(agent.analyze, req)
+    await back
+    assert report.hypotheses[0].service == "payments", [h.service for h in report.hypotheses]

@@ -13,10 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from argus.integrations.oncall import Directory
@@ -63,15 +68,15 @@ def may_decide(config: ArgusConfig, directory: Directory, person: str, at: datet
 async def send_decision(client: Client, workflow_id: str, decision: ApprovalDecision) -> Outcome:
     handle = client.get_workflow_handle(workflow_id)
     try:
-        update = await asyncio.wait_for(
-            handle.start_update(
-                "decide",
-                decision,
-                id=decision.request_id,
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                result_type=str,
-            ),
-            timeout=ACCEPT_TIMEOUT,
+        # A deadline on the RPC, not asyncio.wait_for: the SDK turns a cancelled update call into
+        # WorkflowUpdateRPCTimeoutOrCancelledError, which wait_for would pass on as is.
+        update = await handle.start_update(
+            "decide",
+            decision,
+            id=decision.request_id,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            result_type=str,
+            rpc_timeout=timedelta(seconds=ACCEPT_TIMEOUT),
         )
         # Past ACCEPTED the outcome is usually already known (the handler is synchronous): a
         # validator's refusal comes back as the outcome. Never wait for more than a moment.
@@ -89,7 +94,7 @@ async def send_decision(client: Client, workflow_id: str, decision: ApprovalDeci
                 return Outcome("closed", "the incident is already closed")
             return Outcome("unknown", f"unknown incident {workflow_id!r}")
         log.warning("update to %s failed (%s); falling back to the signal", workflow_id, exc.message)
-    except TimeoutError:
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
         log.warning(
             "no worker accepted the decision for %s in %.1fs; sending it as a signal",
             workflow_id,
