@@ -98,8 +98,8 @@ class RcaAgent:
         most DATA_WAIT_S, the window's end moving with the clock). A scraper that was down, say
         for a worker restart, leaves a gap; ranking across it would read the gap as calm."""
         rows = await self._rows(req)
-        if self.source is None or req.settle_seconds <= 0:
-            return req, rows
+        if not rows or req.settle_seconds <= 0:
+            return req, rows  # no source, or none of its series exist here: nothing to wait for
         onset = req.anomaly_start.timestamp()
         step = self.config.step.total_seconds()
         deadline = time.monotonic() + DATA_WAIT_S

@@ -47,6 +47,11 @@ class TemporalConfig(Model):
     retention: Duration = timedelta(days=30)
     dev_server_port: int = 7233
     ui_port: int | None = 8233  # None: no Web UI (headless)
+    # The embedded dev server's SQLite file runs in WAL mode. "normal": a commit survives any
+    # process crash (SIGKILL of the server included), the last commits may be lost to a power
+    # cut or kernel crash. "full": an fsync per commit survives those too, at about 1.6x the
+    # latency. Production clusters use their own database and ignore this.
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
 
 
 class GatewayConfig(Model):

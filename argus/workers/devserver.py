@@ -54,6 +54,7 @@ class DevServer:
         db_file: Path | None = None,
         extra_args: list[str] | None = None,
         ui_codec_endpoint: str | None = None,
+        sqlite_synchronous: str = "normal",
     ) -> None:
         self.state_dir = state_dir
         self.namespace = namespace
@@ -62,6 +63,7 @@ class DevServer:
         self.retention = retention
         self.db_file = db_file or state_dir / "temporal.db"
         self.extra_args = extra_args or []
+        self.sqlite_synchronous = sqlite_synchronous
         # With payload encryption on, the Web UI decodes through the gateway's codec endpoint.
         self.ui_codec_endpoint = ui_codec_endpoint
         self.proc: subprocess.Popen | None = None
@@ -90,6 +92,13 @@ class DevServer:
             self.namespace,
             "--log-level",
             "warn",
+            # WAL: one sequential append per commit instead of a rollback journal. Measured on 2
+            # cores, 50 new incidents at 20/s: alert -> incident started p50 6.5 s / p99 28 s with
+            # the default journal, 0.26 s / 0.58 s with WAL + synchronous=normal (docs/monitoring.md).
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            f"synchronous={self.sqlite_synchronous}",
             *search_attribute_flags(),
             *self.extra_args,
         ]

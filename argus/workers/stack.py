@@ -125,6 +125,7 @@ class Stack:
                 port=t.dev_server_port,
                 ui_port=t.ui_port if self.ui else None,
                 retention=t.retention,
+                sqlite_synchronous=t.sqlite_synchronous,
                 ui_codec_endpoint=f"{self.gateway_url}/codec" if self.config.encryption.enabled else None,
             )
             await asyncio.to_thread(self.dev.start)
