@@ -35,12 +35,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadkit import monitoring, wait_drained, wait_http  # noqa: E402
+from loadkit import monitoring, task_trouble, wait_drained, wait_http  # noqa: E402
 
 from argus.analysis.routing import group_key, incident_id_for, resolve_routes  # noqa: E402
 from argus.models import Route  # noqa: E402
 from argus.workers.client import connect  # noqa: E402
 from argus.workers.devserver import DevServer, free_port, port_open  # noqa: E402
+from argus.workflows.monitoring import MonitoringWorkflow  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -209,22 +210,37 @@ async def main() -> None:
     ap.add_argument("--groups", type=int, default=50)
     ap.add_argument("--latency-n", type=int, default=200)
     ap.add_argument("--latency-rate", type=float, default=20.0)
+    ap.add_argument(
+        "--split", action="store_true", help="run `argus worker` and `argus gateway` as two processes"
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="argus-ingest-"))
     am, am_url = start_alertmanager(tmp)
     dev = DevServer(tmp / "temporal", "argus", port=free_port(), ui_port=None)
-    argus_proc = None
+    argus_proc = worker_proc = None
     try:
         dev.start()
         gw_port = free_port()
         cfg = argus_config(tmp, dev.address, gw_port, group_wait="0s")
         argus_exe = Path(sys.executable).parent / "argus"
+        env = {**os.environ, "ARGUS_LINK_SECRET": "bench-secret-0123456789abcdef"}
+        if args.split:
+            # The worker and the gateway as two processes (a production layout).
+            worker_proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
+                [str(argus_exe), "worker", "--config", str(cfg), "--temporal", dev.address],
+                stdout=(tmp / "worker.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            cmd = "gateway"
+        else:
+            cmd = "up"
         argus_proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
-            [str(argus_exe), "up", "--config", str(cfg), "--temporal", dev.address],
+            [str(argus_exe), cmd, "--config", str(cfg), "--temporal", dev.address],
             stdout=(tmp / "argus.log").open("wb"),
             stderr=subprocess.STDOUT,
-            env={**os.environ, "ARGUS_LINK_SECRET": "bench-secret-0123456789abcdef"},
+            env=env,
         )
         gw = f"http://127.0.0.1:{gw_port}"
         try:
@@ -254,6 +270,11 @@ async def main() -> None:
         _, drain_s = await wait_drained(monitoring(client), timeout=600)
         argus_res["drain_s"] = round(drain_s, 1)
         print(f"burst routed {drain_s:.1f}s after the load ended", flush=True)
+        trouble = await task_trouble(client, "monitoring-default")
+        status = await monitoring(client).query(MonitoringWorkflow.status)
+        argus_res["monitoring_runs"] = status.runs
+        argus_res["workflow_task_trouble"] = trouble
+        print(f"monitoring runs {status.runs}; workflow task trouble {trouble or 'none'}", flush=True)
         lat = await latency_phase(gw, dev.address, args.latency_n, args.latency_rate)
         print("latency alert->incident started", json.dumps(lat), flush=True)
         summary = {"alertmanager": am_res, "argus": argus_res, "ratio": round(ratio, 3), "latency": lat}
@@ -261,12 +282,13 @@ async def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "ingest.json").write_text(json.dumps(summary, indent=2))
     finally:
-        if argus_proc is not None:
-            argus_proc.terminate()
-            try:
-                argus_proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                argus_proc.kill()
+        for proc in (argus_proc, worker_proc):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         dev.stop()
         am.terminate()
         am.wait()

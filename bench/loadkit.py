@@ -173,6 +173,25 @@ async def last_task_failure(client: Client, workflow_id: str) -> str | None:
     return None
 
 
+async def task_trouble(client: Client, workflow_id: str) -> dict[str, int]:
+    """Failed and timed-out workflow tasks across every run of `workflow_id`, by cause: what a
+    stall of the workflow (a deadlock, a replay after eviction) leaves in its histories."""
+    from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+
+    found: dict[str, int] = {}
+    async for wf in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        async for e in client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history_events():
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                a = e.workflow_task_failed_event_attributes
+                why = f"failed: {WorkflowTaskFailedCause.Name(a.cause)}: {a.failure.message[:80]}"
+            elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                why = "timed out"
+            else:
+                continue
+            found[why] = found.get(why, 0) + 1
+    return found
+
+
 async def wait_drained(
     handle: WorkflowHandle, timeout: float = 300, stuck_after: float = 60
 ) -> tuple[FingerprintReport, float]:

@@ -116,17 +116,17 @@ class Topology:
         return found
 
 
-def find_related(
+def pick_related(
     service: str | None,
-    source: str,
     receiver: str,
     now: datetime,
     groups: list[GroupView],
     config: CorrelationConfig,
     topology: Topology | None = None,
-) -> Correlation | None:
-    """The live group an alert of `service` belongs with: the nearest in the topology (the same
-    service first), then the oldest. `groups` may be just the ones holding a nearby service."""
+) -> tuple[GroupView, int, str] | None:
+    """The live group an alert of `service` belongs with, how many hops away, and through which
+    of its services: the nearest in the topology (the same service first), then the oldest.
+    `groups` may be just the ones holding a nearby service."""
     if not config.enabled or not service:
         return None
     topo = topology or Topology(config.topology)
@@ -145,6 +145,20 @@ def find_related(
     if best is None:
         return None
     hops, _, _, g, other = best
+    return g, hops, other
+
+
+def explain_related(
+    service: str,
+    source: str,
+    now: datetime,
+    picked: tuple[GroupView, int, str],
+    config: CorrelationConfig,
+    topology: Topology | None = None,
+) -> Correlation:
+    """The decision `pick_related` made, with its reason spelled out."""
+    g, hops, other = picked
+    topo = topology or Topology(config.topology)
     age = now - g.created_at
     if hops == 0:
         src = f" (this alert from {source}; the group has alerts from {', '.join(sorted(g.sources))})"
@@ -160,12 +174,30 @@ def find_related(
     return Correlation(g.key, hops, reason)
 
 
+def find_related(
+    service: str | None,
+    source: str,
+    receiver: str,
+    now: datetime,
+    groups: list[GroupView],
+    config: CorrelationConfig,
+    topology: Topology | None = None,
+) -> Correlation | None:
+    """The live group an alert of `service` belongs with (see `pick_related`), explained."""
+    picked = pick_related(service, receiver, now, groups, config, topology)
+    if picked is None or not service:
+        return None
+    return explain_related(service, source, now, picked, config, topology)
+
+
 __all__ = [
     "Correlation",
     "GroupView",
     "Topology",
     "describe_path",
+    "explain_related",
     "find_related",
     "neighbours",
+    "pick_related",
     "shortest_path",
 ]

@@ -32,10 +32,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from argus.analysis.correlation import GroupView, Topology, find_related
+from argus.analysis.correlation import Correlation, GroupView, Topology, explain_related, pick_related
 from argus.models import Alert, AlertStatus, Matcher, Route, RouteDecision, RouteDecisionKind, Silence
 from argus.models.alert import alert_from_compact
-from argus.models.common import Model, UtcDateTime
+from argus.models.common import Model, UtcDateTime, construct_unvalidated
 from argus.models.config import RoutingConfig
 from argus.models.routing import TimeInterval, matches_all
 
@@ -61,6 +61,16 @@ class ResolvedRoute(Model):
     repeat_interval: timedelta
     mute_time_intervals: list[str] = Field(default_factory=list)
     active_time_intervals: list[str] = Field(default_factory=list)
+
+
+def _decided(
+    fp: str, name: str, kind: RouteDecisionKind, reason: str, key: str | None, at: datetime
+) -> RouteDecision:
+    """A decision on the ingest path, built from values the router holds (already valid)."""
+    return construct_unvalidated(
+        RouteDecision,
+        {"fingerprint": fp, "alertname": name, "kind": kind, "reason": reason, "group_key": key, "at": at},
+    )
 
 
 class AlertEntry(Model):
@@ -294,6 +304,12 @@ class Router:
         self._svc_count: dict[str, dict[str, int]] = {}
         self._src_count: dict[str, dict[str, int]] = {}
         self._svc_groups: dict[str, set[str]] = {}
+        # What correlation picked for a (service, receiver), and the generation of the live
+        # groups it was picked from: any change to them (a group opens, closes or goes, a
+        # service or source joins or leaves one) starts a new generation. In an alert storm
+        # every new alert of a folded group asks again, and the answer is then a lookup.
+        self._corr_gen = 0
+        self._corr_memo: dict[tuple[str, str], tuple[int, tuple[GroupView, int, str] | None]] = {}
         for key, g in state.groups.items():
             for e in g.alerts.values():
                 self._retrack(key, None, e.alert)
@@ -531,6 +547,25 @@ class Router:
             self.state.counts["duplicate"] = self.state.counts.get("duplicate", 0) + repeats
         return consumed, repeats
 
+    def _correlate(
+        self, service: str | None, source: str, receiver: str, now: datetime
+    ) -> Correlation | None:
+        """The live group an alert of `service` belongs with (see `argus.analysis.correlation`)."""
+        cfg = self.config.correlation
+        if not service or not cfg.enabled:
+            return None
+        memo = self._corr_memo.get((service, receiver))
+        if memo is not None and memo[0] == self._corr_gen:
+            picked = memo[1]
+            # Time only takes groups out of the window; the pick holds until its own group leaves.
+            if picked is None or now - picked[0].created_at <= cfg.window:
+                return explain_related(service, source, now, picked, cfg, self._topology) if picked else None
+        picked = pick_related(service, receiver, now, self._related_views(service), cfg, self._topology)
+        if len(self._corr_memo) > 10_000:
+            self._corr_memo.clear()
+        self._corr_memo[(service, receiver)] = (self._corr_gen, picked)
+        return explain_related(service, source, now, picked, cfg, self._topology) if picked else None
+
     def _related_views(self, service: str) -> list[GroupView]:
         """Live groups holding a firing alert of a service near `service` in the topology."""
         near = self._topology.distances(service, self.config.correlation.max_hops)
@@ -558,10 +593,13 @@ class Router:
         svc = alert.labels.get(self.config.correlation.service_label)
         if svc is not None:
             counts = self._svc_count.setdefault(key, {})
-            n = counts.get(svc, 0) + delta
+            before = counts.get(svc, 0)
+            n = before + delta
             if n > 0:
                 counts[svc] = n
-                self._svc_groups.setdefault(svc, set()).add(key)
+                if before == 0:
+                    self._svc_groups.setdefault(svc, set()).add(key)
+                    self._corr_gen += 1
             else:
                 counts.pop(svc, None)
                 holders = self._svc_groups.get(svc)
@@ -569,12 +607,17 @@ class Router:
                     holders.discard(key)
                     if not holders:
                         del self._svc_groups[svc]
+                self._corr_gen += 1
         sources = self._src_count.setdefault(key, {})
-        m = sources.get(alert.source, 0) + delta
+        before = sources.get(alert.source, 0)
+        m = before + delta
         if m > 0:
             sources[alert.source] = m
+            if before == 0:
+                self._corr_gen += 1
         else:
             sources.pop(alert.source, None)
+            self._corr_gen += 1
 
     def _retrack(self, key: str, old: Alert | None, new: Alert | None) -> None:
         """An entry of group `key` changed from `old` to `new` (None: absent)."""
@@ -585,7 +628,17 @@ class Router:
 
     # --- bookkeeping of entries (keeps the fingerprint index and the counts in step) ------------
     def _add_entry(self, g: GroupState, slot: str, alert: Alert, now: datetime) -> AlertEntry:
-        entry = AlertEntry(alert=alert, first_seen=now, last_seen=now, sup_version=self.state.sup_version)
+        entry = construct_unvalidated(
+            AlertEntry,
+            {
+                "alert": alert,
+                "first_seen": now,
+                "last_seen": now,
+                "transitions": [],
+                "flapping": False,
+                "sup_version": self.state.sup_version,
+            },
+        )
         g.alerts[alert.fingerprint] = entry
         self._index.setdefault(alert.fingerprint, []).append((slot, g.key))
         self._retrack(g.key, None, alert)
@@ -606,6 +659,7 @@ class Router:
         self._unindex(fp, g.key)
 
     def _drop_group(self, key: str) -> None:
+        self._corr_gen += 1
         g = self.state.groups.pop(key)
         for fp, e in g.alerts.items():
             self._retrack(key, e.alert, None)
@@ -677,15 +731,7 @@ class Router:
             released = f"{held.kind.value} no longer applies; " if held is not None else ""
             if group is None:
                 service = alert.labels.get(self.config.correlation.service_label)
-                related = find_related(
-                    service,
-                    alert.source,
-                    route.receiver,
-                    now,
-                    self._related_views(service) if service and self.config.correlation.enabled else [],
-                    self.config.correlation,
-                    self._topology,
-                )
+                related = self._correlate(service, alert.source, route.receiver, now)
                 if related is not None:
                     group = self.state.groups[related.group_key]
                     key = group.key
@@ -700,6 +746,7 @@ class Router:
                         created_at=now,
                     )
                     self.state.groups[key] = group
+                    self._corr_gen += 1
                     kind, reason = (
                         RouteDecisionKind.NEW_GROUP,
                         (
@@ -713,9 +760,7 @@ class Router:
                 kind = RouteDecisionKind.RELEASED
             self._add_entry(group, slot, alert, now)
             group.dirty[fp] = True
-            d = RouteDecision(
-                fingerprint=fp, alertname=alert.name, kind=kind, at=now, group_key=key, reason=reason
-            )
+            d = _decided(fp, alert.name, kind, reason, key, now)
             self._tell(group, d)
             return d
 
@@ -762,9 +807,7 @@ class Router:
         reason = (
             "alert resolved" if kind == RouteDecisionKind.RESOLVED else f"alert fired again in group {key}"
         )
-        d = RouteDecision(
-            fingerprint=fp, alertname=alert.name, kind=kind, at=now, group_key=key, reason=reason
-        )
+        d = _decided(fp, alert.name, kind, reason, key, now)
         self._tell(group, d)
         return d
 
@@ -900,7 +943,9 @@ class Router:
                             )
                         )
                         g.incident_open = True
-                        g.incident_closed_at = None
+                        if g.incident_closed_at is not None:
+                            g.incident_closed_at = None
+                            self._corr_gen += 1
                         g.last_flush = now
                         g.dirty, g.resolved_dirty = {}, False
                         g.decisions = []
@@ -959,13 +1004,16 @@ class Router:
             self._drop_group(group_key_)
         else:
             g.incident_closed_at = now
+            self._corr_gen += 1
 
     def incident_lost(self, group_key_: str) -> None:
         """The incident could not be reached (it closed meanwhile): open a new one next time."""
         g = self.state.groups.get(group_key_)
         if g is not None:
             g.incident_open = False
-            g.incident_closed_at = None
+            if g.incident_closed_at is not None:
+                g.incident_closed_at = None
+                self._corr_gen += 1
 
 
 def _route_uses_intervals(route: Route) -> bool:

@@ -63,6 +63,9 @@ class GatewayConfig(Model):
     flush_interval: Duration = timedelta(milliseconds=10)
     max_batch_alerts: int = 2000
     link_ttl: Duration = timedelta(hours=1)
+    # `argus up` runs the gateway in a process of its own, so taking alerts in and routing them
+    # (the worker) do not share one interpreter: about twice the ingest rate on two cores.
+    own_process: bool = True
 
 
 SourceType = Literal["embedded", "prometheus", "elasticsearch"]

@@ -41,6 +41,7 @@ from argus.models import (
 )
 from argus.models.agents import BackfillInput, BackfillProgress, MonitoringStatus
 
+from .gc_tuning import tune_gc
 from .settings import ConfigError, load_config, state_dir
 
 app = typer.Typer(help="ARGUS: incident automation on durable Temporal workflows.", no_args_is_help=True)
@@ -138,7 +139,10 @@ def up(
         cfg = _config(config)
         if demo:
             cfg.policy.demo = True
-        async with Stack(cfg, temporal=temporal, sandbox=sandbox or demo) as stack:
+        async with Stack(
+            cfg, temporal=temporal, sandbox=sandbox or demo, gateway_process=cfg.gateway.own_process
+        ) as stack:
+            tune_gc()
             err.print(
                 f"[green]ARGUS is up[/]: gateway {stack.gateway_url}"
                 + (f", Web UI {stack.ui_url}" if stack.ui_url else "")
@@ -202,6 +206,7 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
         await ensure_search_attributes(client, cfg.temporal.namespace)
         rt = build_runtime(cfg)
         w = make_worker(client, rt)
+        tune_gc()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         import signal
@@ -218,7 +223,13 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
 
 
 @app.command()
-def gateway(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
+def gateway(
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    parent_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop when this process is gone (`argus up`'s child).")
+    ] = None,
+) -> None:
     """Run only the HTTP gateway."""
     import uvicorn
 
@@ -242,8 +253,28 @@ def gateway(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
             NonceStore(st / "nonces.db"),
             token=secrets.require("gateway_token") if cfg.gateway.require_token else None,
         )
-        server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=cfg.gateway.host, port=cfg.gateway.port))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(ctx),
+                host=cfg.gateway.host,
+                port=cfg.gateway.port,
+                log_level="warning",
+                access_log=False,  # a line per request would cost more than the request
+            )
+        )
+
+        async def orphaned() -> None:
+            # Started by `argus up`: if that process dies (even by SIGKILL), stop too, so a
+            # restarted `argus up` finds the port free.
+            while os.getppid() == parent_pid:  # noqa: ASYNC110 - nothing signals a parent gone
+                await asyncio.sleep(0.5)
+            server.should_exit = True
+
+        watchdog = asyncio.create_task(orphaned()) if parent_pid is not None else None
+        tune_gc()
         await server.serve()
+        if watchdog is not None:
+            watchdog.cancel()
         return 0
 
     run(main())

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import orjson
 from prometheus_client import Counter, Histogram
 
 from argus.models.alert import CompactBatch
@@ -88,9 +87,7 @@ class IngestCoalescer:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, scope: str, p: _Pending) -> None:
-        batch = CompactBatch(
-            batch_id=uuid.uuid4().hex, data=orjson.dumps(p.alerts).decode(), count=len(p.alerts)
-        )
+        batch = CompactBatch.of(uuid.uuid4().hex, p.alerts)
         started = time.perf_counter()
         async with self._in_flight:
             try:

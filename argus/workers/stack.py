@@ -1,7 +1,7 @@
-"""`argus up`: the embedded stack in one process — Temporal dev server (a child process on
-a SQLite file), one worker, the gateway, the embedded metrics scraper and, for the demo,
-the sandbox. Ctrl-C stops everything cleanly; starting again resumes in-flight incidents
-because the dev server reopens the same database file.
+"""`argus up`: the embedded stack — Temporal dev server (a child process on a SQLite file),
+one worker, the gateway (a child process of its own, or in this process), the embedded
+metrics scraper and, for the demo, the sandbox. Ctrl-C stops everything cleanly; starting
+again resumes in-flight incidents because the dev server reopens the same database file.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
@@ -93,7 +95,12 @@ class Stack:
     """Everything `argus up` runs. Use `async with Stack(...) as stack:`."""
 
     def __init__(
-        self, config: ArgusConfig, temporal: str | None = None, sandbox: bool = False, ui: bool = True
+        self,
+        config: ArgusConfig,
+        temporal: str | None = None,
+        sandbox: bool = False,
+        ui: bool = True,
+        gateway_process: bool = False,
     ) -> None:
         self.config = config
         self.temporal = temporal or config.temporal.address
@@ -107,6 +114,8 @@ class Stack:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._server: uvicorn.Server | None = None
+        self.gateway_process = gateway_process
+        self._gateway_proc: asyncio.subprocess.Process | None = None
 
     @property
     def ui_url(self) -> str | None:
@@ -153,33 +162,22 @@ class Stack:
         secrets = load_secrets(self.config)
         self.rt = build_runtime(self.config, secrets)
         worker = make_worker(self.client, self.rt)
-        gateway = GatewayContext(
-            self.config,
-            self.client,
-            self.rt.archive,
-            self.rt.signer,  # type: ignore[arg-type]
-            NonceStore(self.state / "nonces.db"),
-            token=secrets.require("gateway_token") if self.config.gateway.require_token else None,
-        )
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(gateway),
-                host=self.config.gateway.host,
-                port=self.config.gateway.port,
-                log_level="warning",
-            )
-        )
         self._tasks = [
             asyncio.create_task(worker.run(), name="worker"),
-            asyncio.create_task(self._server.serve(), name="gateway"),
+            asyncio.create_task(
+                self._gateway_child(address) if self.gateway_process else self._gateway_here(secrets),
+                name="gateway",
+            ),
             asyncio.create_task(run_scrapers(self.rt, self._stop), name="scrapers"),
         ]
         self._worker = worker
-        while not self._server.started:
+        while not await self._gateway_up():
             for task in self._tasks:
-                if task.done():
+                # The scrapers' task may end at once (nothing to scrape); the others must not.
+                if task.done() and (task.get_name() != "scrapers" or task.exception()):
                     await self.__aexit__(None, None, None)
                     task.result()
+                    raise RuntimeError(f"ARGUS {task.get_name()} stopped while starting")
             await asyncio.sleep(0.05)
         await start_orchestrator(self.client, self.config)
         # Every configured heartbeat check gets its durable timer now, so a job that never pings
@@ -196,6 +194,51 @@ class Stack:
             ),
         )
         return self
+
+    async def _gateway_here(self, secrets) -> None:  # type: ignore[no-untyped-def]
+        """The gateway in this process (tests, and `gateway.own_process: false`)."""
+        assert self.client is not None and self.rt is not None
+        gateway = GatewayContext(
+            self.config,
+            self.client,
+            self.rt.archive,
+            self.rt.signer,  # type: ignore[arg-type]
+            NonceStore(self.state / "nonces.db"),
+            token=secrets.require("gateway_token") if self.config.gateway.require_token else None,
+        )
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(gateway),
+                host=self.config.gateway.host,
+                port=self.config.gateway.port,
+                log_level="warning",
+            )
+        )
+        await self._server.serve()
+
+    async def _gateway_child(self, address: str) -> None:
+        """The gateway as `argus gateway`, a process of its own: alert intake and routing then
+        run on two interpreters. It gets this stack's effective configuration, stops when
+        asked (or when this process is gone), and its exit ends the stack like a crash would."""
+        cfg_file = self.state / "gateway-config.json"
+        cfg_file.write_text(self.config.model_dump_json())
+        self._gateway_proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "argus", "gateway",
+            "--config", str(cfg_file), "--temporal", address, "--parent-pid", str(os.getpid()),
+            start_new_session=True,  # Ctrl-C reaches this process, which then stops the gateway
+        )  # fmt: skip
+        code = await self._gateway_proc.wait()
+        if not self._stop.is_set():
+            raise RuntimeError(f"the gateway process exited with code {code}")
+
+    async def _gateway_up(self) -> bool:
+        if not self.gateway_process:
+            return self._server is not None and self._server.started
+        try:
+            async with httpx.AsyncClient(timeout=1) as http:
+                return (await http.get(f"{self.gateway_url}/healthz")).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def wait(self) -> None:
         """Run until Ctrl-C / SIGTERM, or until a component fails."""
@@ -218,6 +261,12 @@ class Stack:
         self._stop.set()
         if self._server is not None:
             self._server.should_exit = True
+        if self._gateway_proc is not None and self._gateway_proc.returncode is None:
+            self._gateway_proc.terminate()  # graceful: it flushes what it has accepted
+            try:
+                await asyncio.wait_for(self._gateway_proc.wait(), timeout=15)
+            except TimeoutError:
+                self._gateway_proc.kill()
         if getattr(self, "_worker", None) is not None:
             with contextlib.suppress(Exception):
                 await self._worker.shutdown()

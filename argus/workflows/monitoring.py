@@ -249,7 +249,7 @@ class MonitoringWorkflow:
                     self.state.alerts_received += len(batch.alerts)
                     budget -= len(batch.alerts) * SLOW_PATH_COST
                     continue
-                records = orjson.loads(batch.data)
+                records = batch.records()
             consumed, repeats = self.router.ingest_records(records, now, budget)
             self.state.alerts_received += consumed
             budget -= repeats + (consumed - repeats) * SLOW_PATH_COST
@@ -273,7 +273,7 @@ class MonitoringWorkflow:
                 if isinstance(batch, AlertBatch):
                     out.extend(alert_to_compact(a) for a in batch.alerts)
                 else:
-                    out.extend(orjson.loads(batch.data))
+                    out.extend(batch.records())
         return out, ids
 
     def _remember(self, batch_id: str) -> None:
