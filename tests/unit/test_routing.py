@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -377,6 +378,71 @@ def test_correlation_never_crosses_receivers():
     r.ingest([alert("DbDown", service="payments-db", team="dba")], T0)
     [d] = r.ingest([alert("HighErrorRate", service="payments")], T0)
     assert d.kind == RouteDecisionKind.NEW_GROUP
+
+
+def test_a_remembered_correlation_lapses_when_its_group_closes_or_leaves_the_window():
+    r = router()
+    r.ingest([alert("HighLatency", service="payments")], T0)
+    [d] = r.ingest([alert("ErrorRate", service="payments")], T0 + timedelta(seconds=1))
+    assert d.kind == RouteDecisionKind.CORRELATED  # the answer for payments is now remembered
+    [first] = r.state.groups
+    r.incident_closed(first, T0 + timedelta(seconds=2))  # closed, its alerts still firing
+    [d] = r.ingest([alert("CpuHigh", service="payments")], T0 + timedelta(seconds=3))
+    assert d.kind == RouteDecisionKind.NEW_GROUP, "a closed incident's group takes no new alerts"
+
+    r = router()
+    r.ingest([alert("HighLatency", service="payments")], T0)
+    [d] = r.ingest([alert("ErrorRate", service="payments")], T0 + timedelta(minutes=1))
+    assert d.kind == RouteDecisionKind.CORRELATED and "opened 60s ago" in d.reason
+    [d] = r.ingest([alert("ErrorRate", service="payments", pod="b")], T0 + timedelta(minutes=5))
+    assert d.kind == RouteDecisionKind.CORRELATED and "opened 300s ago" in d.reason, "age is current"
+    [d] = r.ingest([alert("CpuHigh", service="payments")], T0 + timedelta(minutes=11))
+    assert d.kind == RouteDecisionKind.NEW_GROUP, "outside the 10m correlation window"
+
+
+def test_remembered_correlation_answers_exactly_what_a_fresh_search_would():
+    """In a storm every new alert of a folded group asks correlation again; the router remembers
+    the answer until the live groups change or the picked group leaves the window. Random
+    traffic (new and resolving alerts, incidents opening and closing, time passing the window)
+    must get the same decisions, word for word, as a router that searches every time."""
+
+    class Forgetful(dict):
+        def __setitem__(self, key, value) -> None:  # remembers nothing
+            pass
+
+    rng = random.Random(11)
+    services = ["frontend", "checkout", "payments", "payments-db", "search", "index", "lonely"]
+    names = ["HighLatency", "ErrorRate", "CpuHigh", "LogErrorSpike"]
+    remembering, searching = router(), router()
+    searching._corr_memo = Forgetful()
+    now = T0
+    for step in range(400):
+        now += timedelta(seconds=rng.choice([0, 1, 2, 5, 30, 200, 700]))
+        batch = [
+            alert(
+                rng.choice(names),
+                at=now,
+                status="resolved" if rng.random() < 0.15 else "firing",
+                source=rng.choice(["evaluator", "elasticsearch"]),
+                service=rng.choice(services),
+                instance=str(rng.randrange(40)),
+            )
+            for _ in range(rng.randrange(1, 4))
+        ]
+        got = remembering.ingest(batch, now)
+        want = searching.ingest(batch, now)
+        assert [(d.kind, d.group_key, d.reason) for d in got] == [
+            (d.kind, d.group_key, d.reason) for d in want
+        ], f"step {step}"
+        assert [a.group_key for a in remembering.due(now)] == [a.group_key for a in searching.due(now)]
+        if rng.random() < 0.2 and remembering.state.groups:
+            key = rng.choice(sorted(remembering.state.groups))
+            remembering.incident_closed(key, now)
+            searching.incident_closed(key, now)
+        remembering.sweep(now)
+        searching.sweep(now)
+    assert remembering.state.counts == searching.state.counts
+    assert remembering.state.counts.get("correlated", 0) > 20, "the traffic exercised correlation"
 
 
 def test_shortest_path_ignores_direction_and_respects_hops():

@@ -1,0 +1,148 @@
+"""`argus up` runs its gateway as a process of its own (`gateway.own_process`, the default):
+what that gateway acknowledges is durable in the monitoring scope, a SIGKILL of `argus up`
+takes the gateway down with it (so a restart finds the port free), and a restart carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from argus.models.agents import FingerprintCheck
+from argus.models.alert import labels_fingerprint
+from argus.workers.devserver import port_open
+from argus.workflows.monitoring import MonitoringWorkflow
+from tests.integrations.dev_temporal import dev_temporal  # noqa: F401 - fixture
+
+from .stackkit import e2e_config, eventually, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+def argus_up(cfg_path: Path, address: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "argus"), "up", "--config", str(cfg_path), "--temporal", address],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ARGUS_LINK_SECRET": "gateway-process-test-secret-0123"},
+        start_new_session=True,
+    )
+
+
+def gateway_children(parent: int) -> list[int]:
+    """Processes started as `argus gateway … --parent-pid <parent>`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"gateway" in args and b"--parent-pid" in args and str(parent).encode() in args:
+            found.append(int(entry.name))
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie (exited, not yet reaped by its dead parent's reaper) counts as gone.
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def batch(scope_run: str, n: int) -> list[dict]:
+    now = datetime.now(UTC).isoformat()
+    return [
+        {
+            "labels": {"alertname": "DiskFull", "instance": f"{scope_run}-{i}", "severity": "warning"},
+            "startsAt": now,
+        }
+        for i in range(n)
+    ]
+
+
+async def test_argus_up_runs_its_gateway_in_a_child_process_that_dies_with_it(tmp_path, dev_temporal):  # noqa: F811
+    scope = f"gw{uuid.uuid4().hex[:6]}"
+    raw = e2e_config(
+        tmp_path,
+        "http://127.0.0.1:9",
+        temporal=dev_temporal.address,
+        sources=[],
+        rules=[],
+        policy={"phases": {"monitoring": True, "incident": False, "docgen": False}},
+    )
+    raw["temporal"]["namespace"] = "default"
+    cfg_path = write_config(tmp_path, raw)
+    gw = f"http://127.0.0.1:{raw['gateway']['port']}"
+    log = tmp_path / "argus.log"
+    monitoring = dev_temporal.client.get_workflow_handle(f"monitoring-{scope}")
+    sent: list[str] = []
+
+    async def post(http: httpx.AsyncClient, alerts: list[dict]) -> None:
+        r = await http.post(f"{gw}/api/v2/alerts", params={"scope": scope}, json=alerts)
+        assert r.status_code == 200, r.text
+        sent.extend(labels_fingerprint(a["labels"]) for a in alerts)
+
+    async def all_held() -> bool:
+        report = await monitoring.query(
+            MonitoringWorkflow.check_fingerprints,
+            FingerprintCheck(fingerprints=sent),
+            rpc_timeout=timedelta(seconds=10),
+        )
+        return report.queued == 0 and report.missing == []
+
+    async def healthy() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2) as http:
+                return (await http.get(f"{gw}/healthz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    up = argus_up(cfg_path, dev_temporal.address, log)
+    try:
+        await eventually(healthy, timeout=90, what=f"the gateway answers ({log})")
+        [child] = gateway_children(up.pid)
+        assert child != up.pid
+
+        async with httpx.AsyncClient(timeout=30) as http:
+            await post(http, batch("first", 40))
+        await eventually(all_held, timeout=60, what="the acknowledged alerts in the scope")
+
+        # SIGKILL: no chance to clean up. The gateway notices its parent is gone and stops.
+        up.send_signal(signal.SIGKILL)
+        up.wait(timeout=10)
+        await eventually(
+            lambda: asyncio.to_thread(gone, child), timeout=15, what="the orphaned gateway stopping"
+        )
+        assert not port_open("127.0.0.1", raw["gateway"]["port"])
+
+        up = argus_up(cfg_path, dev_temporal.address, log)
+        await eventually(healthy, timeout=90, what=f"the restarted gateway answers ({log})")
+        [child] = gateway_children(up.pid)
+        async with httpx.AsyncClient(timeout=30) as http:
+            await post(http, batch("second", 10))
+        await eventually(all_held, timeout=60, what="alerts from before and after the kill in the scope")
+
+        # A graceful stop ends both processes.
+        up.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(up.wait, 30) == 0, log.read_text()[-3000:]
+        await eventually(
+            lambda: asyncio.to_thread(gone, child), timeout=15, what="the gateway stopping with `argus up`"
+        )
+    finally:
+        if up.poll() is None:
+            up.kill()
+        for pid in gateway_children(up.pid):
+            os.kill(pid, signal.SIGKILL)
