@@ -94,7 +94,7 @@ class GroupState(Model):
     last_flush: UtcDateTime | None = None
     # Fingerprints changed since the last flush (a dict for O(1) membership and a stable order).
     dirty: dict[str, bool] = Field(default_factory=dict)
-    resolved_dirty: bool = False  # a resolution is among the changes: tell the incident at once
+    resolved_dirty: bool = False  # a resolution is among the changes (the last one: tell at once)
     decisions: list[RouteDecision] = Field(default_factory=list)  # not yet shown to the incident
     decisions_dropped: int = 0  # older ones beyond MAX_GROUP_DECISIONS, counted only
 
@@ -899,8 +899,11 @@ class Router:
             return None
         if g.last_flush is None:
             return g.created_at
-        # Resolutions are news an incident acts on; do not hold them back for group_interval.
-        if g.resolved_dirty:
+        # The all-clear (the group's last firing alert resolved) is news the incident acts on at
+        # once. Other resolutions wait for group_interval like any change: in a storm of alerts
+        # coming and going, the incident hears about it once per interval, not on every pass,
+        # which keeps its history from growing with the storm.
+        if g.resolved_dirty and not self._src_count.get(g.key):
             return g.last_flush
         return g.last_flush + g.route.group_interval
 

@@ -260,6 +260,7 @@ def gateway(
                 port=cfg.gateway.port,
                 log_level="warning",
                 access_log=False,  # a line per request would cost more than the request
+                timeout_graceful_shutdown=10,
             )
         )
 

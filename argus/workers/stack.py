@@ -28,7 +28,7 @@ from argus.workflows import search_attributes as sa
 
 from .client import connect
 from .codec import codec_from
-from .devserver import DevServer, wait_for_namespace
+from .devserver import DevServer, port_open, wait_for_namespace
 from .gateway import GatewayContext, create_app
 from .gateway.heartbeats import ensure_checks
 from .settings import load_secrets, state_dir
@@ -220,6 +220,12 @@ class Stack:
         """The gateway as `argus gateway`, a process of its own: alert intake and routing then
         run on two interpreters. It gets this stack's effective configuration, stops when
         asked (or when this process is gone), and its exit ends the stack like a crash would."""
+        # A gateway left by a predecessor that was killed finishes its requests, then stops
+        # (it watches its parent); give it that time rather than fail to bind the port.
+        for _ in range(150):
+            if not port_open(self.config.gateway.host, self.config.gateway.port):
+                break
+            await asyncio.sleep(0.1)
         cfg_file = self.state / "gateway-config.json"
         cfg_file.write_text(self.config.model_dump_json())
         self._gateway_proc = await asyncio.create_subprocess_exec(
