@@ -46,6 +46,7 @@ MAX_TRANSITIONS = 16
 MAX_GROUP_DECISIONS = 50  # explanations kept per group until its incident is told
 MAX_FORWARD = 200  # alerts sent to an incident per update (its input and signals stay small)
 SLOW_PATH_COST = 25  # a new or changed alert costs about as much as this many repeats
+RESOLVED_NEWS_INTERVAL = timedelta(seconds=10)  # resolutions reach the incident at most this late
 MIN_SWEEP = timedelta(seconds=1)  # expiry is checked at most this often, on a full pass
 FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
@@ -900,11 +901,14 @@ class Router:
         if g.last_flush is None:
             return g.created_at
         # The all-clear (the group's last firing alert resolved) is news the incident acts on at
-        # once. Other resolutions wait for group_interval like any change: in a storm of alerts
-        # coming and going, the incident hears about it once per interval, not on every pass,
-        # which keeps its history from growing with the storm.
-        if g.resolved_dirty and not self._src_count.get(g.key):
-            return g.last_flush
+        # once. Other resolutions go out within RESOLVED_NEWS_INTERVAL: soon enough for the
+        # incident, yet in a storm of alerts coming and going it hears once per interval, not on
+        # every pass (its history grew by an update per pass), and resolved alerts wait to be
+        # told (tracked) at most that long.
+        if g.resolved_dirty:
+            if not self._src_count.get(g.key):
+                return g.last_flush
+            return g.last_flush + min(g.route.group_interval, RESOLVED_NEWS_INTERVAL)
         return g.last_flush + g.route.group_interval
 
     def next_deadline(self) -> datetime | None:

@@ -208,10 +208,11 @@ class MonitoringWorkflow:
                 pending, batch_ids = self._take_pending()
                 remembered = list(self.state.recent_batches)
                 self.state.recent_batches = (remembered + batch_ids)[-RECENT_BATCHES:]
+                self.state.runs += 1  # the next run's number travels with the state
                 carried = pack_state(self.state, pending)
                 self.state.recent_batches = remembered  # unless the hand-over happens
+                self.state.runs -= 1
                 if len(carried) <= MAX_CARRIED:
-                    self.state.runs += 1
                     workflow.continue_as_new(
                         MonitoringInput(scope=self.scope, policy=self.policy, carried=carried)
                     )

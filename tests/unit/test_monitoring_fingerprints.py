@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from temporalio.worker import Worker
 
-from argus.analysis.routing import Router, RouterState
+from argus.analysis.routing import RESOLVED_NEWS_INTERVAL, Router, RouterState
 from argus.models import Alert, AlertStatus, Policy, Silence
 from argus.models.agents import FingerprintCheck, FingerprintReport, MonitoringInput
 from argus.models.alert import CompactBatch, alert_to_compact
@@ -22,8 +22,6 @@ from argus.workflows.monitoring import MonitoringState, MonitoringWorkflow, pack
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ROUTE = {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "1h", "group_interval": "5m"}
-
-GROUP_INTERVAL = timedelta(minutes=5)  # ROUTE's
 
 
 def alert(name: str, status: str = "firing", **labels: str) -> Alert:
@@ -69,13 +67,14 @@ def test_resolved_alert_is_dropped_once_its_incident_was_told():
     gone = a.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": T0 + timedelta(hours=1)})
     r.ingest([gone], T0 + timedelta(hours=1, seconds=1))
     assert r.untracked([a.fingerprint]) == []  # resolved, not told yet: still held
-    # b still fires: the resolution is told with the group's next update, after group_interval.
+    # b still fires: the resolution is told with the group's next update, RESOLVED_NEWS_INTERVAL
+    # (10 s, shorter than ROUTE's group_interval) after the last one.
     assert r.due(T0 + timedelta(hours=1, seconds=1)) == []
-    [update] = r.due(T0 + timedelta(hours=1) + GROUP_INTERVAL)
+    [update] = r.due(T0 + timedelta(hours=1) + RESOLVED_NEWS_INTERVAL)
     assert update.kind == "update" and [x.fingerprint for x in update.alerts] == [a.fingerprint]
     assert r.untracked([a.fingerprint, b.fingerprint]) == [a.fingerprint]
     # The all-clear (the last firing alert resolved) is told at once.
-    at = T0 + timedelta(hours=1) + GROUP_INTERVAL + timedelta(seconds=1)
+    at = T0 + timedelta(hours=1) + RESOLVED_NEWS_INTERVAL + timedelta(seconds=1)
     r.ingest([b.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": at})], at)
     [update] = r.due(at)
     assert update.kind == "update" and update.firing_count == 0

@@ -1,0 +1,92 @@
+"""A monitoring scope under a stream of batches continues as new many times on a real dev
+server (asked to suggest it every 40 events), and every batch signalled is applied once:
+the hand-over carries the tracked alerts, the batches not yet applied and the run count."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.worker import Worker
+
+from argus.activities.orchestration import Orchestration
+from argus.models import Policy
+from argus.models.agents import FingerprintCheck, MonitoringInput
+from argus.models.alert import CompactBatch, labels_fingerprint
+from argus.workers.client import connect
+from argus.workers.devserver import DevServer, free_port, wait_for_namespace
+from argus.workflows.monitoring import MonitoringWorkflow
+
+ROUTE = {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "1h", "group_interval": "5m"}
+
+
+def records(batch: int, n: int) -> list[dict]:
+    t = datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp()
+    out = []
+    for i in range(n):
+        labels = {"alertname": f"Disk{batch % 3}", "instance": f"host-{batch}-{i}"}
+        out.append({"f": labels_fingerprint(labels), "l": labels, "s": "f", "t": t, "o": "prometheus"})
+    return out
+
+
+async def test_scope_continues_as_new_under_a_stream_and_applies_every_batch_once(tmp_path):
+    dev = DevServer(
+        tmp_path / "temporal",
+        "default",
+        port=free_port(),
+        ui_port=None,
+        extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
+    )
+    await asyncio.to_thread(dev.start)
+    try:
+        await wait_for_namespace(dev.address, "default")
+        client = await connect(dev.address, "default")
+        tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+        policy = Policy.model_validate({"routing": {"route": ROUTE}})
+        batches = [CompactBatch.of(f"b{i}", records(i, 25)) for i in range(120)]
+        async with Worker(
+            client, task_queue=tq, workflows=[MonitoringWorkflow], activities=[Orchestration().next_chunk]
+        ):
+
+            async def send(batch: CompactBatch) -> None:
+                await client.start_workflow(
+                    MonitoringWorkflow.run,
+                    MonitoringInput(scope=scope, policy=policy),
+                    id=f"monitoring-{scope}",
+                    task_queue=tq,
+                    start_signal="ingest_compact",
+                    start_signal_args=[batch],
+                )
+
+            # Eight senders at once, as the gateway's flushes arrive: signals land while a
+            # run is handing over, which the server answers by retrying that task.
+            for i in range(0, len(batches), 8):
+                await asyncio.gather(*(send(b) for b in batches[i : i + 8]))
+            await send(batches[5])  # a redelivered batch: applied once
+
+            handle = client.get_workflow_handle(f"monitoring-{scope}")
+            sent = [r["f"] for b in batches for r in b.records()]
+            report = None
+            for _ in range(300):
+                report = await handle.query(
+                    MonitoringWorkflow.check_fingerprints,
+                    FingerprintCheck(fingerprints=sent),
+                    rpc_timeout=timedelta(seconds=10),
+                )
+                if report.queued == 0 and not report.missing:
+                    break
+                await asyncio.sleep(0.1)
+            assert report is not None and report.missing == [] and report.tracked == len(sent)
+
+            status = await handle.query(MonitoringWorkflow.status)
+            runs = [r async for r in client.list_workflows(f'WorkflowId = "monitoring-{scope}"')]
+            handed_over = [r for r in runs if r.status == WorkflowExecutionStatus.CONTINUED_AS_NEW]
+            assert len(handed_over) >= 3, "the stream outgrew several runs"
+            assert status.runs == len(runs), "each run knows its number"
+            assert status.batches == len(batches), "the redelivered batch was not counted again"
+            assert status.alerts_received == len(sent)
+            await handle.terminate()
+    finally:
+        await asyncio.to_thread(dev.stop)
