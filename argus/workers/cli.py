@@ -142,7 +142,6 @@ def up(
         async with Stack(
             cfg, temporal=temporal, sandbox=sandbox or demo, gateway_process=cfg.gateway.own_process
         ) as stack:
-            tune_gc()
             err.print(
                 f"[green]ARGUS is up[/]: gateway {stack.gateway_url}"
                 + (f", Web UI {stack.ui_url}" if stack.ui_url else "")
@@ -206,7 +205,6 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
         await ensure_search_attributes(client, cfg.temporal.namespace)
         rt = build_runtime(cfg)
         w = make_worker(client, rt)
-        tune_gc()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         import signal
