@@ -210,6 +210,7 @@ async def main() -> None:
     ap.add_argument("--groups", type=int, default=50)
     ap.add_argument("--latency-n", type=int, default=200)
     ap.add_argument("--latency-rate", type=float, default=20.0)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     ap.add_argument(
         "--split", action="store_true", help="run `argus worker` and `argus gateway` as two processes"
     )
@@ -292,7 +293,10 @@ async def main() -> None:
         dev.stop()
         am.terminate()
         am.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"kept {tmp}", flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

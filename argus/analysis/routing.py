@@ -698,6 +698,24 @@ class Router:
             self._tell(group, d)
         return d
 
+    def _over_capacity(self, alert: Alert, key: str, now: datetime) -> RouteDecision:
+        """A new alert for a scope already holding `max_tracked_alerts`: refused, and said so.
+
+        A scope's state travels through continue-as-new in one payload (2 MiB) and is rebuilt in
+        one workflow task (2 s): past about 40,000 alerts the scope wedges and routes nothing
+        at all. Known alerts (repeats, resolutions) still go through, so the scope drains."""
+        held = len(self._index) + len(self.state.held)
+        return _decided(
+            alert.fingerprint,
+            alert.name,
+            RouteDecisionKind.OVER_CAPACITY,
+            f"not tracked: this scope already holds {held} alerts, its limit "
+            f"(routing.max_tracked_alerts {self.config.max_tracked_alerts}); split the sources "
+            "across scopes or raise the limit",
+            key,
+            now,
+        )
+
     def _ingest_one(self, alert: Alert, route: ResolvedRoute, now: datetime) -> RouteDecision:
         fp = alert.fingerprint
         slot = f"{route.path}|{fp}"
@@ -709,6 +727,13 @@ class Router:
         group = self.state.groups.get(key)
         entry = group.alerts.get(fp) if group else None
 
+        if (
+            entry is None
+            and alert.status == AlertStatus.FIRING
+            and slot not in self.state.held
+            and len(self._index) + len(self.state.held) >= self.config.max_tracked_alerts
+        ):
+            return self._over_capacity(alert, key, now)
         if alert.status == AlertStatus.FIRING:
             found = self._suppression(alert, route, now)
             if found is not None:

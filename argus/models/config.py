@@ -66,6 +66,9 @@ class GatewayConfig(Model):
     # `argus up` runs the gateway in a process of its own, so taking alerts in and routing them
     # (the worker) do not share one interpreter: about twice the ingest rate on two cores.
     own_process: bool = True
+    # Refuse new alerts for a scope (503, Retry-After) while its workflow has this many accepted
+    # but not yet routed: a queue that large no longer fits a continue-as-new hand-over.
+    max_scope_backlog: int | None = Field(default=50_000, ge=1)
 
 
 SourceType = Literal["embedded", "prometheus", "elasticsearch"]
@@ -157,6 +160,10 @@ class RoutingConfig(Model):
     flap_threshold: int = 4
     resolve_timeout: Duration = timedelta(minutes=5)
     correlation: CorrelationConfig = Field(default_factory=CorrelationConfig)
+    # Alerts one scope holds at most (grouped or held back); new ones beyond are refused with
+    # an `over_capacity` decision. A scope's state must continue-as-new in one 2 MiB payload
+    # and be rebuilt within the SDK's 2 s task limit: about 40,000 alerts is the ceiling.
+    max_tracked_alerts: int = Field(default=25_000, ge=1)
 
 
 class ApprovalPolicy(Model):

@@ -202,6 +202,7 @@ class RouteDecisionKind(StrEnum):
     IGNORED = "ignored"
     CORRELATED = "correlated"  # attached to a related group (same service, or near in the topology)
     RELEASED = "released"  # a suppressed alert whose silence/inhibition/mute ended
+    OVER_CAPACITY = "over_capacity"  # new, while the scope holds routing.max_tracked_alerts
 
 
 class RouteDecision(Model):

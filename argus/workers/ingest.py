@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 from argus.models.alert import CompactBatch
 
 SendBatch = Callable[[str, CompactBatch], Awaitable[None]]
+ProbeBacklog = Callable[[str], Awaitable[int]]  # alerts a scope has accepted but not yet applied
 
 FLUSH_SECONDS = Histogram(
     "argus_ingest_flush_seconds",
@@ -33,6 +34,21 @@ FLUSH_SIZE = Histogram(
 FLUSH_FAILURES = Counter("argus_ingest_flush_failures_total", "Batches Temporal did not accept")
 
 
+BACKLOG = Histogram(
+    "argus_ingest_scope_backlog_alerts",
+    "Alerts a scope had accepted but not yet routed, as last probed",
+    buckets=(0, 1000, 5000, 10000, 25000, 50000, 100000, 250000),
+)
+
+
+class ScopeBehind(Exception):
+    """The scope's workflow is this far behind: refuse new alerts until it catches up."""
+
+    def __init__(self, scope: str, backlog: int, limit: int) -> None:
+        super().__init__(f"scope {scope!r} has {backlog} alerts not yet routed (limit {limit})")
+        self.scope, self.backlog, self.limit = scope, backlog, limit
+
+
 @dataclass
 class _Pending:
     alerts: list[dict] = field(default_factory=list)  # compact records
@@ -41,9 +57,27 @@ class _Pending:
 
 class IngestCoalescer:
     def __init__(
-        self, send: SendBatch, flush_interval: float = 0.01, max_batch: int = 1000, max_in_flight: int = 16
+        self,
+        send: SendBatch,
+        flush_interval: float = 0.01,
+        max_batch: int = 1000,
+        max_in_flight: int = 16,
+        probe: ProbeBacklog | None = None,
+        max_backlog: int | None = None,
+        probe_every: float = 1.0,
     ) -> None:
         self.send = send
+        # Backpressure: a scope whose workflow routes slower than alerts arrive builds a queue
+        # that must travel through continue-as-new in one payload; past a point it no longer
+        # fits and the scope wedges. So the backlog is probed (at most every `probe_every`
+        # seconds, after a flush) and new alerts are refused while it is over `max_backlog`:
+        # senders retry, and what was acknowledged stays durable.
+        self.probe = probe
+        self.max_backlog = max_backlog
+        self.probe_every = probe_every
+        self._backlog: dict[str, int] = {}
+        self._probed_at: dict[str, float] = {}
+        self._probing: set[str] = set()
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self._pending: dict[str, _Pending] = {}
@@ -68,6 +102,10 @@ class IngestCoalescer:
         """Returns once the alerts are durable in Temporal; raises if they could not be."""
         if self._closing:
             raise RuntimeError("the gateway is shutting down")
+        backlog = self._backlog.get(scope, 0)
+        if self.max_backlog is not None and backlog >= self.max_backlog:
+            self._probe_soon(scope)
+            raise ScopeBehind(scope, backlog, self.max_backlog)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         p = self._pending.setdefault(scope, _Pending())
         p.alerts.extend(alerts)
@@ -103,6 +141,32 @@ class IngestCoalescer:
         for w in p.waiters:
             if not w.done():
                 w.set_result(None)
+        self._probe_soon(scope)
+
+    def backlog(self, scope: str) -> int:
+        """The scope's backlog as last probed (0 if never)."""
+        return self._backlog.get(scope, 0)
+
+    def _probe_soon(self, scope: str) -> None:
+        if self.probe is None or self.max_backlog is None or scope in self._probing:
+            return
+        if time.monotonic() - self._probed_at.get(scope, float("-inf")) < self.probe_every:
+            return
+        self._probing.add(scope)
+        task = asyncio.create_task(self._probe(scope))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _probe(self, scope: str) -> None:
+        assert self.probe is not None
+        try:
+            self._backlog[scope] = n = await self.probe(scope)
+            BACKLOG.observe(n)
+        except Exception:  # no answer (worker busy or down): keep the last figure
+            pass
+        finally:
+            self._probed_at[scope] = time.monotonic()
+            self._probing.discard(scope)
 
     async def _run(self) -> None:
         while True:

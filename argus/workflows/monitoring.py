@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import gc
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -88,7 +90,31 @@ class _Remainder:
         self.records = records
 
 
+@contextlib.contextmanager
+def _no_gc():  # type: ignore[no-untyped-def]
+    """Packing or rebuilding a large scope allocates an object per field of every alert, none
+    of them garbage yet: the collector would rescan them again and again (about 40 % of the
+    time). The hand-over must fit the SDK's 2 s task limit, so it runs without collections."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def pack_state(state: MonitoringState, pending: list[dict] | None = None) -> str:
+    with _no_gc():
+        return _pack_state(state, pending)
+
+
+def unpack_state(data: str) -> tuple[MonitoringState, list[dict]]:
+    with _no_gc():
+        return _unpack_state(data)
+
+
+def _pack_state(state: MonitoringState, pending: list[dict] | None = None) -> str:
     """What continue-as-new carries: the state, with the tracked alerts (the bulk of it) as
     compact records, and `pending`, alert records accepted but not yet applied; compressed
     (labels repeat; zlib takes most of it off)."""
@@ -113,7 +139,7 @@ def pack_state(state: MonitoringState, pending: list[dict] | None = None) -> str
     return base64.b64encode(zlib.compress(orjson.dumps(body), 6)).decode()
 
 
-def unpack_state(data: str) -> tuple[MonitoringState, list[dict]]:
+def _unpack_state(data: str) -> tuple[MonitoringState, list[dict]]:
     body = orjson.loads(zlib.decompress(base64.b64decode(data)))
     entries = body.pop("entries", {})
     pending = body.pop("pending", [])
@@ -233,6 +259,20 @@ class MonitoringWorkflow:
     def _ingest_pushed(self, budget: int) -> bool:
         """Apply queued batches, about `budget` work at most (a repeat of a known alert is one
         unit, a new or changed alert SLOW_PATH_COST); True if some remain queued."""
+        refused = self.state.router.counts.get("over_capacity", 0)
+        try:
+            return self._apply_queue(budget)
+        finally:
+            now_refused = self.state.router.counts.get("over_capacity", 0)
+            if now_refused > refused:
+                workflow.logger.warning(
+                    "scope %s is at routing.max_tracked_alerts (%d): %d new alerts not tracked",
+                    self.scope,
+                    self.policy.routing.max_tracked_alerts,
+                    now_refused - refused,
+                )
+
+    def _apply_queue(self, budget: int) -> bool:
         now = workflow.now()
         while self._queue and budget > 0:
             batch = self._queue[0]

@@ -445,6 +445,31 @@ def test_remembered_correlation_answers_exactly_what_a_fresh_search_would():
     assert remembering.state.counts.get("correlated", 0) > 20, "the traffic exercised correlation"
 
 
+def test_a_full_scope_refuses_new_alerts_and_says_why_but_takes_news_of_known_ones():
+    r = router(
+        route={"receiver": "oncall", "group_by": ["alertname"], "group_wait": "0s"},
+        max_tracked_alerts=4,
+    )
+    known = [alert("DiskFull", instance=str(i)) for i in range(4)]
+    assert kinds(r.ingest(known, T0)) == ["new_group", "grouped", "grouped", "grouped"]
+    [refused] = r.ingest([alert("DiskFull", instance="new")], T0 + timedelta(seconds=1))
+    assert refused.kind == RouteDecisionKind.OVER_CAPACITY
+    assert "holds 4 alerts" in refused.reason and "routing.max_tracked_alerts 4" in refused.reason
+    assert r.state.counts["over_capacity"] == 1 and len(r.tracked_fingerprints()) == 4
+    # Repeats and resolutions of what the scope holds still go through, so it can drain.
+    [d] = r.ingest([known[0]], T0 + timedelta(seconds=2))
+    assert d.kind == RouteDecisionKind.DUPLICATE
+    [opened] = r.due(T0 + timedelta(seconds=2))
+    assert opened.kind == "open"
+    gone = known[0].model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": T0})
+    [d] = r.ingest([gone], T0 + timedelta(seconds=3))
+    assert d.kind == RouteDecisionKind.RESOLVED
+    [update] = r.due(T0 + timedelta(seconds=13))  # told the incident, then forgotten
+    assert update.kind == "update"
+    [d] = r.ingest([alert("DiskFull", instance="new")], T0 + timedelta(seconds=14))
+    assert d.kind == RouteDecisionKind.GROUPED, "room again"
+
+
 def test_shortest_path_ignores_direction_and_respects_hops():
     graph = {"a": {"b"}, "b": {"a", "c"}, "c": {"b"}}
     assert shortest_path(graph, "c", "a", 2) == ["c", "b", "a"]

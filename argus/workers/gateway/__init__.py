@@ -47,7 +47,7 @@ def create_app(ctx: GatewayContext, routers: list[RouterFactory] | None = None) 
 
     @app.exception_handler(GatewayError)
     async def _refusal(_: Request, exc: GatewayError) -> JSONResponse:
-        return JSONResponse(exc.detail, status_code=exc.status_code)
+        return JSONResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
     for make in routers or ROUTERS:
         app.include_router(make(ctx))

@@ -19,6 +19,7 @@ from argus.integrations.normalizers.generic import from_generic
 from argus.models import Alert, ChangeEvent
 from argus.models.alert import alert_to_compact
 
+from ..ingest import ScopeBehind
 from .context import REJECTED, GatewayContext, GatewayError
 
 ALERTS = Counter("argus_gateway_alerts_total", "Alerts accepted", ["endpoint"])
@@ -42,6 +43,13 @@ async def accept(ctx: GatewayContext, request: Request, endpoint: str, normalise
         scope = request.query_params.get("scope", "default")
         try:
             await ctx.coalescer.submit(scope, alerts)
+        except ScopeBehind as exc:
+            REJECTED.labels(endpoint, "backlog").inc()
+            raise GatewayError(
+                503,
+                f"{exc}; nothing was accepted, retry shortly (gateway.max_scope_backlog)",
+                headers={"Retry-After": "2"},
+            ) from exc
         except RPCError as exc:
             REJECTED.labels(endpoint, "temporal").inc()
             raise GatewayError(503, f"Temporal did not accept the alerts, retry: {exc.message}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ from temporalio.client import Client
 from argus.integrations.archive import IncidentArchive
 from argus.integrations.signed_links import LinkSigner, NonceStore
 from argus.models import ArgusConfig
-from argus.models.agents import MonitoringInput
+from argus.models.agents import FingerprintCheck, FingerprintReport, MonitoringInput
 from argus.models.alert import CompactBatch
 
 from ..ingest import IngestCoalescer
@@ -25,8 +26,16 @@ REJECTED = Counter("argus_gateway_rejected_total", "Requests refused", ["endpoin
 class GatewayError(HTTPException):
     """A refusal with a reason a person can act on: `{"error": ..., "problems": [...]}`."""
 
-    def __init__(self, status: int, error: str, problems: list[str] | None = None) -> None:
-        super().__init__(status_code=status, detail={"error": error, "problems": problems or []})
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        problems: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            status_code=status, detail={"error": error, "problems": problems or []}, headers=headers
+        )
 
 
 def monitoring_id(scope: str) -> str:
@@ -46,8 +55,22 @@ class GatewayContext:
     def __post_init__(self) -> None:
         g = self.config.gateway
         self.coalescer = IngestCoalescer(
-            self.send_batch, flush_interval=g.flush_interval.total_seconds(), max_batch=g.max_batch_alerts
+            self.send_batch,
+            flush_interval=g.flush_interval.total_seconds(),
+            max_batch=g.max_batch_alerts,
+            probe=self.scope_backlog,
+            max_backlog=g.max_scope_backlog,
         )
+
+    async def scope_backlog(self, scope: str) -> int:
+        """Alerts the scope's workflow has accepted and not yet routed (asks the workflow)."""
+        report = await self.client.get_workflow_handle(monitoring_id(scope)).query(
+            "check_fingerprints",
+            FingerprintCheck(),
+            result_type=FingerprintReport,
+            rpc_timeout=timedelta(seconds=2),
+        )
+        return report.queued
 
     async def send_batch(self, scope: str, batch: CompactBatch) -> None:
         """Signal-with-start: creates the scope's MonitoringWorkflow if needed; returns when durable."""

@@ -1,0 +1,131 @@
+"""Backpressure: a scope whose workflow falls behind gets new alerts refused (503, Retry-After)
+until it catches up; what was acknowledged before stays durable."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from argus.integrations.archive import IncidentArchive
+from argus.integrations.signed_links import LinkSigner, NonceStore
+from argus.integrations.sql import sqlite_url
+from argus.models import ArgusConfig
+from argus.models.alert import CompactBatch
+from argus.workers.gateway import GatewayContext, create_app
+from argus.workers.ingest import IngestCoalescer, ScopeBehind
+
+
+async def test_coalescer_refuses_a_scope_over_its_backlog_until_a_probe_says_it_caught_up():
+    sent: list[tuple[str, CompactBatch]] = []
+    backlog = {"busy": 500, "calm": 0}
+    probed: list[str] = []
+
+    async def send(scope: str, batch: CompactBatch) -> None:
+        sent.append((scope, batch))
+
+    async def probe(scope: str) -> int:
+        probed.append(scope)
+        return backlog[scope]
+
+    c = IngestCoalescer(send, flush_interval=0.001, probe=probe, max_backlog=100, probe_every=0.0)
+    c.start()
+    try:
+        await c.submit("busy", [{"f": "a"}])  # accepted; the flush triggers a probe
+        await c.submit("calm", [{"f": "b"}])
+        for _ in range(100):
+            if c.backlog("busy") == 500:
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(ScopeBehind) as refused:
+            await c.submit("busy", [{"f": "c"}])
+        assert (refused.value.backlog, refused.value.limit) == (500, 100)
+        assert "scope 'busy' has 500 alerts not yet routed (limit 100)" in str(refused.value)
+        await c.submit("calm", [{"f": "d"}])  # other scopes are not held back
+        backlog["busy"] = 3  # the workflow caught up; each refused retry asks again
+        for _ in range(100):
+            try:
+                await c.submit("busy", [{"f": "e"}])
+                break
+            except ScopeBehind:
+                await asyncio.sleep(0.01)
+        assert c.backlog("busy") == 3
+    finally:
+        await c.close()
+    assert [(s, b.records()) for s, b in sent] == [
+        ("busy", [{"f": "a"}]),
+        ("calm", [{"f": "b"}]),
+        ("calm", [{"f": "d"}]),
+        ("busy", [{"f": "e"}]),
+    ]
+
+
+@pytest.fixture
+async def gateway(ts_env, tmp_path: Path):
+    from tests.workflows.kit import World, make_worker
+
+    queue = f"bp-{uuid.uuid4().hex[:8]}"
+    worker, _ = make_worker(ts_env.client, tmp_path / "worker", World(), queue)
+    config = ArgusConfig.model_validate(
+        {
+            "state_dir": str(tmp_path),
+            "gateway": {"flush_interval": "1ms", "max_scope_backlog": 1000},
+            "temporal": {"task_queue": queue},
+        }
+    )
+    ctx = GatewayContext(
+        config,
+        ts_env.client,
+        IncidentArchive(sqlite_url(tmp_path / "a.db")),
+        LinkSigner(b"k" * 32),
+        NonceStore(tmp_path / "n.db"),
+    )
+    app = create_app(ctx)
+    ctx.coalescer.start()
+    async with (
+        worker,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://argus") as http,
+    ):
+        yield http, ctx
+    await ctx.coalescer.close()
+
+
+def alerts(n: int, run: str) -> list[dict]:
+    now = datetime.now(UTC).isoformat()
+    return [
+        {"labels": {"alertname": "DiskFull", "instance": f"{run}-{i}"}, "startsAt": now} for i in range(n)
+    ]
+
+
+async def test_gateway_answers_503_with_retry_after_while_the_scope_is_behind(gateway):
+    http, ctx = gateway
+    scope = f"bp-{uuid.uuid4().hex[:8]}"
+    r = await http.post(f"/api/v2/alerts?scope={scope}", json=alerts(5, "a"))
+    assert r.status_code == 200
+    # The real probe asks the scope's workflow, which has routed everything by now.
+    for _ in range(100):
+        if await ctx.scope_backlog(scope) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await ctx.scope_backlog(scope) == 0
+
+    # The workflow reports a backlog over gateway.max_scope_backlog (1000).
+    async def far_behind(_: str) -> int:
+        return 5000
+
+    ctx.coalescer.probe = far_behind
+    ctx.coalescer.probe_every = 0.0
+    await http.post(f"/api/v2/alerts?scope={scope}", json=alerts(1, "b"))  # flushes, then probes
+    for _ in range(100):
+        if ctx.coalescer.backlog(scope) == 5000:
+            break
+        await asyncio.sleep(0.01)
+    r = await http.post(f"/api/v2/alerts?scope={scope}", json=alerts(3, "c"))
+    assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    body = r.json()
+    assert "5000 alerts not yet routed (limit 1000)" in body["error"]
+    assert "nothing was accepted" in body["error"] and "gateway.max_scope_backlog" in body["error"]
