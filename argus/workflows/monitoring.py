@@ -234,10 +234,14 @@ class MonitoringWorkflow:
                 pending, batch_ids = self._take_pending()
                 remembered = list(self.state.recent_batches)
                 self.state.recent_batches = (remembered + batch_ids)[-RECENT_BATCHES:]
-                self.state.runs += 1  # the next run's number travels with the state
+                # The next run's number, and the batches it gets as pending records (it counts
+                # their alerts as it applies them), travel with the state.
+                self.state.runs += 1
+                self.state.batches += len(batch_ids)
                 carried = pack_state(self.state, pending)
                 self.state.recent_batches = remembered  # unless the hand-over happens
                 self.state.runs -= 1
+                self.state.batches -= len(batch_ids)
                 if len(carried) <= MAX_CARRIED:
                     workflow.continue_as_new(
                         MonitoringInput(scope=self.scope, policy=self.policy, carried=carried)
