@@ -185,6 +185,7 @@ class MonitoringWorkflow:
         self._silence_changes: list[tuple[str, Silence]] = []
         self._closed: list[IncidentClosed] = []
         self._policy_changed = False
+        self._capacity_warned_at: datetime | None = None
         self.scope = inp.scope
         self.policy = inp.policy
         self.state, pending = unpack_state(inp.carried) if inp.carried else (MonitoringState(), [])
@@ -268,12 +269,14 @@ class MonitoringWorkflow:
             return self._apply_queue(budget)
         finally:
             now_refused = self.state.router.counts.get("over_capacity", 0)
-            if now_refused > refused:
+            since = self._capacity_warned_at
+            if now_refused > refused and (since is None or workflow.now() - since >= timedelta(minutes=1)):
+                self._capacity_warned_at = workflow.now()  # at most once a minute, not every pass
                 workflow.logger.warning(
-                    "scope %s is at routing.max_tracked_alerts (%d): %d new alerts not tracked",
+                    "scope %s is at routing.max_tracked_alerts (%d): %d new alerts not tracked so far",
                     self.scope,
                     self.policy.routing.max_tracked_alerts,
-                    now_refused - refused,
+                    now_refused,
                 )
 
     def _apply_queue(self, budget: int) -> bool:
