@@ -2,7 +2,7 @@
 
 A failing database makes its service error, its callers slow, and their logs fill with
 timeouts: four alerts from three sources, one incident. Before the Alert Router opens a new
-group for an alert, it asks `find_related` whether a recent group is about the same service
+group for an alert, it asks `pick_related` whether a recent group is about the same service
 (a log-error spike from Elasticsearch and a latency rise from Prometheus) or a service close
 to it in the dependency map, and attaches the alert there, with the reason spelled out.
 
@@ -174,29 +174,12 @@ def explain_related(
     return Correlation(g.key, hops, reason)
 
 
-def find_related(
-    service: str | None,
-    source: str,
-    receiver: str,
-    now: datetime,
-    groups: list[GroupView],
-    config: CorrelationConfig,
-    topology: Topology | None = None,
-) -> Correlation | None:
-    """The live group an alert of `service` belongs with (see `pick_related`), explained."""
-    picked = pick_related(service, receiver, now, groups, config, topology)
-    if picked is None or not service:
-        return None
-    return explain_related(service, source, now, picked, config, topology)
-
-
 __all__ = [
     "Correlation",
     "GroupView",
     "Topology",
     "describe_path",
     "explain_related",
-    "find_related",
     "neighbours",
     "pick_related",
     "shortest_path",

@@ -41,7 +41,6 @@ from argus.models import (
 )
 from argus.models.agents import BackfillInput, BackfillProgress, MonitoringStatus
 
-from .gc_tuning import tune_gc
 from .settings import ConfigError, load_config, state_dir
 
 app = typer.Typer(help="ARGUS: incident automation on durable Temporal workflows.", no_args_is_help=True)
@@ -229,12 +228,10 @@ def gateway(
     ] = None,
 ) -> None:
     """Run only the HTTP gateway."""
-    import uvicorn
-
     from argus.integrations.archive import IncidentArchive
     from argus.integrations.signed_links import LinkSigner, NonceStore
 
-    from .gateway import GatewayContext, create_app
+    from .gateway import GatewayContext, http_server
     from .settings import load_secrets
     from .wiring import archive_url
 
@@ -251,16 +248,7 @@ def gateway(
             NonceStore(st / "nonces.db"),
             token=secrets.require("gateway_token") if cfg.gateway.require_token else None,
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(ctx),
-                host=cfg.gateway.host,
-                port=cfg.gateway.port,
-                log_level="warning",
-                access_log=False,  # a line per request would cost more than the request
-                timeout_graceful_shutdown=10,
-            )
-        )
+        server = http_server(ctx)
 
         async def orphaned() -> None:
             # Started by `argus up`: if that process dies (even by SIGKILL), stop too, so a
@@ -270,7 +258,6 @@ def gateway(
             server.should_exit = True
 
         watchdog = asyncio.create_task(orphaned()) if parent_pid is not None else None
-        tune_gc()
         await server.serve()
         if watchdog is not None:
             watchdog.cancel()

@@ -29,7 +29,7 @@ from argus.workflows import search_attributes as sa
 from .client import connect
 from .codec import codec_from
 from .devserver import DevServer, port_open, wait_for_namespace
-from .gateway import GatewayContext, create_app
+from .gateway import GatewayContext, http_server
 from .gateway.heartbeats import ensure_checks
 from .settings import load_secrets, state_dir
 from .wiring import Runtime, build_runtime
@@ -206,14 +206,7 @@ class Stack:
             NonceStore(self.state / "nonces.db"),
             token=secrets.require("gateway_token") if self.config.gateway.require_token else None,
         )
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(gateway),
-                host=self.config.gateway.host,
-                port=self.config.gateway.port,
-                log_level="warning",
-            )
-        )
+        self._server = http_server(gateway)
         await self._server.serve()
 
     async def _gateway_child(self, address: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -55,4 +56,18 @@ def create_app(ctx: GatewayContext, routers: list[RouterFactory] | None = None) 
     return app
 
 
-__all__ = ["GatewayContext", "GatewayError", "create_app"]
+def http_server(ctx: GatewayContext) -> uvicorn.Server:
+    """The gateway's HTTP server on the configured address (`argus gateway` and `argus up`)."""
+    return uvicorn.Server(
+        uvicorn.Config(
+            create_app(ctx),
+            host=ctx.config.gateway.host,
+            port=ctx.config.gateway.port,
+            log_level="warning",
+            access_log=False,  # a line per request would cost more than the request
+            timeout_graceful_shutdown=10,  # then stop, even with requests waiting on Temporal
+        )
+    )
+
+
+__all__ = ["GatewayContext", "GatewayError", "create_app", "http_server"]
