@@ -8,16 +8,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
-from argus.integrations.archive import IncidentArchive
-from argus.integrations.signed_links import LinkSigner, NonceStore
-from argus.integrations.sql import sqlite_url
-from argus.models import ArgusConfig
 from argus.models.alert import CompactBatch
-from argus.workers.gateway import GatewayContext, create_app
 from argus.workers.ingest import IngestCoalescer, ScopeBehind
+from tests.unit.gateway_kit import gateway_app
 
 
 async def test_coalescer_refuses_a_scope_over_its_backlog_until_a_probe_says_it_caught_up():
@@ -66,32 +61,8 @@ async def test_coalescer_refuses_a_scope_over_its_backlog_until_a_probe_says_it_
 
 @pytest.fixture
 async def gateway(ts_env, tmp_path: Path):
-    from tests.workflows.kit import World, make_worker
-
-    queue = f"bp-{uuid.uuid4().hex[:8]}"
-    worker, _ = make_worker(ts_env.client, tmp_path / "worker", World(), queue)
-    config = ArgusConfig.model_validate(
-        {
-            "state_dir": str(tmp_path),
-            "gateway": {"flush_interval": "1ms", "max_scope_backlog": 1000},
-            "temporal": {"task_queue": queue},
-        }
-    )
-    ctx = GatewayContext(
-        config,
-        ts_env.client,
-        IncidentArchive(sqlite_url(tmp_path / "a.db")),
-        LinkSigner(b"k" * 32),
-        NonceStore(tmp_path / "n.db"),
-    )
-    app = create_app(ctx)
-    ctx.coalescer.start()
-    async with (
-        worker,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://argus") as http,
-    ):
+    async with gateway_app(ts_env, tmp_path, max_scope_backlog=1000) as (http, ctx):
         yield http, ctx
-    await ctx.coalescer.close()
 
 
 def alerts(n: int, run: str) -> list[dict]:

@@ -26,6 +26,7 @@ from argus.integrations.sql import sqlite_url
 from argus.models import AlertBatch, AlertStatus, ArgusConfig, labels_fingerprint
 from argus.models.alert import CompactBatch, alert_from_compact
 from argus.workers.gateway import GatewayContext, create_app
+from tests.unit.gateway_kit import gateway_app
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 LABELS = {"alertname": "HighLatency", "service": "checkout", "severity": "critical"}
@@ -273,30 +274,8 @@ def test_splunk_identity_fields_become_labels_the_rest_annotations():
 # --- the gateway endpoints, for real: the batch lands in Temporal as a signal ----------------------
 @pytest.fixture
 async def gateway(ts_env, tmp_path: Path):
-    from tests.workflows.kit import World, make_worker
-
-    # A worker serves the scope's MonitoringWorkflow: a workflow task nobody takes would hold the
-    # shared time-skipping server's clock still for every later test.
-    queue = f"push-{uuid.uuid4().hex[:8]}"
-    worker, _ = make_worker(ts_env.client, tmp_path / "worker", World(), queue)
-    config = ArgusConfig.model_validate(
-        {"state_dir": str(tmp_path), "gateway": {"flush_interval": "1ms"}, "temporal": {"task_queue": queue}}
-    )
-    ctx = GatewayContext(
-        config,
-        ts_env.client,
-        IncidentArchive(sqlite_url(tmp_path / "a.db")),
-        LinkSigner(b"k" * 32),
-        NonceStore(tmp_path / "n.db"),
-    )
-    app = create_app(ctx)
-    ctx.coalescer.start()
-    async with (
-        worker,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://argus") as http,
-    ):
+    async with gateway_app(ts_env, tmp_path) as (http, _):
         yield http, ts_env.client
-    await ctx.coalescer.close()
 
 
 async def signalled_batches(client, scope: str) -> list[AlertBatch]:
