@@ -180,20 +180,21 @@ def _topological_order(names: list[str], edges: tuple[Edge, ...]) -> tuple[str, 
 
 
 # Headroom is deliberate: the frontend runs at ~70% CPU so a surge saturates it first, and the
-# services behind it absorb a doubled load once the frontend is scaled; the databases are fast
-# and roomy, so a fault placed there shows mostly upstream.
+# services behind it absorb a doubled load once the frontend is scaled, even at the daily peak
+# (+15%, see World._load_factor); the databases are fast and roomy, so a fault placed there shows
+# mostly upstream.
 DEFAULT_TOPOLOGY = Topology(
     services=(
         ServiceSpec("frontend", kind="web", latency_p50_ms=12, latency_p99_ms=45, capacity_rps=50,
                     concurrency=64, replicas=3, memory_base_mb=300, memory_limit_mb=768,
                     version="3.8.1", entry_rps=100.0),
-        ServiceSpec("checkout", latency_p50_ms=25, latency_p99_ms=90, capacity_rps=40, concurrency=32,
+        ServiceSpec("checkout", latency_p50_ms=25, latency_p99_ms=90, capacity_rps=60, concurrency=32,
                     replicas=2, version="2.4.0"),
         ServiceSpec("catalog", latency_p50_ms=15, latency_p99_ms=55, capacity_rps=100, concurrency=48,
                     replicas=3, version="5.1.3"),
-        ServiceSpec("payments", latency_p50_ms=40, latency_p99_ms=150, capacity_rps=40, concurrency=24,
+        ServiceSpec("payments", latency_p50_ms=40, latency_p99_ms=150, capacity_rps=60, concurrency=24,
                     replicas=2, memory_base_mb=384, memory_limit_mb=768, version="1.12.0"),
-        ServiceSpec("inventory", latency_p50_ms=10, latency_p99_ms=35, capacity_rps=100, concurrency=48,
+        ServiceSpec("inventory", latency_p50_ms=10, latency_p99_ms=35, capacity_rps=150, concurrency=48,
                     replicas=2, version="4.0.7"),
         ServiceSpec("payments-db", kind="db", latency_p50_ms=5, latency_p99_ms=25, capacity_rps=200,
                     concurrency=100, replicas=1, memory_base_mb=1024, memory_limit_mb=2048,

@@ -5,7 +5,7 @@ sandbox under the guardrails, and the incident closes only after the symptom sta
 
 * bad deploy of payments  -> rollback-deploy  (RCA: deploy + errors at payments, not its callers)
 * CPU hog in catalog      -> restart-service  (RCA: cpu at catalog, not frontend's latency)
-* 2.5x traffic at frontend -> scale-out        (RCA: traffic at frontend explains its cpu and latency)
+* 2x traffic at frontend   -> scale-out        (RCA: traffic at frontend explains its cpu and latency)
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ async def test_cpu_hog_is_cleared_by_a_restart(tmp_path):
 
 async def test_overload_is_absorbed_by_scaling_out(tmp_path):
     final, state, faults = await run_scenario(
-        tmp_path, "latency", {"service": "frontend", "type": "overload", "magnitude": 2.5}
+        tmp_path, "latency", {"service": "frontend", "type": "overload", "magnitude": 2.0}
     )
     check_common(final, "frontend", "scale-out")
     assert final.rca.top.fault_signature.startswith("overload"), final.rca.top.fault_signature
