@@ -66,6 +66,7 @@ INGEST_CHUNK = 25000
 # Continue-as-new carries the state and any alerts accepted but not yet applied; Temporal refuses
 # an input over 2 MiB, so a larger hand-over waits (and works the backlog off) until it fits.
 MAX_CARRIED = 1_600_000
+PENDING_SEP = "|"  # not a base64 character: the packed state, then the pending batches as JSON
 
 
 class MonitoringState(Model):
@@ -82,12 +83,25 @@ class MonitoringState(Model):
 
 
 class _Remainder:
-    """The part of a batch not yet applied when a workflow task's budget ran out."""
+    """Alerts counted as a batch already, applied without the redelivery check: the part of a
+    batch not yet applied when a workflow task's budget ran out, or a batch the previous run
+    handed over (kept compressed until its turn comes: a hand-over stays cheap to pack)."""
 
-    __slots__ = ("records",)
+    __slots__ = ("_records", "count", "packed")
 
-    def __init__(self, records: list[dict]) -> None:
-        self.records = records
+    def __init__(self, records: list[dict] | None = None, packed: CompactBatch | None = None) -> None:
+        self._records = records
+        self.packed = packed
+        self.count = len(records) if records is not None else packed.count if packed else 0
+
+    def records(self) -> list[dict]:
+        if self._records is None:
+            assert self.packed is not None
+            self._records, self.packed = self.packed.records(), None
+        return self._records
+
+    def as_batch(self) -> CompactBatch:
+        return self.packed if self.packed is not None else CompactBatch.of("carried", self.records())
 
 
 @contextlib.contextmanager
@@ -104,24 +118,24 @@ def _no_gc():  # type: ignore[no-untyped-def]
             gc.enable()
 
 
-def pack_state(state: MonitoringState, pending: list[dict] | None = None) -> str:
+def pack_state(state: MonitoringState, pending: list[CompactBatch] | None = None) -> str:
     with _no_gc():
         return _pack_state(state, pending)
 
 
-def unpack_state(data: str) -> tuple[MonitoringState, list[dict]]:
+def unpack_state(data: str) -> tuple[MonitoringState, list[CompactBatch]]:
     with _no_gc():
         return _unpack_state(data)
 
 
-def _pack_state(state: MonitoringState, pending: list[dict] | None = None) -> str:
+def _pack_state(state: MonitoringState, pending: list[CompactBatch] | None = None) -> str:
     """What continue-as-new carries: the state, with the tracked alerts (the bulk of it) as
-    compact records, and `pending`, alert records accepted but not yet applied; compressed
-    (labels repeat; zlib takes most of it off)."""
+    compact records, compressed (labels repeat; zlib takes most of it off), and `pending`, the
+    batches accepted but not yet applied, as they came (compressed already: not compressed again,
+    and never decoded here, however many there are)."""
     body = state.model_dump(
         mode="json", exclude={"router": {"attached": True, "groups": {"__all__": {"alerts", "dirty"}}}}
     )
-    body["pending"] = pending or []
     # Slots folded into another group, by group (the group key, long, is not repeated per slot).
     attached: dict[str, list[str]] = {}
     for slot, key in state.router.attached.items():
@@ -136,13 +150,21 @@ def _pack_state(state: MonitoringState, pending: list[dict] | None = None) -> st
         ]
         for key, g in state.router.groups.items()
     }  # fmt: skip
-    return base64.b64encode(zlib.compress(orjson.dumps(body), 6)).decode()
+    packed = base64.b64encode(zlib.compress(orjson.dumps(body), 6)).decode()
+    batches = [[b.data, b.count, b.compressed] for b in pending or []]
+    return f"{packed}{PENDING_SEP}{orjson.dumps(batches).decode()}" if batches else packed
 
 
-def _unpack_state(data: str) -> tuple[MonitoringState, list[dict]]:
+def _unpack_state(data: str) -> tuple[MonitoringState, list[CompactBatch]]:
+    data, _, carried = data.partition(PENDING_SEP)
     body = orjson.loads(zlib.decompress(base64.b64decode(data)))
     entries = body.pop("entries", {})
-    pending = body.pop("pending", [])
+    old_pending = body.pop("pending", [])  # records, as runs before batches were carried packed
+    pending = [CompactBatch.of("carried", old_pending)] if old_pending else []
+    pending += [
+        CompactBatch(batch_id="carried", data=d, count=n, compressed=c)
+        for d, n, c in orjson.loads(carried or "[]")
+    ]
     attached = body.pop("attached", {})
     dirty = body.pop("dirty", {})
     state = MonitoringState.model_validate(body)
@@ -189,8 +211,10 @@ class MonitoringWorkflow:
         self.scope = inp.scope
         self.policy = inp.policy
         self.state, pending = unpack_state(inp.carried) if inp.carried else (MonitoringState(), [])
-        if pending:  # accepted by the previous run, not yet applied
-            self._queue.append(_Remainder(pending))
+        # Accepted by the previous run, not yet applied.
+        self._queue.extend(_Remainder(packed=batch) for batch in pending)
+        # A hand-over found too large is tried again once the queue is below this many bytes.
+        self._handover_floor = MAX_CARRIED
         self._seen: set[str] = set(self.state.recent_batches)
         self.router = Router(self.policy.routing, self.state.router, self.scope)
 
@@ -208,7 +232,7 @@ class MonitoringWorkflow:
                 await workflow.wait_condition(
                     lambda: (
                         bool(self._queue or self._silence_changes or self._closed or self._policy_changed)
-                        or workflow.info().is_continue_as_new_suggested()
+                        or self._handover_due()
                     ),
                     timeout=timeout,
                 )
@@ -230,7 +254,7 @@ class MonitoringWorkflow:
             await self._act(self.router.due(workflow.now()))
             await self._announce_expired_silences()
 
-            if workflow.info().is_continue_as_new_suggested():
+            if self._handover_due():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 pending, batch_ids = self._take_pending()
                 remembered = list(self.state.recent_batches)
@@ -247,6 +271,10 @@ class MonitoringWorkflow:
                     workflow.continue_as_new(
                         MonitoringInput(scope=self.scope, policy=self.policy, carried=carried)
                     )
+                # Packing again after every chunk would cost as much as the chunk: wait until the
+                # queue has shrunk by what the hand-over was over (or, if the state alone is over,
+                # until the next batch has been applied).
+                self._handover_floor = self._queued_bytes() - (len(carried) - MAX_CARRIED)
                 workflow.logger.warning(
                     "scope %s: hand-over of %d bytes is too large to continue as new; applying the "
                     "backlog first",
@@ -284,7 +312,7 @@ class MonitoringWorkflow:
         while self._queue and budget > 0:
             batch = self._queue[0]
             if isinstance(batch, _Remainder):
-                records = batch.records
+                records = batch.records()
             else:
                 if batch.batch_id in self._seen:
                     self._queue.pop(0)
@@ -305,24 +333,41 @@ class MonitoringWorkflow:
                 self._queue[0] = _Remainder(records[consumed:])
             else:
                 self._queue.pop(0)
+                self._handover_floor = max(self._handover_floor, 0)
         return bool(self._queue)
 
-    def _take_pending(self) -> tuple[list[dict], list[str]]:
-        """The queue as compact records for the next run, and the ids of its batches (the next
-        run remembers them, so a redelivery after the hand-over is still applied once). The
-        queue keeps them too: if the hand-over does not happen, they are applied here."""
-        out: list[dict] = []
+    def _take_pending(self) -> tuple[list[CompactBatch], list[str]]:
+        """The queue as batches for the next run, and the ids of its batches (the next run
+        remembers them, so a redelivery after the hand-over is still applied once). The queue
+        keeps them too: if the hand-over does not happen, they are applied here."""
+        out: list[CompactBatch] = []
         ids: list[str] = []
         for batch in self._queue:
             if isinstance(batch, _Remainder):
-                out.extend(batch.records)
+                out.append(batch.as_batch())
             elif batch.batch_id not in self._seen and batch.batch_id not in ids:
                 ids.append(batch.batch_id)
                 if isinstance(batch, AlertBatch):
-                    out.extend(alert_to_compact(a) for a in batch.alerts)
+                    out.append(CompactBatch.of(batch.batch_id, [alert_to_compact(a) for a in batch.alerts]))
                 else:
-                    out.extend(batch.records())
+                    out.append(batch)
         return out, ids
+
+    def _handover_due(self) -> bool:
+        return workflow.info().is_continue_as_new_suggested() and self._queued_bytes() <= self._handover_floor
+
+    def _queued_bytes(self) -> int:
+        """About what the queue adds to a hand-over (a cheap estimate, so that a hand-over that
+        cannot fit is not packed only to find out)."""
+        total = 0
+        for item in self._queue:
+            if isinstance(item, CompactBatch):
+                total += len(item.data)
+            elif isinstance(item, _Remainder):
+                total += len(item.packed.data) if item.packed is not None else item.count * 40
+            else:
+                total += len(item.alerts) * 40
+        return total
 
     def _remember(self, batch_id: str) -> None:
         self._seen.add(batch_id)
@@ -534,9 +579,7 @@ class MonitoringWorkflow:
         gateway acknowledged must be held, or still queued while a backlog is worked off)."""
         queued = 0
         for item in self._queue:
-            if isinstance(item, _Remainder):
-                queued += len(item.records)
-            elif isinstance(item, CompactBatch):
+            if isinstance(item, (_Remainder, CompactBatch)):
                 queued += item.count
             else:
                 queued += len(item.alerts)

@@ -126,7 +126,7 @@ async def test_alerts_handed_over_unapplied_by_continue_as_new_are_applied_by_th
     tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
     firing = [alert("A", instance=str(i)) for i in range(5)]
     state = MonitoringState(recent_batches=["seen-batch"])
-    carried = pack_state(state, [alert_to_compact(x) for x in firing])
+    carried = pack_state(state, [CompactBatch.of("handed-over", [alert_to_compact(x) for x in firing])])
     # Uncompressed, as gateways before compression sent it (still in older histories).
     again = CompactBatch(
         batch_id="seen-batch", data=orjson.dumps([alert_to_compact(alert("Z"))]).decode(), count=1

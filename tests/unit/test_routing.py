@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import random
+import zlib
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -523,18 +526,29 @@ def test_silencing_an_alert_already_in_an_incident_does_not_resolve_it():
 
 def test_compact_records_round_trip_and_carried_state_restores_exactly():
     """The gateway's compact form and the continue-as-new packing lose nothing."""
-    from argus.models.alert import alert_from_compact, alert_to_compact
+    from argus.models.alert import CompactBatch, alert_from_compact, alert_to_compact
     from argus.workflows.monitoring import MonitoringState, pack_state, unpack_state
 
     a = alert(service="checkout").model_copy(update={"ends_at": T0 + timedelta(minutes=5), "value": 0.7})
+    b = alert(service="payments", alertname="Pending")
     assert alert_from_compact(alert_to_compact(a)) == a
     r = router()
     r.ingest([a, alert(service="payments")], T0)
     r.ingest([alert(service="checkout", alertname="Other")], T0 + timedelta(seconds=5))
     assert r.state.attached and any(g.dirty for g in r.state.groups.values()), "packed their own way"
     state = MonitoringState(router=r.state)
-    restored, pending = unpack_state(pack_state(state, [alert_to_compact(a)]))
-    assert restored.model_dump() == state.model_dump() and pending == [alert_to_compact(a)]
+    queued = [CompactBatch.of("b1", [alert_to_compact(a)]), CompactBatch.of("b2", [alert_to_compact(b)])]
+    restored, pending = unpack_state(pack_state(state, queued))
+    assert restored.model_dump() == state.model_dump()
+    assert [p.records() for p in pending] == [[alert_to_compact(a)], [alert_to_compact(b)]]
+    assert [p.data for p in pending] == [q.data for q in queued], "handed over as they came"
+    # A hand-over from before batches were carried packed: pending alerts as one list of records.
+    body = orjson.loads(zlib.decompress(base64.b64decode(pack_state(state))))
+    body["pending"] = [alert_to_compact(a), alert_to_compact(b)]
+    old = base64.b64encode(zlib.compress(orjson.dumps(body))).decode()
+    restored, pending = unpack_state(old)
+    assert restored.model_dump() == state.model_dump()
+    assert [p.records() for p in pending] == [[alert_to_compact(a), alert_to_compact(b)]]
     # The restored state routes the same: a repeat is a repeat, not a new alert.
     again = Router(r.config, restored.router, "test")
     assert again.ingest_records([alert_to_compact(a)], T0 + timedelta(seconds=30)) == (1, 1)

@@ -17,6 +17,7 @@ from argus.models.agents import FingerprintCheck, MonitoringInput
 from argus.models.alert import CompactBatch, labels_fingerprint
 from argus.workers.client import connect
 from argus.workers.devserver import DevServer, free_port, wait_for_namespace
+from argus.workflows import monitoring
 from argus.workflows.monitoring import MonitoringWorkflow
 
 ROUTE = {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "1h", "group_interval": "5m"}
@@ -93,6 +94,65 @@ async def test_scope_continues_as_new_under_a_stream_and_applies_every_batch_onc
             assert status.runs == len(runs), "each run knows its number"
             assert status.batches == len(batches), "the redelivered batch was not counted again"
             assert status.alerts_received == len(sent)
+            await handle.terminate()
+    finally:
+        await asyncio.to_thread(dev.stop)
+
+
+async def test_a_hand_over_too_large_to_carry_waits_and_nothing_is_lost(tmp_path, monkeypatch, caplog):
+    """When the state and the queue do not fit one continue-as-new input, the run works the queue
+    off and tries again only once it has shrunk (packing is not repeated after every chunk); a
+    state that alone is too large keeps the run going. Every batch is applied either way."""
+    monkeypatch.setattr(monitoring, "MAX_CARRIED", 2_000)  # far below the state of 1,500 alerts
+    dev = DevServer(
+        tmp_path / "temporal",
+        "default",
+        port=free_port(),
+        ui_port=None,
+        extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
+    )
+    await asyncio.to_thread(dev.start)
+    try:
+        await wait_for_namespace(dev.address, "default")
+        client = await connect(dev.address, "default")
+        tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+        policy = Policy.model_validate({"routing": {"route": ROUTE}})
+        batches = [CompactBatch.of(f"b{i}", records(i, 25)) for i in range(60)]
+        async with Worker(
+            client, task_queue=tq, workflows=[MonitoringWorkflow], activities=[Orchestration().next_chunk]
+        ):
+            for i in range(0, len(batches), 8):
+                await asyncio.gather(
+                    *(
+                        client.start_workflow(
+                            MonitoringWorkflow.run,
+                            MonitoringInput(scope=scope, policy=policy),
+                            id=f"monitoring-{scope}",
+                            task_queue=tq,
+                            start_signal="ingest_compact",
+                            start_signal_args=[b],
+                        )
+                        for b in batches[i : i + 8]
+                    )
+                )
+            handle = client.get_workflow_handle(f"monitoring-{scope}")
+            sent = [r["f"] for b in batches for r in b.records()]
+            report = None
+            for _ in range(300):
+                report = await handle.query(
+                    MonitoringWorkflow.check_fingerprints, FingerprintCheck(fingerprints=sent)
+                )
+                if report.queued == 0 and not report.missing:
+                    break
+                await asyncio.sleep(0.1)
+            assert report is not None and report.missing == [] and report.tracked == len(sent)
+            status = await handle.query(MonitoringWorkflow.status)
+            assert status.runs == 1 and status.batches == len(batches)
+            tries = [r for r in caplog.records if "too large to continue as new" in r.getMessage()]
+            assert tries, "the hand-over was tried"
+            # Tried when the queue had drained after a batch, not after every chunk or wake-up.
+            assert len(tries) <= len(batches), len(tries)
+            print("TRIES", len(tries))
             await handle.terminate()
     finally:
         await asyncio.to_thread(dev.stop)
