@@ -71,11 +71,15 @@ class IngestCoalescer:
         # that must travel through continue-as-new in one payload; past a point it no longer
         # fits and the scope wedges. So the backlog is probed (at most every `probe_every`
         # seconds, after a flush) and new alerts are refused while it is over `max_backlog`:
-        # senders retry, and what was acknowledged stays durable.
+        # senders retry, and what was acknowledged stays durable. The figure used is the last
+        # answer plus every alert acknowledged since that probe went out: a scope too busy (or
+        # a worker too down) to answer is taken to be falling behind, not to be keeping up.
         self.probe = probe
         self.max_backlog = max_backlog
         self.probe_every = probe_every
         self._backlog: dict[str, int] = {}
+        self._acked: dict[str, int] = {}
+        self._acked_at_probe: dict[str, int] = {}
         self._probed_at: dict[str, float] = {}
         self._probing: set[str] = set()
         self.flush_interval = flush_interval
@@ -102,7 +106,7 @@ class IngestCoalescer:
         """Returns once the alerts are durable in Temporal; raises if they could not be."""
         if self._closing:
             raise RuntimeError("the gateway is shutting down")
-        backlog = self._backlog.get(scope, 0)
+        backlog = self.backlog(scope)
         if self.max_backlog is not None and backlog >= self.max_backlog:
             self._probe_soon(scope)
             raise ScopeBehind(scope, backlog, self.max_backlog)
@@ -138,14 +142,16 @@ class IngestCoalescer:
                 return
         FLUSH_SECONDS.observe(time.perf_counter() - started)
         FLUSH_SIZE.observe(len(p.alerts))
+        self._acked[scope] = self._acked.get(scope, 0) + len(p.alerts)
         for w in p.waiters:
             if not w.done():
                 w.set_result(None)
         self._probe_soon(scope)
 
     def backlog(self, scope: str) -> int:
-        """The scope's backlog as last probed (0 if never)."""
-        return self._backlog.get(scope, 0)
+        """The scope's backlog as last probed, plus what was acknowledged since that probe."""
+        since = self._acked.get(scope, 0) - self._acked_at_probe.get(scope, 0)
+        return self._backlog.get(scope, 0) + since
 
     def _probe_soon(self, scope: str) -> None:
         if self.probe is None or self.max_backlog is None or scope in self._probing:
@@ -159,11 +165,14 @@ class IngestCoalescer:
 
     async def _probe(self, scope: str) -> None:
         assert self.probe is not None
+        acked = self._acked.get(scope, 0)
         try:
-            self._backlog[scope] = n = await self.probe(scope)
-            BACKLOG.observe(n)
-        except Exception:  # no answer (worker busy or down): keep the last figure
+            n = await self.probe(scope)
+        except Exception:  # no answer (worker busy or down): the estimate goes on growing
             pass
+        else:
+            self._backlog[scope], self._acked_at_probe[scope] = n, acked
+            BACKLOG.observe(n)
         finally:
             self._probed_at[scope] = time.monotonic()
             self._probing.discard(scope)
