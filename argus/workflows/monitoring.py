@@ -208,6 +208,8 @@ class MonitoringWorkflow:
         self._closed: list[IncidentClosed] = []
         self._policy_changed = False
         self._capacity_warned_at: datetime | None = None
+        self._timers: list[datetime] = []  # when the wake-up timers still pending ring
+        self._ringing: set[asyncio.Future] = set()
         self.scope = inp.scope
         self.policy = inp.policy
         self.state, pending = unpack_state(inp.carried) if inp.carried else (MonitoringState(), [])
@@ -227,17 +229,14 @@ class MonitoringWorkflow:
             wake = next_pull if self.policy.sources else None
             if deadline is not None and (wake is None or deadline < wake):
                 wake = deadline
-            timeout = max(wake - workflow.now(), timedelta(milliseconds=1)) if wake is not None else None
-            try:
-                await workflow.wait_condition(
-                    lambda: (
-                        bool(self._queue or self._silence_changes or self._closed or self._policy_changed)
-                        or self._handover_due()
-                    ),
-                    timeout=timeout,
+            self._wake_at(wake)
+            await workflow.wait_condition(
+                lambda wake=wake: (
+                    bool(self._queue or self._silence_changes or self._closed or self._policy_changed)
+                    or self._handover_due()
+                    or (wake is not None and workflow.now() >= wake)
                 )
-            except TimeoutError:
-                pass
+            )
 
             if self._policy_changed:
                 self._policy_changed = False
@@ -287,6 +286,24 @@ class MonitoringWorkflow:
                 await workflow.execute_local_activity_method(
                     Orchestration.next_chunk, start_to_close_timeout=timedelta(seconds=10)
                 )
+
+    def _wake_at(self, wake: datetime | None) -> None:
+        """A timer that wakes the loop at `wake`, unless one already rings by then. Timers here
+        are never cancelled: a cancel sent at the end of a long workflow task (a backlog worked
+        off in local-activity chunks) can name a timer that fired meanwhile, and the server then
+        refuses the task, every retry alike (BadCancelTimerAttributes). A timer that rings when
+        it is no longer needed costs one empty wake-up."""
+        if wake is None or any(t <= wake for t in self._timers):
+            return
+        self._timers.append(wake)
+
+        async def ring() -> None:
+            await workflow.sleep(max(wake - workflow.now(), timedelta(milliseconds=1)))
+            self._timers.remove(wake)
+
+        task = asyncio.ensure_future(ring())
+        self._ringing.add(task)  # held until it rings (a bare task may be collected)
+        task.add_done_callback(self._ringing.discard)
 
     # --- pushed and pulled alerts ----------------------------------------------------------------
     def _ingest_pushed(self, budget: int) -> bool:
