@@ -66,6 +66,9 @@ INGEST_CHUNK = 25000
 # Continue-as-new carries the state and any alerts accepted but not yet applied; Temporal refuses
 # an input over 2 MiB, so a larger hand-over waits (and works the backlog off) until it fits.
 MAX_CARRIED = 1_600_000
+END = datetime.max.replace(tzinfo=UTC)
+LASTING_TIMERS = "monitoring-lasting-wake-timers"
+REBUILD_ALONE = "monitoring-rebuild-in-its-own-activation"
 PENDING_SEP = "|"  # not a base64 character: the packed state, then the pending batches as JSON
 
 
@@ -223,20 +226,29 @@ class MonitoringWorkflow:
     @workflow.run
     async def run(self, inp: MonitoringInput) -> None:
         next_pull = workflow.now()
+        # Runs that began before these changes replay the way they ran (workflow.patched).
+        lasting_timers = workflow.patched(LASTING_TIMERS)
+        if inp.carried and workflow.patched(REBUILD_ALONE):
+            # Rebuilding a large carried state takes much of an activation (the SDK's 2 s limit
+            # is per activation): the first chunk of work waits for the next one.
+            await workflow.execute_local_activity_method(
+                Orchestration.next_chunk, start_to_close_timeout=timedelta(seconds=10)
+            )
 
         while True:
             deadline = self.router.next_deadline()
             wake = next_pull if self.policy.sources else None
             if deadline is not None and (wake is None or deadline < wake):
                 wake = deadline
-            self._wake_at(wake)
-            await workflow.wait_condition(
-                lambda wake=wake: (
-                    bool(self._queue or self._silence_changes or self._closed or self._policy_changed)
-                    or self._handover_due()
-                    or (wake is not None and workflow.now() >= wake)
+            if lasting_timers:
+                self._wake_at(wake)
+                await workflow.wait_condition(
+                    lambda wake=wake: self._has_work() or workflow.now() >= (wake or END)
                 )
-            )
+            else:
+                timeout = max(wake - workflow.now(), timedelta(milliseconds=1)) if wake is not None else None
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(self._has_work, timeout=timeout)
 
             if self._policy_changed:
                 self._policy_changed = False
@@ -286,6 +298,12 @@ class MonitoringWorkflow:
                 await workflow.execute_local_activity_method(
                     Orchestration.next_chunk, start_to_close_timeout=timedelta(seconds=10)
                 )
+
+    def _has_work(self) -> bool:
+        return (
+            bool(self._queue or self._silence_changes or self._closed or self._policy_changed)
+            or self._handover_due()
+        )
 
     def _wake_at(self, wake: datetime | None) -> None:
         """A timer that wakes the loop at `wake`, unless one already rings by then. Timers here

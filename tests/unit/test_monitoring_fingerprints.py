@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from temporalio.worker import Worker
 
+from argus.activities.orchestration import Orchestration
 from argus.analysis.routing import RESOLVED_NEWS_INTERVAL, Router, RouterState
 from argus.models import Alert, AlertStatus, Policy, Silence
 from argus.models.agents import FingerprintCheck, FingerprintReport, MonitoringInput
@@ -132,7 +133,9 @@ async def test_alerts_handed_over_unapplied_by_continue_as_new_are_applied_by_th
         batch_id="seen-batch", data=orjson.dumps([alert_to_compact(alert("Z"))]).decode(), count=1
     )
     pol = Policy.model_validate({"routing": {"route": ROUTE}})
-    async with Worker(ts_env.client, task_queue=tq, workflows=[MonitoringWorkflow]):
+    async with Worker(
+        ts_env.client, task_queue=tq, workflows=[MonitoringWorkflow], activities=[Orchestration().next_chunk]
+    ):
         handle = await ts_env.client.start_workflow(
             MonitoringWorkflow.run,
             MonitoringInput(scope=scope, policy=pol, carried=carried),
