@@ -68,7 +68,7 @@ INGEST_CHUNK = 25000
 MAX_CARRIED = 1_600_000
 END = datetime.max.replace(tzinfo=UTC)
 LASTING_TIMERS = "monitoring-lasting-wake-timers"
-REBUILD_ALONE = "monitoring-rebuild-in-its-own-activation"
+CHUNK_TASKS = "monitoring-backlog-chunks-in-tasks-of-their-own"
 PENDING_SEP = "|"  # not a base64 character: the packed state, then the pending batches as JSON
 
 
@@ -213,6 +213,7 @@ class MonitoringWorkflow:
         self._capacity_warned_at: datetime | None = None
         self._timers: list[datetime] = []  # when the wake-up timers still pending ring
         self._ringing: set[asyncio.Future] = set()
+        self._chunk_tasks = False  # set by `run` (workflow.patched)
         self.scope = inp.scope
         self.policy = inp.policy
         self.state, pending = unpack_state(inp.carried) if inp.carried else (MonitoringState(), [])
@@ -228,12 +229,11 @@ class MonitoringWorkflow:
         next_pull = workflow.now()
         # Runs that began before these changes replay the way they ran (workflow.patched).
         lasting_timers = workflow.patched(LASTING_TIMERS)
-        if inp.carried and workflow.patched(REBUILD_ALONE):
+        self._chunk_tasks = workflow.patched(CHUNK_TASKS)
+        if inp.carried and self._chunk_tasks:
             # Rebuilding a large carried state takes much of an activation (the SDK's 2 s limit
-            # is per activation): the first chunk of work waits for the next one.
-            await workflow.execute_local_activity_method(
-                Orchestration.next_chunk, start_to_close_timeout=timedelta(seconds=10)
-            )
+            # is per activation): the first chunk of work waits for the next task.
+            await self._next_task()
 
         while True:
             deadline = self.router.next_deadline()
@@ -294,10 +294,23 @@ class MonitoringWorkflow:
                 )
                 backlog = bool(self._queue)
             if backlog:
-                # The next chunk in an activation of its own (see Orchestration.next_chunk).
-                await workflow.execute_local_activity_method(
-                    Orchestration.next_chunk, start_to_close_timeout=timedelta(seconds=10)
-                )
+                await self._next_task()
+
+    async def _next_task(self) -> None:
+        """The next chunk of a backlog in a workflow task of its own (see Orchestration.next_chunk):
+        each activation stays far below the SDK's 2 s limit, and each task short. A chain of
+        local activities kept one task open for the whole backlog, 9 s and more under load: the
+        SDK then heartbeats the task, and a retried one failed to replay (`Missing associated
+        machine for LocalActivity`), wedging the scope. An activity round trip costs about 18 ms
+        on the dev server, a timer about a second."""
+        if self._chunk_tasks:
+            await workflow.execute_activity_method(
+                Orchestration.next_chunk, start_to_close_timeout=timedelta(seconds=30)
+            )
+        else:  # runs that began with local-activity chunks replay the way they ran
+            await workflow.execute_local_activity_method(
+                Orchestration.next_chunk, start_to_close_timeout=timedelta(seconds=10)
+            )
 
     def _has_work(self) -> bool:
         return (
