@@ -88,12 +88,14 @@ class FingerprintCheck(Model):
     thousand per query: the request and the answer travel as one query payload)."""
 
     fingerprints: list[str] = Field(default_factory=list)
+    sender: str = ""  # a gateway asking how far it got: answered in `received_seq`
 
 
 class FingerprintReport(Model):
     tracked: int  # distinct fingerprints the scope holds now: in a group, or held back (silenced, ...)
     queued: int  # alerts received (durable) but not routed yet: a backlog being worked off
     missing: list[str] = Field(default_factory=list)  # asked about, not held
+    received_seq: int = 0  # the asking sender's highest batch `seq` the workflow has received
 
 
 class IncidentClosed(Model):

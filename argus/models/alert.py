@@ -177,11 +177,26 @@ class CompactBatch(Model):
     count: int = 0
     backfill: bool = False
     compressed: bool = False
+    # Which gateway sent it, and how many alerts that gateway had sent to the scope with this
+    # batch: the workflow remembers the highest it received, so the gateway can tell how many
+    # of its acknowledged alerts still wait in Temporal (gateway backpressure).
+    sender: str = ""
+    seq: int = 0
 
     @classmethod
-    def of(cls, batch_id: str, records: list[dict], backfill: bool = False) -> CompactBatch:
+    def of(
+        cls, batch_id: str, records: list[dict], backfill: bool = False, sender: str = "", seq: int = 0
+    ) -> CompactBatch:
         data = base64.b64encode(zlib.compress(orjson.dumps(records), 1)).decode()
-        return cls(batch_id=batch_id, data=data, count=len(records), backfill=backfill, compressed=True)
+        return cls(
+            batch_id=batch_id,
+            data=data,
+            count=len(records),
+            backfill=backfill,
+            compressed=True,
+            sender=sender,
+            seq=seq,
+        )
 
     def records(self) -> list[dict]:
         if self.compressed:

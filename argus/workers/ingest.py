@@ -19,7 +19,8 @@ from prometheus_client import Counter, Histogram
 from argus.models.alert import CompactBatch
 
 SendBatch = Callable[[str, CompactBatch], Awaitable[None]]
-ProbeBacklog = Callable[[str], Awaitable[int]]  # alerts a scope has accepted but not yet applied
+# (scope, sender) -> (alerts the workflow holds unrouted, the sender's highest batch seq it received)
+ProbeBacklog = Callable[[str, str], Awaitable[tuple[int, int]]]
 
 FLUSH_SECONDS = Histogram(
     "argus_ingest_flush_seconds",
@@ -71,15 +72,19 @@ class IngestCoalescer:
         # that must travel through continue-as-new in one payload; past a point it no longer
         # fits and the scope wedges. So the backlog is probed (at most every `probe_every`
         # seconds, after a flush) and new alerts are refused while it is over `max_backlog`:
-        # senders retry, and what was acknowledged stays durable. The figure used is the last
-        # answer plus every alert acknowledged since that probe went out: a scope too busy (or
-        # a worker too down) to answer is taken to be falling behind, not to be keeping up.
+        # senders retry, and what was acknowledged stays durable. The backlog is what the
+        # workflow holds unrouted plus what this gateway had acknowledged beyond the last batch
+        # the workflow received (signals Temporal holds while the workflow is busy): every batch
+        # carries this gateway's running count (`seq`). A scope too busy (or a worker too down)
+        # to answer is taken to be falling behind: the figure grows with every acknowledgement.
         self.probe = probe
         self.max_backlog = max_backlog
         self.probe_every = probe_every
-        self._backlog: dict[str, int] = {}
-        self._acked: dict[str, int] = {}
-        self._acked_at_probe: dict[str, int] = {}
+        self.sender = uuid.uuid4().hex[:12]
+        self._seq: dict[str, int] = {}  # alerts batched per scope so far (the next batch's seq)
+        self._acked_seq: dict[str, int] = {}  # highest seq Temporal acknowledged
+        self._queued: dict[str, int] = {}  # from the last answer
+        self._received_seq: dict[str, int] = {}  # from the last answer
         self._probed_at: dict[str, float] = {}
         self._probing: set[str] = set()
         self.flush_interval = flush_interval
@@ -129,7 +134,8 @@ class IngestCoalescer:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, scope: str, p: _Pending) -> None:
-        batch = CompactBatch.of(uuid.uuid4().hex, p.alerts)
+        seq = self._seq[scope] = self._seq.get(scope, 0) + len(p.alerts)
+        batch = CompactBatch.of(uuid.uuid4().hex, p.alerts, sender=self.sender, seq=seq)
         started = time.perf_counter()
         async with self._in_flight:
             try:
@@ -142,16 +148,17 @@ class IngestCoalescer:
                 return
         FLUSH_SECONDS.observe(time.perf_counter() - started)
         FLUSH_SIZE.observe(len(p.alerts))
-        self._acked[scope] = self._acked.get(scope, 0) + len(p.alerts)
+        self._acked_seq[scope] = max(self._acked_seq.get(scope, 0), seq)
         for w in p.waiters:
             if not w.done():
                 w.set_result(None)
         self._probe_soon(scope)
 
     def backlog(self, scope: str) -> int:
-        """The scope's backlog as last probed, plus what was acknowledged since that probe."""
-        since = self._acked.get(scope, 0) - self._acked_at_probe.get(scope, 0)
-        return self._backlog.get(scope, 0) + since
+        """Alerts of this gateway's the scope has not routed: held unrouted by the workflow at
+        the last answer, plus those acknowledged beyond what it had received then."""
+        beyond = self._acked_seq.get(scope, 0) - self._received_seq.get(scope, 0)
+        return self._queued.get(scope, 0) + max(0, beyond)
 
     def _probe_soon(self, scope: str) -> None:
         if self.probe is None or self.max_backlog is None or scope in self._probing:
@@ -165,14 +172,13 @@ class IngestCoalescer:
 
     async def _probe(self, scope: str) -> None:
         assert self.probe is not None
-        acked = self._acked.get(scope, 0)
         try:
-            n = await self.probe(scope)
-        except Exception:  # no answer (worker busy or down): the estimate goes on growing
+            queued, received = await self.probe(scope, self.sender)
+        except Exception:  # no answer (worker busy or down): the figure goes on growing
             pass
         else:
-            self._backlog[scope], self._acked_at_probe[scope] = n, acked
-            BACKLOG.observe(n)
+            self._queued[scope], self._received_seq[scope] = queued, received
+            BACKLOG.observe(self.backlog(scope))
         finally:
             self._probed_at[scope] = time.monotonic()
             self._probing.discard(scope)

@@ -69,6 +69,7 @@ MAX_CARRIED = 1_600_000
 END = datetime.max.replace(tzinfo=UTC)
 LASTING_TIMERS = "monitoring-lasting-wake-timers"
 CHUNK_TASKS = "monitoring-backlog-chunks-in-tasks-of-their-own"
+MAX_SENDERS = 64  # gateways remembered for backpressure (a restarted gateway is a new sender)
 PENDING_SEP = "|"  # not a base64 character: the packed state, then the pending batches as JSON
 
 
@@ -83,6 +84,7 @@ class MonitoringState(Model):
     runs: int = 1
     silence_seq: int = 0
     announced_expired: list[str] = []
+    received_seq: dict[str, int] = {}  # sender -> highest batch seq received (the latest senders)
 
 
 class _Remainder:
@@ -553,6 +555,11 @@ class MonitoringWorkflow:
     def ingest_compact(self, batch: CompactBatch) -> None:
         """The gateway's hot path: alerts it validated, as one compact JSON string."""
         self._queue.append(batch)
+        if batch.sender:
+            seqs = self.state.received_seq
+            seqs[batch.sender] = max(seqs.pop(batch.sender, 0), batch.seq)  # latest sender last
+            if len(seqs) > MAX_SENDERS:
+                del seqs[next(iter(seqs))]
 
     @workflow.signal
     def incident_closed(self, closed: IncidentClosed) -> None:
@@ -635,6 +642,7 @@ class MonitoringWorkflow:
             tracked=len(self.router.tracked_fingerprints()),
             queued=queued,
             missing=self.router.untracked(req.fingerprints),
+            received_seq=self.state.received_seq.get(req.sender, 0),
         )
 
     @workflow.query

@@ -15,89 +15,114 @@ from argus.workers.ingest import IngestCoalescer, ScopeBehind
 from tests.unit.gateway_kit import gateway_app
 
 
-async def test_coalescer_refuses_a_scope_over_its_backlog_until_a_probe_says_it_caught_up():
-    sent: list[tuple[str, CompactBatch]] = []
-    backlog = {"busy": 500, "calm": 0}
-    probed: list[str] = []
+class FakeScope:
+    """A scope's workflow as the gateway sees it: batches Temporal acknowledged reach it only
+    when `receive` is called (until then Temporal holds the signals), and it routes them only
+    when `route` is called."""
 
+    def __init__(self) -> None:
+        self.in_temporal: list[CompactBatch] = []
+        self.queue: list[CompactBatch] = []
+        self.received_seq: dict[str, int] = {}
+        self.answers = True
+
+    def receive(self) -> None:
+        for b in self.in_temporal:
+            self.queue.append(b)
+            self.received_seq[b.sender] = max(self.received_seq.get(b.sender, 0), b.seq)
+        self.in_temporal.clear()
+
+    def route(self) -> None:
+        self.queue.clear()
+
+    def report(self, sender: str) -> tuple[int, int]:
+        if not self.answers:
+            raise TimeoutError("query timed out")  # busy, or no worker
+        return sum(b.count for b in self.queue), self.received_seq.get(sender, 0)
+
+
+def coalescer(scopes: dict[str, FakeScope]) -> IngestCoalescer:
     async def send(scope: str, batch: CompactBatch) -> None:
-        sent.append((scope, batch))
+        scopes[scope].in_temporal.append(batch)
 
-    async def probe(scope: str) -> int:
-        probed.append(scope)
-        return backlog[scope]
+    async def probe(scope: str, sender: str) -> tuple[int, int]:
+        return scopes[scope].report(sender)
 
-    c = IngestCoalescer(send, flush_interval=0.001, probe=probe, max_backlog=100, probe_every=0.0)
+    return IngestCoalescer(send, flush_interval=0.001, probe=probe, max_backlog=100, probe_every=0.0)
+
+
+async def eventually(check) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(200):
+        if check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("not reached")
+
+
+async def test_alerts_temporal_holds_for_a_busy_scope_count_towards_its_backlog():
+    """The workflow's own queue is empty, but Temporal holds signals it has not delivered yet:
+    the batches' running count (`seq`) tells the gateway how many of its alerts wait there."""
+    busy, calm = FakeScope(), FakeScope()
+    c = coalescer({"busy": busy, "calm": calm})
     c.start()
     try:
-        await c.submit("busy", [{"f": "a"}])  # accepted; the flush triggers a probe
+        for i in range(3):
+            await c.submit("busy", [{"f": f"a{i}-{j}"} for j in range(40)])
         await c.submit("calm", [{"f": "b"}])
-        for _ in range(100):
-            if c.backlog("busy") == 500:
-                break
-            await asyncio.sleep(0.01)
+        assert [b.seq for b in busy.in_temporal] == [40, 80, 120]
+        assert {b.sender for b in busy.in_temporal} == {c.sender}
+        await eventually(lambda: c.backlog("busy") == 120)
         with pytest.raises(ScopeBehind) as refused:
             await c.submit("busy", [{"f": "c"}])
-        assert (refused.value.backlog, refused.value.limit) == (500, 100)
-        assert "scope 'busy' has 500 alerts not yet routed (limit 100)" in str(refused.value)
+        assert (refused.value.backlog, refused.value.limit) == (120, 100)
+        assert "scope 'busy' has 120 alerts not yet routed (limit 100)" in str(refused.value)
         await c.submit("calm", [{"f": "d"}])  # other scopes are not held back
-        backlog["busy"] = 3  # the workflow caught up; each refused retry asks again
-        for _ in range(100):
+
+        busy.receive()  # delivered, not routed: still behind
+        with pytest.raises(ScopeBehind):
+            await c.submit("busy", [{"f": "c"}])
+        await eventually(lambda: c.backlog("busy") == 120)
+        busy.route()  # caught up; each refused retry asks again
+        for _ in range(200):
             try:
                 await c.submit("busy", [{"f": "e"}])
                 break
             except ScopeBehind:
-                await asyncio.sleep(0.01)
-        assert 3 <= c.backlog("busy") <= 4  # its answer, and "e" if acknowledged after the probe went out
+                await asyncio.sleep(0.005)
+        else:
+            pytest.fail("still refused after the scope caught up")
+        assert c.backlog("busy") <= 1  # "e", unless the probe after it already saw it
     finally:
         await c.close()
-    assert [(s, b.records()) for s, b in sent] == [
-        ("busy", [{"f": "a"}]),
-        ("calm", [{"f": "b"}]),
-        ("calm", [{"f": "d"}]),
-        ("busy", [{"f": "e"}]),
-    ]
+    assert [r["f"] for b in calm.in_temporal for r in b.records()] == ["b", "d"]
 
 
 async def test_a_scope_that_does_not_answer_the_probe_is_taken_to_fall_behind():
-    """A workflow too busy to answer (or a worker that is down) must not read as keeping up: the
-    backlog counts every alert acknowledged since the last answer."""
-    answer: list[int | None] = [0]
-
-    async def send(scope: str, batch: CompactBatch) -> None:
-        pass
-
-    async def probe(scope: str) -> int:
-        if answer[0] is None:
-            raise TimeoutError("query timed out")
-        return answer[0]
-
-    c = IngestCoalescer(send, flush_interval=0.001, probe=probe, max_backlog=100, probe_every=0.0)
+    """A workflow too busy to answer (or a worker that is down) must not read as keeping up:
+    every alert acknowledged beyond its last answer counts."""
+    scope = FakeScope()
+    c = coalescer({"s": scope})
     c.start()
     try:
         await c.submit("s", [{"f": "a"}])
-        for _ in range(100):
-            if "s" in c._acked_at_probe:
-                break
-            await asyncio.sleep(0.01)
-        assert c.backlog("s") == 0, "the scope answered: nothing behind"
-        answer[0] = None  # from now on, no answer
+        await eventually(lambda: c.backlog("s") == 1)
+        scope.receive()
+        scope.route()
+        await c.submit("s", [{"f": "a2"}])
+        scope.receive()
+        scope.route()
+        await eventually(lambda: c.backlog("s") == 0)
+        scope.answers = False  # from now on, no answer
         for i in range(4):
             await c.submit("s", [{"f": f"b{i}-{j}"} for j in range(30)])
         assert c.backlog("s") == 120
-        with pytest.raises(ScopeBehind) as refused:
+        with pytest.raises(ScopeBehind):
             await c.submit("s", [{"f": "c"}])
-        assert refused.value.backlog == 120
-        answer[0] = 7  # it answers again: the figure is its answer plus what came since
-        for _ in range(100):
-            try:
-                await c.submit("s", [{"f": "d"}])
-                break
-            except ScopeBehind:
-                await asyncio.sleep(0.01)
-        else:
-            pytest.fail("still refused after the scope answered")
-        assert 7 <= c.backlog("s") <= 8
+        scope.answers = True  # it answers again, and had received and routed everything
+        scope.receive()
+        scope.route()
+        await eventually(lambda: c.backlog("s") == 0)
+        await c.submit("s", [{"f": "d"}])
     finally:
         await c.close()
 
@@ -120,16 +145,21 @@ async def test_gateway_answers_503_with_retry_after_while_the_scope_is_behind(ga
     scope = f"bp-{uuid.uuid4().hex[:8]}"
     r = await http.post(f"/api/v2/alerts?scope={scope}", json=alerts(5, "a"))
     assert r.status_code == 200
-    # The real probe asks the scope's workflow, which has routed everything by now.
+    # The real probe asks the scope's workflow, which has received this gateway's 5 alerts
+    # (its running count travels with each batch) and routed them by now.
+    sender = ctx.coalescer.sender
     for _ in range(100):
-        if await ctx.scope_backlog(scope) == 0:
+        if await ctx.scope_backlog(scope, sender) == (0, 5):
             break
         await asyncio.sleep(0.05)
-    assert await ctx.scope_backlog(scope) == 0
+    assert await ctx.scope_backlog(scope, sender) == (0, 5)
+    assert await ctx.scope_backlog(scope, "another-gateway") == (0, 0)
+    await ctx.coalescer._probe(scope)
+    assert ctx.coalescer.backlog(scope) == 0
 
     # The workflow reports a backlog over gateway.max_scope_backlog (1000).
-    async def far_behind(_: str) -> int:
-        return 5000
+    async def far_behind(_: str, __: str) -> tuple[int, int]:
+        return 5000, 10**9
 
     ctx.coalescer.probe = far_behind
     ctx.coalescer.probe_every = 0.0

@@ -62,15 +62,16 @@ class GatewayContext:
             max_backlog=g.max_scope_backlog,
         )
 
-    async def scope_backlog(self, scope: str) -> int:
-        """Alerts the scope's workflow has accepted and not yet routed (asks the workflow)."""
+    async def scope_backlog(self, scope: str, sender: str = "") -> tuple[int, int]:
+        """Alerts the scope's workflow holds and has not routed yet, and the highest batch `seq`
+        of `sender` it has received (asks the workflow)."""
         report = await self.client.get_workflow_handle(monitoring_id(scope)).query(
             "check_fingerprints",
-            FingerprintCheck(),
+            FingerprintCheck(sender=sender),
             result_type=FingerprintReport,
             rpc_timeout=timedelta(seconds=2),
         )
-        return report.queued
+        return report.queued, report.received_seq
 
     async def send_batch(self, scope: str, batch: CompactBatch) -> None:
         """Signal-with-start: creates the scope's MonitoringWorkflow if needed; returns when durable."""
