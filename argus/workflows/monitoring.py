@@ -215,6 +215,7 @@ class MonitoringWorkflow:
         self._capacity_warned_at: datetime | None = None
         self._timers: list[datetime] = []  # when the wake-up timers still pending ring
         self._ringing: set[asyncio.Future] = set()
+        self._rang = False
         self._chunk_tasks = False  # set by `run` (workflow.patched)
         self.scope = inp.scope
         self.policy = inp.policy
@@ -243,9 +244,14 @@ class MonitoringWorkflow:
             if deadline is not None and (wake is None or deadline < wake):
                 wake = deadline
             if lasting_timers:
+                if wake is not None:  # one already due still waits a timer: never a busy loop
+                    wake = max(wake, workflow.now() + timedelta(milliseconds=1))
                 self._wake_at(wake)
+                self._rang = False
+                # Any timer ringing wakes the loop: one set for an earlier wake-up that no longer
+                # matters rings before `wake`, and the loop then sets the timer for `wake`.
                 await workflow.wait_condition(
-                    lambda wake=wake: self._has_work() or workflow.now() >= (wake or END)
+                    lambda wake=wake: self._has_work() or self._rang or workflow.now() >= (wake or END)
                 )
             else:
                 timeout = max(wake - workflow.now(), timedelta(milliseconds=1)) if wake is not None else None
@@ -331,8 +337,9 @@ class MonitoringWorkflow:
         self._timers.append(wake)
 
         async def ring() -> None:
-            await workflow.sleep(max(wake - workflow.now(), timedelta(milliseconds=1)))
+            await workflow.sleep(wake - workflow.now())
             self._timers.remove(wake)
+            self._rang = True
 
         task = asyncio.ensure_future(ring())
         self._ringing.add(task)  # held until it rings (a bare task may be collected)

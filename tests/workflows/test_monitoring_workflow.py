@@ -10,7 +10,16 @@ from datetime import timedelta
 from temporalio.client import Client
 
 from argus.analysis.routing import incident_id_for
-from argus.models import Alert, AlertBatch, IncidentState, Matcher, Silence, SilenceRequest
+from argus.models import (
+    Alert,
+    AlertBatch,
+    AlertStatus,
+    IncidentState,
+    Matcher,
+    Route,
+    Silence,
+    SilenceRequest,
+)
 from argus.models.agents import MonitoringInput, MonitoringStatus
 from argus.workflows.monitoring import MonitoringWorkflow
 
@@ -124,3 +133,28 @@ async def test_silence_holds_alert_notifies_and_releases_it_when_it_expires(ts_e
 async def _status(handle, ok) -> MonitoringStatus | None:  # type: ignore[no-untyped-def]
     s = await handle.query(MonitoringWorkflow.status)
     return s if ok(s) else None
+
+
+async def test_wake_up_timers_follow_deadlines_near_and_far(ts_env, tmp_path):
+    """The lasting wake-up timers (never cancelled) still wake the scope for each deadline in
+    turn: a group whose only alert resolved inside group_wait (30 s), then another group's 2 h
+    group_wait, which must open its incident."""
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    worker, _ = make_worker(ts_env.client, tmp_path, World(), tq)
+    pol = monitoring_policy(resolve_timeout="12h", correlation={"topology": [], "window": "1m"})
+    pol.routing.route.routes = [Route.model_validate({"matchers": ['alertname="Slow"'], "group_wait": "2h"})]
+    fast = alert("Fast", service="checkout")
+    async with worker:
+        handle = await start(ts_env.client, tq, scope, batch(fast), pol)
+        await eventually(lambda: _status(handle, lambda s: s.alerts_received == 1))
+        gone = fast.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": fast.starts_at})
+        await handle.signal(MonitoringWorkflow.ingest, batch(gone, alert("Slow", service="payments")))
+        await eventually(lambda: _status(handle, lambda s: s.alerts_received == 3))
+        await ts_env.sleep(timedelta(hours=2, minutes=1))
+        decisions = await handle.query(MonitoringWorkflow.recent_decisions)
+        [slow] = [d for d in decisions if d.alertname == "Slow" and d.kind == "new_group"]
+        incident = ts_env.client.get_workflow_handle(incident_id_for(scope, slow.group_key))
+        state = await eventually(lambda: incident.query("status", result_type=IncidentState))
+        assert {a.name for a in state.alerts} == {"Slow"}
+        await handle.terminate()
+        await incident.terminate()
