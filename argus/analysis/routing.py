@@ -292,6 +292,10 @@ class Router:
         self.state = state
         self.scope = scope
         self.recent_limit = recent_limit
+        # What this scope may hold: routing.max_tracked_alerts, or fewer when its workflow has
+        # measured that fewer fit one continue-as-new hand-over (see MonitoringWorkflow).
+        self.capacity = config.max_tracked_alerts
+        self.capacity_reason = f"routing.max_tracked_alerts {config.max_tracked_alerts}"
         self._intervals = {ti.name: ti for ti in config.time_intervals}
         self._uses_intervals = _route_uses_intervals(config.route)
         # Caches derived from the state (rebuilt after continue-as-new, so replay sees the same).
@@ -327,6 +331,9 @@ class Router:
             state.sup_version += 1
 
     # --- what is tracked ---------------------------------------------------------------------------
+    def tracked_count(self) -> int:
+        return len(self._index) + len(self.state.held)
+
     def tracked_fingerprints(self) -> set[str]:
         """Every fingerprint the router holds: in a group (firing, or resolved and not yet told)
         or held back (silenced, inhibited, muted, in maintenance)."""
@@ -710,8 +717,7 @@ class Router:
             alert.name,
             RouteDecisionKind.OVER_CAPACITY,
             f"not tracked: this scope already holds {held} alerts, its limit "
-            f"(routing.max_tracked_alerts {self.config.max_tracked_alerts}); split the sources "
-            "across scopes or raise the limit",
+            f"({self.capacity_reason}); split the sources across scopes or raise the limit",
             key,
             now,
         )
@@ -731,7 +737,7 @@ class Router:
             entry is None
             and alert.status == AlertStatus.FIRING
             and slot not in self.state.held
-            and len(self._index) + len(self.state.held) >= self.config.max_tracked_alerts
+            and self.tracked_count() >= self.capacity
         ):
             return self._over_capacity(alert, key, now)
         if alert.status == AlertStatus.FIRING:

@@ -70,6 +70,11 @@ END = datetime.max.replace(tzinfo=UTC)
 LASTING_TIMERS = "monitoring-lasting-wake-timers"
 CHUNK_TASKS = "monitoring-backlog-chunks-in-tasks-of-their-own"
 MAX_SENDERS = 64  # gateways remembered for backpressure (a restarted gateway is a new sender)
+FIT_CAPACITY = "monitoring-capacity-fits-the-hand-over"
+# The share of MAX_CARRIED the tracked alerts may take (the rest: batches not yet applied), and
+# the fewest tracked alerts a size per alert is measured on.
+CARRY_SHARE = 0.8
+MIN_MEASURED = 500
 PENDING_SEP = "|"  # not a base64 character: the packed state, then the pending batches as JSON
 
 
@@ -217,6 +222,8 @@ class MonitoringWorkflow:
         self._ringing: set[asyncio.Future] = set()
         self._rang = False
         self._chunk_tasks = False  # set by `run` (workflow.patched)
+        self._fitting = False  # likewise
+        self._fits: int | None = None  # tracked alerts that fit a hand-over, once measured
         self.scope = inp.scope
         self.policy = inp.policy
         self.state, pending = unpack_state(inp.carried) if inp.carried else (MonitoringState(), [])
@@ -233,6 +240,10 @@ class MonitoringWorkflow:
         # Runs that began before these changes replay the way they ran (workflow.patched).
         lasting_timers = workflow.patched(LASTING_TIMERS)
         self._chunk_tasks = workflow.patched(CHUNK_TASKS)
+        if workflow.patched(FIT_CAPACITY):
+            self._fitting = True
+            if inp.carried:
+                self._fit_capacity(len(inp.carried.partition(PENDING_SEP)[0]))
         if inp.carried and self._chunk_tasks:
             # Rebuilding a large carried state takes much of an activation (the SDK's 2 s limit
             # is per activation): the first chunk of work waits for the next task.
@@ -261,6 +272,7 @@ class MonitoringWorkflow:
             if self._policy_changed:
                 self._policy_changed = False
                 self.router = Router(self.policy.routing, self.state.router, self.scope)
+                self._apply_capacity()
             await self._apply_silence_changes()
             for closed in self._closed:
                 self.router.incident_closed(closed.group_key, workflow.now())
@@ -294,6 +306,8 @@ class MonitoringWorkflow:
                 # queue has shrunk by what the hand-over was over (or, if the state alone is over,
                 # until the next batch has been applied).
                 self._handover_floor = self._queued_bytes() - (len(carried) - MAX_CARRIED)
+                if self._fitting:
+                    self._fit_capacity(len(carried.partition(PENDING_SEP)[0]))
                 workflow.logger.warning(
                     "scope %s: hand-over of %d bytes is too large to continue as new; applying the "
                     "backlog first",
@@ -318,6 +332,26 @@ class MonitoringWorkflow:
         else:  # runs that began with local-activity chunks replay the way they ran
             await workflow.execute_local_activity_method(
                 Orchestration.next_chunk, start_to_close_timeout=timedelta(seconds=10)
+            )
+
+    def _fit_capacity(self, state_bytes: int) -> None:
+        """Measure what a tracked alert of this scope costs in a hand-over and hold the scope to
+        what fits: routing.max_tracked_alerts is a count, and alerts with many or long labels
+        reach Temporal's payload limit well before it. A scope that cannot hand over grows its
+        history until the server ends the run, and its state with it."""
+        tracked = self.router.tracked_count()
+        if tracked < MIN_MEASURED:
+            return
+        self._fits = int(CARRY_SHARE * MAX_CARRIED * tracked / state_bytes)
+        self._apply_capacity()
+
+    def _apply_capacity(self) -> None:
+        limit = self.policy.routing.max_tracked_alerts
+        if self._fits is not None and self._fits < limit:
+            self.router.capacity = self._fits
+            self.router.capacity_reason = (
+                f"{self._fits}, what fits one continue-as-new hand-over at the size measured for "
+                f"this scope's alerts; routing.max_tracked_alerts is {limit}"
             )
 
     def _has_work(self) -> bool:
@@ -358,9 +392,9 @@ class MonitoringWorkflow:
             if now_refused > refused and (since is None or workflow.now() - since >= timedelta(minutes=1)):
                 self._capacity_warned_at = workflow.now()  # at most once a minute, not every pass
                 workflow.logger.warning(
-                    "scope %s is at routing.max_tracked_alerts (%d): %d new alerts not tracked so far",
+                    "scope %s is at its limit (%s): %d new alerts not tracked so far",
                     self.scope,
-                    self.policy.routing.max_tracked_alerts,
+                    self.router.capacity_reason,
                     now_refused,
                 )
 

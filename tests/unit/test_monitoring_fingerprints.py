@@ -19,6 +19,7 @@ from argus.models.agents import FingerprintCheck, FingerprintReport, MonitoringI
 from argus.models.alert import CompactBatch, alert_to_compact
 from argus.models.config import RoutingConfig
 from argus.models.routing import Matcher
+from argus.workflows import monitoring
 from argus.workflows.monitoring import MonitoringState, MonitoringWorkflow, pack_state, unpack_state
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -164,3 +165,54 @@ def test_compact_batches_round_trip_compressed_and_plain():
     assert len(packed.data) * 4 < len(plain.data)
     # What crosses Temporal: the pydantic data converter's JSON, back to the same batch.
     assert CompactBatch.model_validate_json(packed.model_dump_json()).records() == records
+
+
+async def test_a_scope_holds_no_more_alerts_than_fit_its_hand_over(ts_env, monkeypatch):
+    """routing.max_tracked_alerts is a count; what must fit is the hand-over's bytes. A run
+    measures what its tracked alerts took in the state it was handed and refuses new alerts past
+    what fits (here a hand-over limit shrunk to 30 kB), saying why; known alerts still pass."""
+    monkeypatch.setattr(monitoring, "MAX_CARRIED", 30_000)
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    state = MonitoringState()
+    r = Router(RoutingConfig.model_validate({"route": ROUTE}), state.router, "test")
+    held = [alert("A", instance=f"host-{i}", rack=f"r{i % 7}") for i in range(1000)]
+    r.ingest(held, datetime.now(UTC))  # refreshed just now: none expires during the test
+    carried = pack_state(state)
+    fits = int(0.8 * 30_000 * 1000 / len(carried))
+    assert fits < 1000, "the state handed over is already past what fits"
+    newcomer, known = alert("B", instance="new"), held[0]
+    batch = CompactBatch.of("b1", [alert_to_compact(newcomer), alert_to_compact(known)])
+    pol = Policy.model_validate({"routing": {"route": ROUTE}})
+    with ts_env.auto_time_skipping_disabled():  # or the carried alerts expire meanwhile
+        async with Worker(
+            ts_env.client,
+            task_queue=tq,
+            workflows=[MonitoringWorkflow],
+            activities=[Orchestration().next_chunk],
+        ):
+            handle = await ts_env.client.start_workflow(
+                MonitoringWorkflow.run,
+                MonitoringInput(scope=scope, policy=pol, carried=carried),
+                id=f"monitoring-{scope}",
+                task_queue=tq,
+                start_signal="ingest_compact",
+                start_signal_args=[batch],
+            )
+            b = None
+            for _ in range(200):
+                decisions = await handle.query(MonitoringWorkflow.recent_decisions)
+                b = next((d for d in decisions if d.alertname == "B"), None)
+                if b is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert b is not None and b.kind == "over_capacity"
+            assert f"its limit ({fits}, what fits one continue-as-new hand-over" in b.reason
+            assert "routing.max_tracked_alerts is 25000" in b.reason
+            report = await handle.query(
+                MonitoringWorkflow.check_fingerprints,
+                FingerprintCheck(fingerprints=[known.fingerprint, newcomer.fingerprint]),
+            )
+            assert report == FingerprintReport(tracked=1000, queued=0, missing=[newcomer.fingerprint])
+            status = await handle.query(MonitoringWorkflow.status)
+            assert status.counts.get("over_capacity") == 1 and status.alerts_received == 2
+            await handle.terminate()
