@@ -8,9 +8,11 @@ non-zero exit code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -86,6 +88,18 @@ def run(coro: Coroutine[Any, Any, int | None]) -> None:
     finish(code)
 
 
+def _cancel_on_signals() -> None:
+    """Until Stack.wait takes over, SIGINT and SIGTERM cancel the command, so that `async with
+    Stack` stops what it started: a SIGTERM would otherwise end the process at once and leave the
+    dev server running (and a shell may start a background job with SIGINT ignored)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, task.cancel)
+
+
 class CliError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
@@ -138,18 +152,23 @@ def up(
         cfg = _config(config)
         if demo:
             cfg.policy.demo = True
-        async with Stack(
-            cfg, temporal=temporal, sandbox=sandbox or demo, gateway_process=cfg.gateway.own_process
-        ) as stack:
-            err.print(
-                f"[green]ARGUS is up[/]: gateway {stack.gateway_url}"
-                + (f", Web UI {stack.ui_url}" if stack.ui_url else "")
-            )
-            if demo:
-                result = await run_demo(cfg, stack)
-                out.print(summary(result))
-            err.print("Press Ctrl-C to stop.")
-            await stack.wait()
+        _cancel_on_signals()
+        try:
+            async with Stack(
+                cfg, temporal=temporal, sandbox=sandbox or demo, gateway_process=cfg.gateway.own_process
+            ) as stack:
+                err.print(
+                    f"[green]ARGUS is up[/]: gateway {stack.gateway_url}"
+                    + (f", Web UI {stack.ui_url}" if stack.ui_url else "")
+                )
+                if demo:
+                    result = await run_demo(cfg, stack)
+                    out.print(summary(result))
+                err.print("Press Ctrl-C to stop.")
+                await stack.wait()
+        except asyncio.CancelledError:  # stopped during start-up or the demo: all stopped anyway
+            err.print("ARGUS stopped.")
+            return 130
         err.print("ARGUS stopped.")
         return 0
 
@@ -206,8 +225,6 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
         w = make_worker(client, rt)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        import signal
-
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         scrapers = asyncio.create_task(run_scrapers(rt, stop))
