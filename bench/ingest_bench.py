@@ -108,6 +108,33 @@ async def load(url: str, seconds: float, clients: int, size: int, groups: int, r
     }
 
 
+async def flush_figures(gw: str) -> dict[str, float]:
+    """The gateway's coalesced-batch counters from its /metrics."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{gw}/metrics")).text
+    wanted = {
+        "argus_ingest_flush_seconds_count": "flushes",
+        "argus_ingest_flush_seconds_sum": "flush_seconds",
+        "argus_ingest_batch_alerts_sum": "alerts",
+    }
+    out = dict.fromkeys(wanted.values(), 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            out[wanted[name]] = float(value)
+    return out
+
+
+def flush_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    d = {k: after[k] - before[k] for k in after}
+    n = max(1.0, d["flushes"])
+    return {
+        "flushes": int(d["flushes"]),
+        "alerts_per_flush": round(d["alerts"] / n, 1),
+        "flush_ms_mean": round(d["flush_seconds"] / n * 1000, 1),
+    }
+
+
 def start_alertmanager(tmp: Path) -> tuple[subprocess.Popen, str]:
     exe = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if exe is None:
@@ -191,6 +218,7 @@ async def latency_phase(gw: str, temporal: str, n: int, rate: float) -> dict:
             posted[wf_id] = t0
             await asyncio.sleep(1 / rate)
     lat: list[float] = []
+    by_index: dict[str, float] = {}
     deadline = time.monotonic() + 120
     pending = dict(posted)
     while pending and time.monotonic() < deadline:
@@ -200,8 +228,12 @@ async def latency_phase(gw: str, temporal: str, n: int, rate: float) -> dict:
             except Exception:
                 continue
             lat.append(desc.start_time.timestamp() - pending.pop(wf_id))
+            by_index[wf_id] = lat[-1]
         await asyncio.sleep(0.5)
+    order = list(posted)
+    slowest = sorted(by_index, key=by_index.get, reverse=True)[:5]  # type: ignore[arg-type]
     return {
+        "slowest": {order.index(w): round(by_index[w] * 1000) for w in slowest},
         "incidents": len(lat),
         "missing": len(pending),
         "p50_ms": round(pct(lat, 50) * 1000, 1),
@@ -266,10 +298,14 @@ async def main() -> None:
             f"{am_url}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "am"
         )
         print("alertmanager", json.dumps(am_res), flush=True)
+        flushes_before = await flush_figures(gw)
         argus_res = await load(
             f"{gw}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "argus"
         )
         print("argus       ", json.dumps(argus_res), flush=True)
+        flushes = flush_delta(flushes_before, await flush_figures(gw))
+        argus_res["flushes"] = flushes
+        print("gateway flushes to Temporal", json.dumps(flushes), flush=True)
         ratio = argus_res["alerts_per_s"] / max(1, am_res["alerts_per_s"])
         print(f"ratio argus/alertmanager: {ratio:.2f}x", flush=True)
 
