@@ -17,7 +17,6 @@ from temporalio.worker import Worker
 
 from .wiring import WORKFLOWS, Runtime, build_activities
 
-
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
