@@ -10,17 +10,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from temporalio.worker import Worker
 
-from argus.activities.orchestration import Orchestration
 from argus.analysis.routing import RESOLVED_NEWS_INTERVAL, Router, RouterState
 from argus.models import Alert, AlertStatus, Policy, Silence
-from argus.models.agents import FingerprintCheck, FingerprintReport, MonitoringInput
+from argus.models.agents import FingerprintCheck, FingerprintReport
 from argus.models.alert import CompactBatch, alert_to_compact
 from argus.models.config import RoutingConfig
 from argus.models.routing import Matcher
 from argus.workflows import monitoring
 from argus.workflows.monitoring import MonitoringState, MonitoringWorkflow, pack_state, unpack_state
+from tests.workflows.kit import monitoring_worker, signal_scope
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ROUTE = {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "1h", "group_interval": "5m"}
@@ -100,15 +99,8 @@ async def test_monitoring_workflow_answers_which_fingerprints_it_holds(ts_env):
     batch = CompactBatch.of(uuid.uuid4().hex, [alert_to_compact(x) for x in [*firing, resolved]])
     assert batch.compressed and batch.count == 4  # the gateway's form
     pol = Policy.model_validate({"routing": {"route": ROUTE}})
-    async with Worker(ts_env.client, task_queue=tq, workflows=[MonitoringWorkflow]):
-        handle = await ts_env.client.start_workflow(
-            MonitoringWorkflow.run,
-            MonitoringInput(scope=scope, policy=pol),
-            id=f"monitoring-{scope}",
-            task_queue=tq,
-            start_signal="ingest_compact",
-            start_signal_args=[batch],
-        )
+    async with monitoring_worker(ts_env.client, tq):
+        handle = await signal_scope(ts_env.client, tq, scope, pol, batch)
         asked = FingerprintCheck(fingerprints=[x.fingerprint for x in firing] + [resolved.fingerprint])
         report = None
         for _ in range(200):
@@ -134,17 +126,8 @@ async def test_alerts_handed_over_unapplied_by_continue_as_new_are_applied_by_th
         batch_id="seen-batch", data=orjson.dumps([alert_to_compact(alert("Z"))]).decode(), count=1
     )
     pol = Policy.model_validate({"routing": {"route": ROUTE}})
-    async with Worker(
-        ts_env.client, task_queue=tq, workflows=[MonitoringWorkflow], activities=[Orchestration().next_chunk]
-    ):
-        handle = await ts_env.client.start_workflow(
-            MonitoringWorkflow.run,
-            MonitoringInput(scope=scope, policy=pol, carried=carried),
-            id=f"monitoring-{scope}",
-            task_queue=tq,
-            start_signal="ingest_compact",
-            start_signal_args=[again],
-        )
+    async with monitoring_worker(ts_env.client, tq):
+        handle = await signal_scope(ts_env.client, tq, scope, pol, again, carried=carried)
         asked = FingerprintCheck(fingerprints=[x.fingerprint for x in firing] + [alert("Z").fingerprint])
         report = None
         for _ in range(200):
@@ -184,20 +167,8 @@ async def test_a_scope_holds_no_more_alerts_than_fit_its_hand_over(ts_env, monke
     batch = CompactBatch.of("b1", [alert_to_compact(newcomer), alert_to_compact(known)])
     pol = Policy.model_validate({"routing": {"route": ROUTE}})
     with ts_env.auto_time_skipping_disabled():  # or the carried alerts expire meanwhile
-        async with Worker(
-            ts_env.client,
-            task_queue=tq,
-            workflows=[MonitoringWorkflow],
-            activities=[Orchestration().next_chunk],
-        ):
-            handle = await ts_env.client.start_workflow(
-                MonitoringWorkflow.run,
-                MonitoringInput(scope=scope, policy=pol, carried=carried),
-                id=f"monitoring-{scope}",
-                task_queue=tq,
-                start_signal="ingest_compact",
-                start_signal_args=[batch],
-            )
+        async with monitoring_worker(ts_env.client, tq):
+            handle = await signal_scope(ts_env.client, tq, scope, pol, batch, carried=carried)
             b = None
             for _ in range(200):
                 decisions = await handle.query(MonitoringWorkflow.recent_decisions)

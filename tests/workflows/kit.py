@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from argus.activities.orchestration import Orchestration
 from argus.models import (
     ActionResult,
     Alert,
@@ -30,10 +31,12 @@ from argus.models import (
     StepRequest,
     StepStatus,
 )
-from argus.models.agents import RcaRequest, VerifyRequest, VerifyResult
+from argus.models.agents import MonitoringInput, RcaRequest, VerifyRequest, VerifyResult
+from argus.models.alert import CompactBatch
 from argus.models.config import Policy
 from argus.workers.settings import Secrets
 from argus.workers.wiring import WORKFLOWS, activity_methods, build_activities, build_runtime
+from argus.workflows.monitoring import MonitoringWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,6 +125,32 @@ def make_worker(
         max_cached_workflows=max_cached_workflows,
     )
     return worker, rt
+
+
+def monitoring_worker(client: Client, task_queue: str) -> Worker:
+    """MonitoringWorkflow alone, with the no-op activity its backlog chunks wait on."""
+    return Worker(
+        client, task_queue=task_queue, workflows=[MonitoringWorkflow], activities=[Orchestration().next_chunk]
+    )
+
+
+async def signal_scope(
+    client: Client,
+    task_queue: str,
+    scope: str,
+    policy: Policy,
+    batch: CompactBatch,
+    carried: str | None = None,
+) -> WorkflowHandle:
+    """What the gateway does with a batch: signal-with-start the scope's MonitoringWorkflow."""
+    return await client.start_workflow(
+        MonitoringWorkflow.run,
+        MonitoringInput(scope=scope, policy=policy, carried=carried),
+        id=f"monitoring-{scope}",
+        task_queue=task_queue,
+        start_signal="ingest_compact",
+        start_signal_args=[batch],
+    )
 
 
 def alert(name: str = "HighErrorRate", service: str = "checkout", severity: str = "critical", **kw) -> Alert:

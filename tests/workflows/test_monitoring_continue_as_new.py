@@ -10,16 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.worker import Worker
 
-from argus.activities.orchestration import Orchestration
 from argus.models import Policy
-from argus.models.agents import FingerprintCheck, MonitoringInput
+from argus.models.agents import FingerprintCheck
 from argus.models.alert import CompactBatch, labels_fingerprint
 from argus.workers.client import connect
 from argus.workers.devserver import DevServer, free_port, wait_for_namespace
 from argus.workflows import monitoring
 from argus.workflows.monitoring import MonitoringWorkflow
+from tests.workflows.kit import monitoring_worker, signal_scope
 
 ROUTE = {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "1h", "group_interval": "5m"}
 
@@ -57,19 +56,10 @@ async def test_scope_continues_as_new_under_a_stream_and_applies_every_batch_onc
     tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
     policy = Policy.model_validate({"routing": {"route": ROUTE}})
     batches = [CompactBatch.of(f"b{i}", records(i, 25)) for i in range(120)]
-    async with Worker(
-        client, task_queue=tq, workflows=[MonitoringWorkflow], activities=[Orchestration().next_chunk]
-    ):
+    async with monitoring_worker(client, tq):
 
         async def send(batch: CompactBatch) -> None:
-            await client.start_workflow(
-                MonitoringWorkflow.run,
-                MonitoringInput(scope=scope, policy=policy),
-                id=f"monitoring-{scope}",
-                task_queue=tq,
-                start_signal="ingest_compact",
-                start_signal_args=[batch],
-            )
+            await signal_scope(client, tq, scope, policy, batch)
 
         # Eight senders at once, as the gateway's flushes arrive: signals land while a
         # run is handing over, which the server answers by retrying that task.
@@ -118,17 +108,8 @@ async def test_a_hand_over_too_large_to_carry_waits_and_nothing_is_lost(cas_clie
     batches = [CompactBatch.of(f"b{i}", records(i, 100)) for i in range(60)]
     # Signalled while no worker runs: the first task finds a backlog of several chunks.
     for b in batches:
-        await client.start_workflow(
-            MonitoringWorkflow.run,
-            MonitoringInput(scope=scope, policy=policy),
-            id=f"monitoring-{scope}",
-            task_queue=tq,
-            start_signal="ingest_compact",
-            start_signal_args=[b],
-        )
-    async with Worker(
-        client, task_queue=tq, workflows=[MonitoringWorkflow], activities=[Orchestration().next_chunk]
-    ):
+        await signal_scope(client, tq, scope, policy, b)
+    async with monitoring_worker(client, tq):
         handle = client.get_workflow_handle(f"monitoring-{scope}")
         sent = [r["f"] for b in batches for r in b.records()]
         report = None
