@@ -8,11 +8,9 @@ non-zero exit code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import json
 import os
-import signal
 import socket
 import sys
 import uuid
@@ -88,16 +86,21 @@ def run(coro: Coroutine[Any, Any, int | None]) -> None:
     finish(code)
 
 
-def _cancel_on_signals() -> None:
-    """Until Stack.wait takes over, SIGINT and SIGTERM cancel the command, so that `async with
-    Stack` stops what it started: a SIGTERM would otherwise end the process at once and leave the
-    dev server running (and a shell may start a background job with SIGINT ignored)."""
-    loop = asyncio.get_running_loop()
+async def stack_command(main: Coroutine[Any, Any, int]) -> int:
+    """Run a command that starts a Stack. Until Stack.wait takes them over, SIGINT and SIGTERM
+    cancel it, so that `async with Stack` stops what it started: a SIGTERM would otherwise end
+    the process at once and leave the dev server running (and a shell may start a background
+    job with SIGINT ignored)."""
+    from .stack import on_stop_signals
+
     task = asyncio.current_task()
     assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, task.cancel)
+    on_stop_signals(task.cancel)
+    try:
+        return await main
+    except asyncio.CancelledError:  # stopped during start-up or the demo: all stopped anyway
+        err.print("ARGUS stopped.")
+        return 130
 
 
 class CliError(Exception):
@@ -152,27 +155,22 @@ def up(
         cfg = _config(config)
         if demo:
             cfg.policy.demo = True
-        _cancel_on_signals()
-        try:
-            async with Stack(
-                cfg, temporal=temporal, sandbox=sandbox or demo, gateway_process=cfg.gateway.own_process
-            ) as stack:
-                err.print(
-                    f"[green]ARGUS is up[/]: gateway {stack.gateway_url}"
-                    + (f", Web UI {stack.ui_url}" if stack.ui_url else "")
-                )
-                if demo:
-                    result = await run_demo(cfg, stack)
-                    out.print(summary(result))
-                err.print("Press Ctrl-C to stop.")
-                await stack.wait()
-        except asyncio.CancelledError:  # stopped during start-up or the demo: all stopped anyway
-            err.print("ARGUS stopped.")
-            return 130
+        async with Stack(
+            cfg, temporal=temporal, sandbox=sandbox or demo, gateway_process=cfg.gateway.own_process
+        ) as stack:
+            err.print(
+                f"[green]ARGUS is up[/]: gateway {stack.gateway_url}"
+                + (f", Web UI {stack.ui_url}" if stack.ui_url else "")
+            )
+            if demo:
+                result = await run_demo(cfg, stack)
+                out.print(summary(result))
+            err.print("Press Ctrl-C to stop.")
+            await stack.wait()
         err.print("ARGUS stopped.")
         return 0
 
-    run(main())
+    run(stack_command(main()))
 
 
 @app.command("demo")
@@ -205,7 +203,7 @@ def demo_cmd(
             ok = result.incident.status.value == "closed"
         return 0 if ok else 1
 
-    run(main())
+    run(stack_command(main()))
 
 
 @app.command()
@@ -215,7 +213,7 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
     from .worker import make_worker, run_scrapers
 
     async def main() -> int:
-        from .stack import ensure_search_attributes
+        from .stack import ensure_search_attributes, on_stop_signals
 
         cfg = _config(config)
         client = await _client(cfg, temporal)
@@ -224,9 +222,7 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
         rt = build_runtime(cfg)
         w = make_worker(client, rt)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        on_stop_signals(stop.set)
         scrapers = asyncio.create_task(run_scrapers(rt, stop))
         async with w:
             await stop.wait()

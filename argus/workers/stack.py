@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,15 @@ from .worker import make_worker, run_scrapers
 
 ARGUS_WORKFLOW_ID = "argus"
 STACK_FILE = "stack.json"
+
+
+def on_stop_signals(callback: Callable[[], object]) -> None:
+    """SIGINT and SIGTERM call `callback` on the running loop (instead of ending the process
+    at once, which would leave the processes it started running)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on this platform
+            loop.add_signal_handler(sig, callback)
 
 
 @dataclass
@@ -241,10 +251,7 @@ class Stack:
 
     async def wait(self) -> None:
         """Run until Ctrl-C / SIGTERM, or until a component fails."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, self._stop.set)
+        on_stop_signals(self._stop.set)
         stopper = asyncio.create_task(self._stop.wait())
         watched = {t for t in self._tasks if t.get_name() != "scrapers"}  # no scrapers: done at once
         done, _ = await asyncio.wait([stopper, *watched], return_when=asyncio.FIRST_COMPLETED)

@@ -1,4 +1,4 @@
-"""`argus up --demo` stopped by SIGTERM before it is fully up (during the demo) stops everything it
+"""`argus up --demo` (or `argus demo`) stopped by a signal during the demo stops everything it
 started: the embedded dev server, the gateway process and the sandbox (nothing left running, and
 the ports free for the next start)."""
 
@@ -45,9 +45,12 @@ def _processes_with(marker: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_during_the_demo_stops_everything_argus_up_started(
-    tmp_path: Path, sig: signal.Signals
+@pytest.mark.parametrize(
+    ("command", "sig"),
+    [(["up", "--demo"], signal.SIGTERM), (["up", "--demo"], signal.SIGINT), (["demo"], signal.SIGTERM)],
+)
+def test_a_signal_during_the_demo_stops_everything_argus_started(
+    tmp_path: Path, command: list[str], sig: signal.Signals
 ) -> None:
     sandbox_url = f"http://127.0.0.1:{free_port()}"
     cfg = e2e_config(tmp_path, sandbox_url)
@@ -56,14 +59,14 @@ def test_a_signal_during_the_demo_stops_everything_argus_up_started(
     log = tmp_path / "up.log"
     state = str(tmp_path / "state")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "argus"), "up", "--demo", "--config", str(path)],
+        [str(Path(sys.executable).parent / "argus"), *command, "--config", str(path)],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         env={**os.environ, "ARGUS_LINK_SECRET": "argus-up-signal-test-secret-0123"},
         start_new_session=True,
     )
     try:
-        _wait_for(log, "ARGUS is up", proc, timeout=180)
+        _wait_for(log, "ARGUS demo:", proc, timeout=180)
         time.sleep(2)  # into the demo
         assert "Press Ctrl-C to stop." not in log.read_text(errors="replace"), "the demo ended already"
         proc.send_signal(sig)
