@@ -156,7 +156,11 @@ def up(
         if demo:
             cfg.policy.demo = True
         async with Stack(
-            cfg, temporal=temporal, sandbox=sandbox or demo, gateway_process=cfg.gateway.own_process
+            cfg,
+            temporal=temporal,
+            sandbox=sandbox or demo,
+            gateway_process=cfg.gateway.own_process,
+            own_process=True,
         ) as stack:
             err.print(
                 f"[green]ARGUS is up[/]: gateway {stack.gateway_url}"
@@ -194,7 +198,7 @@ def demo_cmd(
     async def main() -> int:
         cfg = _config(config)
         cfg.policy.demo = not manual
-        async with Stack(cfg, sandbox=True) as stack:
+        async with Stack(cfg, sandbox=True, own_process=True) as stack:
             result = await run_demo(cfg, stack, fault=fault, service=service)
             out.print(summary(result))
             if keep_running:
@@ -209,6 +213,7 @@ def demo_cmd(
 @app.command()
 def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
     """Run only a worker (production: scale by running more)."""
+    from .gc_tuning import tune_gc
     from .wiring import build_runtime
     from .worker import make_worker, run_scrapers
 
@@ -221,6 +226,7 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
         await ensure_search_attributes(client, cfg.temporal.namespace)
         rt = build_runtime(cfg)
         w = make_worker(client, rt)
+        tune_gc()
         stop = asyncio.Event()
         on_stop_signals(stop.set)
         scrapers = asyncio.create_task(run_scrapers(rt, stop))
@@ -245,6 +251,7 @@ def gateway(
     from argus.integrations.signed_links import LinkSigner, NonceStore
 
     from .gateway import GatewayContext, http_server
+    from .gc_tuning import tune_gc
     from .settings import load_secrets
     from .wiring import archive_url
 
@@ -262,6 +269,7 @@ def gateway(
             token=secrets.require("gateway_token") if cfg.gateway.require_token else None,
         )
         server = http_server(ctx)
+        tune_gc()
 
         async def orphaned() -> None:
             # Started by `argus up`: if that process dies (even by SIGKILL), stop too, so a

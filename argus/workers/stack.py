@@ -32,6 +32,7 @@ from .codec import codec_from
 from .devserver import DevServer, port_open, wait_for_namespace
 from .gateway import GatewayContext, http_server
 from .gateway.heartbeats import ensure_checks
+from .gc_tuning import tune_gc
 from .settings import load_secrets, state_dir
 from .wiring import Runtime, build_runtime
 from .worker import make_worker, run_scrapers
@@ -111,6 +112,7 @@ class Stack:
         sandbox: bool = False,
         ui: bool = True,
         gateway_process: bool = False,
+        own_process: bool = False,
     ) -> None:
         self.config = config
         self.temporal = temporal or config.temporal.address
@@ -125,6 +127,7 @@ class Stack:
         self._tasks: list[asyncio.Task] = []
         self._server: uvicorn.Server | None = None
         self.gateway_process = gateway_process
+        self.own_process = own_process  # the process is this stack's alone (`argus up`, `argus demo`)
         self._gateway_proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -172,6 +175,8 @@ class Stack:
         secrets = load_secrets(self.config)
         self.rt = build_runtime(self.config, secrets)
         worker = make_worker(self.client, self.rt)
+        if self.own_process:
+            tune_gc()
         self._tasks = [
             asyncio.create_task(worker.run(), name="worker"),
             asyncio.create_task(
