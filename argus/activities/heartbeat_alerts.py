@@ -41,9 +41,10 @@ def heartbeat_alert(req: HeartbeatAlertRequest) -> Alert:
 
 
 class HeartbeatAlerts:
-    def __init__(self, policy: Policy, task_queue: str) -> None:
+    def __init__(self, policy: Policy, task_queue: str, monitoring_task_queue: str | None = None) -> None:
         self.policy = policy
-        self.task_queue = task_queue
+        self.task_queue = task_queue  # where incidents run
+        self.monitoring_task_queue = monitoring_task_queue or task_queue
 
     @activity.defn(name="push_heartbeat_alert")
     async def push(self, req: HeartbeatAlertRequest) -> str:
@@ -51,9 +52,9 @@ class HeartbeatAlerts:
         batch = AlertBatch(batch_id=req.batch_id, alerts=[alert], received_at=alert.starts_at)
         await activity.client().start_workflow(
             "MonitoringWorkflow",
-            MonitoringInput(scope=req.scope, policy=self.policy),
+            MonitoringInput(scope=req.scope, policy=self.policy, incident_task_queue=self.task_queue),
             id=f"monitoring-{req.scope}",
-            task_queue=self.task_queue,
+            task_queue=self.monitoring_task_queue,
             start_signal="ingest",
             start_signal_args=[batch],
         )

@@ -29,6 +29,9 @@ def monitoring_id(scope: str) -> str:
 
 
 class Orchestration:
+    def __init__(self, monitoring_task_queue: str | None = None) -> None:
+        self.monitoring_task_queue = monitoring_task_queue  # None: this worker's own queue
+
     @activity.defn(name="monitoring_next_chunk")
     async def next_chunk(self) -> None:
         """Does nothing. MonitoringWorkflow awaits it between chunks of a backlog, so that each
@@ -41,9 +44,11 @@ class Orchestration:
         client = activity.client()
         handle = await client.start_workflow(
             "MonitoringWorkflow",
-            MonitoringInput(scope=req.scope, policy=req.policy),
+            MonitoringInput(
+                scope=req.scope, policy=req.policy, incident_task_queue=activity.info().task_queue
+            ),
             id=monitoring_id(req.scope),
-            task_queue=activity.info().task_queue,
+            task_queue=self.monitoring_task_queue or activity.info().task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         await handle.signal("reload", req.policy)

@@ -68,6 +68,8 @@ class MonitoringInput(Model):
     policy: Policy = Field(default_factory=Policy)
     # State handed over by continue-as-new: MonitoringState as JSON, zlib-compressed, base64.
     carried: str | None = None
+    # Where the incidents it opens run (the main task queue); None: on this workflow's own queue.
+    incident_task_queue: str | None = None
 
 
 class MonitoringStatus(Model):

@@ -44,6 +44,11 @@ class TemporalConfig(Model):
     address: str | None = None  # None: `argus up` starts the embedded dev server
     namespace: str = "argus"
     task_queue: str = "argus"
+    # The monitoring scopes' workflows poll a task queue of their own (default: `<task_queue>-
+    # monitoring`), so routing new alerts never waits behind the tasks of hundreds of incident
+    # pipelines on the main one. Every `argus worker` polls both. Set it to `task_queue` to run
+    # everything on one queue. A scope started before the split stays on its queue.
+    monitoring_task_queue: str | None = None
     retention: Duration = timedelta(days=30)
     dev_server_port: int = 7233
     ui_port: int | None = 8233  # None: no Web UI (headless)
@@ -52,6 +57,10 @@ class TemporalConfig(Model):
     # cut or kernel crash. "full": an fsync per commit survives those too, at about 1.6x the
     # latency. Production clusters use their own database and ignore this.
     sqlite_synchronous: Literal["normal", "full"] = "normal"
+
+    @property
+    def monitoring_queue(self) -> str:
+        return self.monitoring_task_queue or f"{self.task_queue}-monitoring"
 
 
 class GatewayConfig(Model):

@@ -8,6 +8,7 @@ non-zero exit code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -215,7 +216,7 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
     """Run only a worker (production: scale by running more)."""
     from .gc_tuning import tune_gc
     from .wiring import build_runtime
-    from .worker import make_worker, run_scrapers
+    from .worker import make_workers, run_scrapers
 
     async def main() -> int:
         from .stack import ensure_search_attributes, on_stop_signals
@@ -225,12 +226,14 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
         # Idempotent: a fresh cluster gets the search attributes incidents are filtered by.
         await ensure_search_attributes(client, cfg.temporal.namespace)
         rt = build_runtime(cfg)
-        w = make_worker(client, rt)
+        workers = make_workers(client, rt)
         tune_gc()
         stop = asyncio.Event()
         on_stop_signals(stop.set)
         scrapers = asyncio.create_task(run_scrapers(rt, stop))
-        async with w:
+        async with contextlib.AsyncExitStack() as running:
+            for w in workers:
+                await running.enter_async_context(w)
             await stop.wait()
         await scrapers
         return 0

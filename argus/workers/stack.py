@@ -1,5 +1,5 @@
 """`argus up`: the embedded stack — Temporal dev server (a child process on a SQLite file),
-one worker, the gateway (a child process of its own, or in this process), the embedded
+the workers, the gateway (a child process of its own, or in this process), the embedded
 metrics scraper and, for the demo, the sandbox. Ctrl-C stops everything cleanly; starting
 again resumes in-flight incidents because the dev server reopens the same database file.
 """
@@ -35,7 +35,7 @@ from .gateway.heartbeats import ensure_checks
 from .gc_tuning import tune_gc
 from .settings import load_secrets, state_dir
 from .wiring import Runtime, build_runtime
-from .worker import make_worker, run_scrapers
+from .worker import make_workers, run_scrapers
 
 ARGUS_WORKFLOW_ID = "argus"
 STACK_FILE = "stack.json"
@@ -174,18 +174,18 @@ class Stack:
 
         secrets = load_secrets(self.config)
         self.rt = build_runtime(self.config, secrets)
-        worker = make_worker(self.client, self.rt)
+        workers = make_workers(self.client, self.rt)
         if self.own_process:
             tune_gc()
         self._tasks = [
-            asyncio.create_task(worker.run(), name="worker"),
+            *(asyncio.create_task(w.run(), name=f"worker {w.task_queue}") for w in workers),
             asyncio.create_task(
                 self._gateway_child(address) if self.gateway_process else self._gateway_here(secrets),
                 name="gateway",
             ),
             asyncio.create_task(run_scrapers(self.rt, self._stop), name="scrapers"),
         ]
-        self._worker = worker
+        self._workers = workers
         while not await self._gateway_up():
             for task in self._tasks:
                 # The scrapers' task may end at once (nothing to scrape); the others must not.
@@ -278,9 +278,9 @@ class Stack:
                 await asyncio.wait_for(self._gateway_proc.wait(), timeout=15)
             except TimeoutError:
                 self._gateway_proc.kill()
-        if getattr(self, "_worker", None) is not None:
+        for worker in getattr(self, "_workers", []):
             with contextlib.suppress(Exception):
-                await self._worker.shutdown()
+                await worker.shutdown()
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, timeout=15)

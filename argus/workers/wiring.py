@@ -277,8 +277,8 @@ def build_activities(rt: Runtime) -> list:
             existing_docs=rt.docs,
         ),
         Publisher([rt.docs, *rt.publishers], PendingDocuments(rt.state / "docs-pending")),
-        Orchestration(),
-        HeartbeatAlerts(c.policy, c.temporal.task_queue),
+        Orchestration(c.temporal.monitoring_queue),
+        HeartbeatAlerts(c.policy, c.temporal.task_queue, c.temporal.monitoring_queue),
     ]
     return activity_methods(agents)
 

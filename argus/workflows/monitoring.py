@@ -226,6 +226,7 @@ class MonitoringWorkflow:
         self._fits: int | None = None  # tracked alerts that fit a hand-over, once measured
         self.scope = inp.scope
         self.policy = inp.policy
+        self.incident_task_queue = inp.incident_task_queue
         self.state, pending = unpack_state(inp.carried) if inp.carried else (MonitoringState(), [])
         # Accepted by the previous run, not yet applied.
         self._queue.extend(_Remainder(packed=batch) for batch in pending)
@@ -300,7 +301,12 @@ class MonitoringWorkflow:
                 self.state.batches -= len(batch_ids)
                 if len(carried) <= MAX_CARRIED:
                     workflow.continue_as_new(
-                        MonitoringInput(scope=self.scope, policy=self.policy, carried=carried)
+                        MonitoringInput(
+                            scope=self.scope,
+                            policy=self.policy,
+                            carried=carried,
+                            incident_task_queue=self.incident_task_queue,
+                        )
                     )
                 # Packing again after every chunk would cost as much as the chunk: wait until the
                 # queue has shrunk by what the hand-over was over (or, if the state alone is over,
@@ -522,6 +528,7 @@ class MonitoringWorkflow:
                     policy=self.policy,
                 ),
                 id=action.incident_id,
+                task_queue=self.incident_task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             )
         except WorkflowAlreadyStartedError as exc:

@@ -39,7 +39,7 @@ CHECK = "nightly-backup"
 
 def gateway_config(tmp, queue: str, scope: str) -> ArgusConfig:
     base = kit.test_config(tmp).model_dump(mode="json", by_alias=True)
-    base["temporal"] = {**base["temporal"], "task_queue": queue}
+    base["temporal"] = {**base["temporal"], "task_queue": queue, "monitoring_task_queue": queue}
     base["auth"] = {"enabled": True}
     base["gateway"] = {**base["gateway"], "require_token": True}
     base["heartbeats"] = {"scope": scope, "checks": [{"name": CHECK, "interval": "1h", "grace": "10m"}]}

@@ -32,7 +32,8 @@ async def gateway_app(
         {
             "state_dir": str(tmp_path),
             "gateway": {"flush_interval": "1ms", **gateway},
-            "temporal": {"task_queue": queue},
+            # One worker serves everything here: the scopes' workflows run on the main queue.
+            "temporal": {"task_queue": queue, "monitoring_task_queue": queue},
         }
     )
     ctx = GatewayContext(

@@ -40,7 +40,7 @@ def config(tmp, queue: str, scope: str) -> ArgusConfig:
     return ArgusConfig.model_validate(
         {
             "state_dir": str(tmp),
-            "temporal": {"task_queue": queue},
+            "temporal": {"task_queue": queue, "monitoring_task_queue": queue},
             "remediation": {"playbooks_dir": str(REPO / "playbooks")},
             "sandbox": {"enabled": False},
             "notify": {"echo": False},

@@ -77,9 +77,11 @@ class GatewayContext:
         """Signal-with-start: creates the scope's MonitoringWorkflow if needed; returns when durable."""
         await self.client.start_workflow(
             "MonitoringWorkflow",
-            MonitoringInput(scope=scope, policy=self.config.policy),
+            MonitoringInput(
+                scope=scope, policy=self.config.policy, incident_task_queue=self.config.temporal.task_queue
+            ),
             id=monitoring_id(scope),
-            task_queue=self.config.temporal.task_queue,
+            task_queue=self.config.temporal.monitoring_queue,
             start_signal="ingest_compact",
             start_signal_args=[batch],
         )
