@@ -35,7 +35,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadkit import monitoring, task_trouble, wait_drained, wait_http  # noqa: E402
+from loadkit import (  # noqa: E402
+    child_pids,
+    cpu_seconds,
+    monitoring,
+    task_trouble,
+    wait_drained,
+    wait_http,
+)
 
 from argus.analysis.routing import group_key, incident_id_for, resolve_routes  # noqa: E402
 from argus.models import Route  # noqa: E402
@@ -299,10 +306,29 @@ async def main() -> None:
         )
         print("alertmanager", json.dumps(am_res), flush=True)
         flushes_before = await flush_figures(gw)
+        # Where the two cores go during the ARGUS phase, per process and per acknowledged alert.
+        procs = {"load generator": os.getpid(), "dev server": dev.proc.pid if dev.proc else None}
+        if worker_proc is not None:
+            procs |= {"worker": worker_proc.pid, "gateway": argus_proc.pid}
+        else:
+            gateways = child_pids(argus_proc.pid)  # `argus up` runs the gateway as its child
+            procs |= {"worker": argus_proc.pid, "gateway": gateways[0] if gateways else None}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
         argus_res = await load(
             f"{gw}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "argus"
         )
         print("argus       ", json.dumps(argus_res), flush=True)
+        cpu = {}
+        for name, pid in procs.items():
+            after, before = cpu_seconds(pid), cpu_before[name]
+            if after is not None and before is not None:
+                used = after - before
+                cpu[name] = {
+                    "cpu_pct": round(used / argus_res["seconds"] * 100),
+                    "us_per_alert": round(used / max(1, argus_res["alerts"]) * 1e6, 1),
+                }
+        argus_res["cpu"] = cpu
+        print("cpu during the ARGUS phase", json.dumps(cpu), flush=True)
         flushes = flush_delta(flushes_before, await flush_figures(gw))
         argus_res["flushes"] = flushes
         print("gateway flushes to Temporal", json.dumps(flushes), flush=True)
