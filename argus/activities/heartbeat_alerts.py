@@ -41,10 +41,10 @@ def heartbeat_alert(req: HeartbeatAlertRequest) -> Alert:
 
 
 class HeartbeatAlerts:
-    def __init__(self, policy: Policy, task_queue: str, monitoring_task_queue: str | None = None) -> None:
+    def __init__(self, policy: Policy, task_queue: str, monitoring_task_queue: str) -> None:
         self.policy = policy
         self.task_queue = task_queue  # where incidents run
-        self.monitoring_task_queue = monitoring_task_queue or task_queue
+        self.monitoring_task_queue = monitoring_task_queue
 
     @activity.defn(name="push_heartbeat_alert")
     async def push(self, req: HeartbeatAlertRequest) -> str:

@@ -18,6 +18,18 @@ from argus.models import ArgusConfig
 from argus.workers.gateway import GatewayContext, create_app
 
 
+def gateway_context(config: ArgusConfig, client, tmp_path: Path, token: str | None = None) -> GatewayContext:  # type: ignore[no-untyped-def]
+    """A gateway on this Temporal client, with its stores in `tmp_path`."""
+    return GatewayContext(
+        config,
+        client,
+        IncidentArchive(sqlite_url(tmp_path / "a.db")),
+        LinkSigner(b"k" * 32),
+        NonceStore(tmp_path / "n.db"),
+        token=token,
+    )
+
+
 @contextlib.asynccontextmanager
 async def gateway_app(
     ts_env, tmp_path: Path, **gateway: Any
@@ -36,13 +48,7 @@ async def gateway_app(
             "temporal": {"task_queue": queue, "monitoring_task_queue": queue},
         }
     )
-    ctx = GatewayContext(
-        config,
-        ts_env.client,
-        IncidentArchive(sqlite_url(tmp_path / "a.db")),
-        LinkSigner(b"k" * 32),
-        NonceStore(tmp_path / "n.db"),
-    )
+    ctx = gateway_context(config, ts_env.client, tmp_path)
     app = create_app(ctx)
     ctx.coalescer.start()
     try:

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from temporalio.service import RPCError
 
-from argus.integrations.archive import IncidentArchive
 from argus.integrations.normalizers import PayloadError
 from argus.integrations.normalizers.alertmanager import from_v2, from_webhook
 from argus.integrations.normalizers.datadog import from_datadog
@@ -21,12 +20,10 @@ from argus.integrations.normalizers.generic import from_generic
 from argus.integrations.normalizers.grafana import from_grafana
 from argus.integrations.normalizers.nagios import from_nagios, normalise
 from argus.integrations.normalizers.splunk import from_splunk
-from argus.integrations.signed_links import LinkSigner, NonceStore
-from argus.integrations.sql import sqlite_url
 from argus.models import AlertBatch, AlertStatus, ArgusConfig, labels_fingerprint
 from argus.models.alert import CompactBatch, alert_from_compact
-from argus.workers.gateway import GatewayContext, create_app
-from tests.unit.gateway_kit import gateway_app
+from argus.workers.gateway import create_app
+from tests.unit.gateway_kit import gateway_app, gateway_context
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 LABELS = {"alertname": "HighLatency", "service": "checkout", "severity": "critical"}
@@ -337,14 +334,7 @@ async def test_require_token_holds_with_auth_off(ts_env, tmp_path: Path):
         {"state_dir": str(tmp_path), "gateway": {"flush_interval": "1ms", "require_token": True}}
     )
     assert not config.auth.enabled
-    ctx = GatewayContext(
-        config,
-        ts_env.client,
-        IncidentArchive(sqlite_url(tmp_path / "a.db")),
-        LinkSigner(b"k" * 32),
-        NonceStore(tmp_path / "n.db"),
-        token="hook-secret",
-    )
+    ctx = gateway_context(config, ts_env.client, tmp_path, token="hook-secret")
     body = [{"labels": {"alertname": "TokenProbe", "service": "payments"}}]
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://a"

@@ -3,19 +3,16 @@ main one. Through the gateway's signal-with-start and the workers `argus worker`
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from argus.analysis.routing import group_key, incident_id_for, resolve_routes
-from argus.integrations.archive import IncidentArchive
-from argus.integrations.signed_links import LinkSigner, NonceStore
-from argus.integrations.sql import sqlite_url
-from argus.models import ArgusConfig, Route
+from argus.models import ArgusConfig
 from argus.models.alert import CompactBatch, alert_to_compact
-from argus.workers.gateway import GatewayContext
 from argus.workers.settings import Secrets
 from argus.workers.wiring import build_runtime
 from argus.workers.worker import make_workers
+from tests.e2e.stackkit import eventually
+from tests.unit.gateway_kit import gateway_context
 
 from . import kit
 from .kit import alert, policy
@@ -38,28 +35,15 @@ async def test_scope_on_its_own_queue_opens_its_incident_on_the_main_one(ts_env,
     workers = make_workers(ts_env.client, rt)
     assert [w.task_queue for w in workers] == [queue, f"{queue}-monitoring"]
 
-    gateway = GatewayContext(
-        config,
-        ts_env.client,
-        IncidentArchive(sqlite_url(tmp_path / "a.db")),
-        LinkSigner(b"k" * 32),
-        NonceStore(tmp_path / "n.db"),
-    )
+    gateway = gateway_context(config, ts_env.client, tmp_path)
     one = alert("DiskFull", "billing")
-    route = resolve_routes(Route.model_validate(config.policy.routing.route.model_dump()), one.labels)[0]
+    route = resolve_routes(config.policy.routing.route, one.labels)[0]
     incident_id = incident_id_for("split", group_key(route, {"alertname": "DiskFull"}))
     async with workers[0], workers[1]:
         await gateway.send_batch("split", CompactBatch.of("b1", [alert_to_compact(one)]))
         scope = await ts_env.client.get_workflow_handle("monitoring-split").describe()
         incident = ts_env.client.get_workflow_handle(incident_id)
-        for _ in range(200):
-            try:
-                opened = await incident.describe()
-                break
-            except Exception:
-                await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the scope opened no incident")
+        opened = await eventually(incident.describe, timeout=10, interval=0.05, what="the scope's incident")
         assert scope.task_queue == f"{queue}-monitoring"
         assert opened.task_queue == queue
         await incident.terminate("test over")
