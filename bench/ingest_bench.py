@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from loadkit import (  # noqa: E402
-    child_pids,
+    argus_children,
     cpu_seconds,
     monitoring,
     task_trouble,
@@ -311,8 +311,8 @@ async def main() -> None:
         if worker_proc is not None:
             procs |= {"worker": worker_proc.pid, "gateway": argus_proc.pid}
         else:
-            gateways = child_pids(argus_proc.pid)  # `argus up` runs the gateway as its child
-            procs |= {"worker": argus_proc.pid, "gateway": gateways[0] if gateways else None}
+            # `argus up` runs the gateway and the monitoring worker as its children.
+            procs |= {"worker": argus_proc.pid, **argus_children(argus_proc.pid)}
         cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
         argus_res = await load(
             f"{gw}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "argus"

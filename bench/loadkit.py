@@ -102,6 +102,21 @@ def child_pids(pid: int) -> list[int]:
     return out
 
 
+def argus_children(pid: int) -> dict[str, int]:
+    """The processes `argus up` starts, by role: "gateway", "monitoring worker"."""
+    out: dict[str, int] = {}
+    for child in child_pids(pid):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"gateway" in argv:
+            out["gateway"] = child
+        elif b"worker" in argv:
+            out["monitoring worker"] = child
+    return out
+
+
 async def wait_http(url: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=2) as http:

@@ -24,12 +24,17 @@ class RawEvent:
 
     id: int
     at: datetime
-    type: str  # e.g. ACTIVITY_TASK_SCHEDULED
+    type: str  # e.g. ACTIVITY_TASK_SCHEDULED, or LOCAL_ACTIVITY for a local activity's marker
     name: str = ""  # activity type, signal or update name, timer id
     args: list[Any] = field(default_factory=list)
     result: Any = None
     failure: str = ""
     scheduled_id: int = 0  # for completions: the event that scheduled the activity
+
+
+# The marker the SDK records for a local activity: its type in `data`, its result in `result`
+# (its input is not recorded).
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
 def _when(event: Any) -> datetime:
@@ -66,6 +71,18 @@ async def fetch_events(client: Client, workflow_id: str, run_id: str | None = No
         elif kind == "ACTIVITY_TASK_TIMED_OUT":
             a = ev.activity_task_timed_out_event_attributes
             raw.scheduled_id, raw.failure = a.scheduled_event_id, "timed out"
+        elif kind == "MARKER_RECORDED":
+            a = ev.marker_recorded_event_attributes
+            if a.marker_name != LOCAL_ACTIVITY_MARKER:
+                continue
+            data = await decode(a.details["data"]) if "data" in a.details else []
+            raw.type = "LOCAL_ACTIVITY"
+            raw.name = str(data[0].get("activity_type", "")) if data and isinstance(data[0], dict) else ""
+            if a.HasField("failure"):
+                raw.failure = a.failure.message
+            else:
+                vals = await decode(a.details["result"]) if "result" in a.details else []
+                raw.result = vals[0] if vals else None
         elif kind == "WORKFLOW_EXECUTION_SIGNALED":
             a = ev.workflow_execution_signaled_event_attributes
             raw.name, raw.args = a.signal_name, await decode(a.input)
@@ -189,6 +206,21 @@ def timeline_from_events(events: list[RawEvent]) -> list[TimelineEntry]:
     def add(at: datetime, kind: str, message: str, actor: str = "argus", data: dict | None = None) -> None:
         out.append(TimelineEntry(at=at, kind=kind, message=message, actor=actor, data=data or {}))
 
+    def completed(e: RawEvent, name: str, args: list[Any]) -> None:
+        entry = _activity_entry(name, args, e.result)
+        if entry is None:
+            return
+        kind, message, actor, data = entry
+        data = {**data, "activity": name, "event": e.id}
+        if kind == "verification":
+            prev = checks[-1].message if checks else None
+            te = TimelineEntry(at=e.at, kind=kind, message=message, actor=actor, data=data)
+            checks.append(te)
+            if message != prev:
+                out.append(te)
+            return
+        add(e.at, kind, message, actor, data)
+
     for e in events:
         if e.type == "WORKFLOW_EXECUTION_STARTED":
             inp = e.args[0] if e.args and isinstance(e.args[0], dict) else {}
@@ -207,24 +239,13 @@ def timeline_from_events(events: list[RawEvent]) -> list[TimelineEntry]:
                     )
         elif e.type == "ACTIVITY_TASK_COMPLETED":
             sched = scheduled.get(e.scheduled_id)
-            if sched is None:
-                continue
-            entry = _activity_entry(sched.name, sched.args, e.result)
-            if entry is None:
-                continue
-            kind, message, actor, data = entry
-            data = {**data, "activity": sched.name, "event": e.id}
-            if kind == "verification":
-                prev = checks[-1].message if checks else None
-                te = TimelineEntry(at=e.at, kind=kind, message=message, actor=actor, data=data)
-                checks.append(te)
-                if message != prev:
-                    out.append(te)
-                continue
-            add(e.at, kind, message, actor, data)
-        elif e.type in ("ACTIVITY_TASK_FAILED", "ACTIVITY_TASK_TIMED_OUT"):
+            if sched is not None:
+                completed(e, sched.name, sched.args)
+        elif e.type == "LOCAL_ACTIVITY" and not e.failure:
+            completed(e, e.name, [])
+        elif e.type in ("ACTIVITY_TASK_FAILED", "ACTIVITY_TASK_TIMED_OUT", "LOCAL_ACTIVITY"):
             sched = scheduled.get(e.scheduled_id)
-            name = sched.name if sched else "activity"
+            name = e.name or (sched.name if sched else "activity")
             add(e.at, "failed", f"{name} attempt failed: {e.failure}", "argus", {"activity": name})
         elif e.type == "WORKFLOW_EXECUTION_SIGNALED" and e.name in _SIGNALS:
             kind, fmt, actor = _SIGNALS[e.name]

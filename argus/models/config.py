@@ -49,6 +49,10 @@ class TemporalConfig(Model):
     # pipelines on the main one. Every `argus worker` polls both. Set it to `task_queue` to run
     # everything on one queue. A scope started before the split stays on its queue.
     monitoring_task_queue: str | None = None
+    # `argus up` runs the monitoring queue's worker as a process of its own (`argus worker
+    # --queues monitoring`): routing then has an interpreter to itself, not one shared with the
+    # incident pipelines' workflow tasks and activities. Needs a monitoring queue of its own.
+    monitoring_process: bool = True
     retention: Duration = timedelta(days=30)
     dev_server_port: int = 7233
     ui_port: int | None = 8233  # None: no Web UI (headless)

@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,6 +63,9 @@ ConfigOpt = Annotated[
 TemporalOpt = Annotated[
     str | None,
     typer.Option("--temporal", help="HOST:PORT of an existing Temporal server instead of the embedded one."),
+]
+ParentPidOpt = Annotated[
+    int | None, typer.Option(hidden=True, help="Stop when this process is gone (`argus up`'s child).")
 ]
 
 
@@ -162,6 +165,7 @@ def up(
             sandbox=sandbox or demo,
             gateway_process=cfg.gateway.own_process,
             own_process=True,
+            monitoring_process=cfg.temporal.monitoring_process,
         ) as stack:
             err.print(
                 f"[green]ARGUS is up[/]: gateway {stack.gateway_url}"
@@ -199,7 +203,9 @@ def demo_cmd(
     async def main() -> int:
         cfg = _config(config)
         cfg.policy.demo = not manual
-        async with Stack(cfg, sandbox=True, own_process=True) as stack:
+        async with Stack(
+            cfg, sandbox=True, own_process=True, monitoring_process=cfg.temporal.monitoring_process
+        ) as stack:
             result = await run_demo(cfg, stack, fault=fault, service=service)
             out.print(summary(result))
             if keep_running:
@@ -212,11 +218,25 @@ def demo_cmd(
 
 
 @app.command()
-def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
+def worker(
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Poll both task queues (all), only the main one (main: incidents and the rest), "
+            "or only the monitoring scopes' (monitoring)."
+        ),
+    ] = "all",
+    parent_pid: ParentPidOpt = None,
+) -> None:
     """Run only a worker (production: scale by running more)."""
     from .gc_tuning import tune_gc
     from .wiring import build_runtime
     from .worker import make_workers, run_scrapers
+
+    if queues not in ("all", "main", "monitoring"):
+        raise typer.BadParameter(f"{queues!r}: expected all, main or monitoring", param_hint="--queues")
 
     async def main() -> int:
         from .stack import ensure_search_attributes, on_stop_signals
@@ -226,28 +246,43 @@ def worker(config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
         # Idempotent: a fresh cluster gets the search attributes incidents are filtered by.
         await ensure_search_attributes(client, cfg.temporal.namespace)
         rt = build_runtime(cfg)
-        workers = make_workers(client, rt)
+        workers = make_workers(client, rt, queues)  # type: ignore[arg-type]
         tune_gc()
         stop = asyncio.Event()
         on_stop_signals(stop.set)
-        scrapers = asyncio.create_task(run_scrapers(rt, stop))
-        async with contextlib.AsyncExitStack() as running:
-            for w in workers:
-                await running.enter_async_context(w)
-            await stop.wait()
-        await scrapers
+        watchdog = asyncio.create_task(_until_orphaned(parent_pid, stop.set)) if parent_pid else None
+        # The scrapers feed the main queue's pipelines; a monitoring-only worker leaves them to it.
+        scrapers = asyncio.create_task(run_scrapers(rt, stop)) if queues != "monitoring" else None
+        try:
+            async with contextlib.AsyncExitStack() as running:
+                for w in workers:
+                    await running.enter_async_context(w)
+                await stop.wait()
+            if scrapers is not None:
+                await scrapers
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            if rt.detectors is not None:
+                rt.detectors.close()  # write back what the anomaly detectors learned since the last flush
         return 0
 
     run(main())
+
+
+async def _until_orphaned(parent_pid: int, stop: Callable[[], object]) -> None:
+    """Started by `argus up`: if that process dies (even by SIGKILL), stop too, so a restarted
+    `argus up` finds the port free and no second worker polls its queues."""
+    while os.getppid() == parent_pid:  # noqa: ASYNC110 - nothing signals a parent gone
+        await asyncio.sleep(0.5)
+    stop()
 
 
 @app.command()
 def gateway(
     config: ConfigOpt = None,
     temporal: TemporalOpt = None,
-    parent_pid: Annotated[
-        int | None, typer.Option(hidden=True, help="Stop when this process is gone (`argus up`'s child).")
-    ] = None,
+    parent_pid: ParentPidOpt = None,
 ) -> None:
     """Run only the HTTP gateway."""
     from argus.integrations.archive import IncidentArchive
@@ -274,14 +309,10 @@ def gateway(
         server = http_server(ctx)
         tune_gc()
 
-        async def orphaned() -> None:
-            # Started by `argus up`: if that process dies (even by SIGKILL), stop too, so a
-            # restarted `argus up` finds the port free.
-            while os.getppid() == parent_pid:  # noqa: ASYNC110 - nothing signals a parent gone
-                await asyncio.sleep(0.5)
+        def stop() -> None:
             server.should_exit = True
 
-        watchdog = asyncio.create_task(orphaned()) if parent_pid is not None else None
+        watchdog = asyncio.create_task(_until_orphaned(parent_pid, stop)) if parent_pid is not None else None
         await server.serve()
         if watchdog is not None:
             watchdog.cancel()

@@ -113,6 +113,7 @@ class Stack:
         ui: bool = True,
         gateway_process: bool = False,
         own_process: bool = False,
+        monitoring_process: bool = False,
     ) -> None:
         self.config = config
         self.temporal = temporal or config.temporal.address
@@ -128,7 +129,10 @@ class Stack:
         self._server: uvicorn.Server | None = None
         self.gateway_process = gateway_process
         self.own_process = own_process  # the process is this stack's alone (`argus up`, `argus demo`)
-        self._gateway_proc: asyncio.subprocess.Process | None = None
+        t = config.temporal
+        # The monitoring queue's worker as a process of its own (`argus up`, config permitting).
+        self.monitoring_process = monitoring_process and t.monitoring_queue != t.task_queue
+        self._children: dict[str, asyncio.subprocess.Process] = {}
 
     @property
     def ui_url(self) -> str | None:
@@ -174,7 +178,7 @@ class Stack:
 
         secrets = load_secrets(self.config)
         self.rt = build_runtime(self.config, secrets)
-        workers = make_workers(self.client, self.rt)
+        workers = make_workers(self.client, self.rt, "main" if self.monitoring_process else "all")
         if self.own_process:
             tune_gc()
         self._tasks = [
@@ -185,6 +189,13 @@ class Stack:
             ),
             asyncio.create_task(run_scrapers(self.rt, self._stop), name="scrapers"),
         ]
+        if self.monitoring_process:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._child("monitoring worker", ["worker", "--queues", "monitoring"], address),
+                    name="monitoring worker",
+                )
+            )
         self._workers = workers
         while not await self._gateway_up():
             for task in self._tasks:
@@ -226,24 +237,28 @@ class Stack:
 
     async def _gateway_child(self, address: str) -> None:
         """The gateway as `argus gateway`, a process of its own: alert intake and routing then
-        run on two interpreters. It gets this stack's effective configuration, stops when
-        asked (or when this process is gone), and its exit ends the stack like a crash would."""
+        run on two interpreters."""
         # A gateway left by a predecessor that was killed finishes its requests, then stops
         # (it watches its parent); give it that time rather than fail to bind the port.
         for _ in range(150):
             if not port_open(self.config.gateway.host, self.config.gateway.port):
                 break
             await asyncio.sleep(0.1)
-        cfg_file = self.state / "gateway-config.json"
+        await self._child("gateway", ["gateway"], address)
+
+    async def _child(self, name: str, command: list[str], address: str) -> None:
+        """`python -m argus <command>` with this stack's effective configuration, stopped when
+        asked (or when this process is gone); its exit ends the stack like a crash would."""
+        cfg_file = self.state / f"{name.replace(' ', '-')}-config.json"
         cfg_file.write_text(self.config.model_dump_json())
-        self._gateway_proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "argus", "gateway",
+        self._children[name] = proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "argus", *command,
             "--config", str(cfg_file), "--temporal", address, "--parent-pid", str(os.getpid()),
-            start_new_session=True,  # Ctrl-C reaches this process, which then stops the gateway
+            start_new_session=True,  # Ctrl-C reaches this process, which then stops the child
         )  # fmt: skip
-        code = await self._gateway_proc.wait()
+        code = await proc.wait()
         if not self._stop.is_set():
-            raise RuntimeError(f"the gateway process exited with code {code}")
+            raise RuntimeError(f"the {name} process exited with code {code}")
 
     async def _gateway_up(self) -> bool:
         if not self.gateway_process:
@@ -272,12 +287,14 @@ class Stack:
         self._stop.set()
         if self._server is not None:
             self._server.should_exit = True
-        if self._gateway_proc is not None and self._gateway_proc.returncode is None:
-            self._gateway_proc.terminate()  # graceful: it flushes what it has accepted
-            try:
-                await asyncio.wait_for(self._gateway_proc.wait(), timeout=15)
-            except TimeoutError:
-                self._gateway_proc.kill()
+        # The gateway first: it flushes what it has accepted, which the workers then route.
+        for _, proc in sorted(self._children.items(), key=lambda kv: kv[0] != "gateway"):
+            if proc.returncode is None:
+                proc.terminate()  # graceful: the gateway flushes, a worker finishes its tasks
+                try:
+                    await asyncio.wait_for(proc.wait(), timeout=15)
+                except TimeoutError:
+                    proc.kill()
         for worker in getattr(self, "_workers", []):
             with contextlib.suppress(Exception):
                 await worker.shutdown()

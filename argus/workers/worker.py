@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -55,19 +56,26 @@ def make_worker(
     )
 
 
-def make_workers(client: Client, rt: Runtime) -> list[Worker]:
+Queues = Literal["all", "main", "monitoring"]
+
+
+def make_workers(client: Client, rt: Runtime, queues: Queues = "all") -> list[Worker]:
     """The main worker (every workflow, so scopes started before the queues were split go on
     running) and, unless configured onto the same queue, the monitoring scopes' worker: their
     workflow tasks then never queue behind those of the incident pipelines. In the latency phase
     of bench/ingest_bench.py (20 new incidents a second after a burst) p99 from alert to incident
-    was 0.36-0.89 s in 8 runs this way, 0.58-1.59 s on one queue."""
+    was 0.36-0.89 s in 8 runs this way, 0.58-1.59 s on one queue. `queues` picks one of the two
+    (a process for each, `argus worker --queues`)."""
     t = rt.config.temporal
     activities = build_activities(rt)
-    main = make_worker(client, rt, activities=activities)
-    if t.monitoring_queue == t.task_queue:
-        return [main]
-    # Its own activities (pull, evaluate, notify, the backlog's no-op) run on its queue too.
-    return [main, make_worker(client, rt, t.monitoring_queue, [MonitoringWorkflow], activities)]
+    split = t.monitoring_queue != t.task_queue
+    workers = []
+    if queues in ("all", "main") or not split:
+        workers.append(make_worker(client, rt, activities=activities))
+    if queues in ("all", "monitoring") and split:
+        # Its own activities (pull, evaluate, notify, the backlog's no-op) run on its queue too.
+        workers.append(make_worker(client, rt, t.monitoring_queue, [MonitoringWorkflow], activities))
+    return workers
 
 
 async def run_scrapers(rt: Runtime, stop: asyncio.Event) -> None:

@@ -14,6 +14,10 @@ QUICK = {
         initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=5
     ),
 }
+# Quick steps that only read, or write idempotently to ARGUS's own store, as local activities:
+# they run inside the workflow task, so each costs one marker event instead of three events, a
+# task-queue dispatch and another workflow task (IncidentWorkflow._quick_step).
+LOCAL = {"start_to_close_timeout": timedelta(seconds=60), "retry_policy": QUICK["retry_policy"]}
 # Effects on outside systems (tickets, messages): keep trying for a while; the key makes it once.
 EFFECT = {
     "start_to_close_timeout": timedelta(seconds=60),

@@ -13,7 +13,9 @@ people who may not approve. `status` and `timeline` are queries.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
@@ -63,10 +65,15 @@ with workflow.unsafe.imports_passed_through():
     from argus.models.remediation import ActionResult, BudgetRequest, LockRelease, LockReply, LockRequest
 
     from . import search_attributes as sa
-    from .common import COMPENSATE, EFFECT, QUICK, RCA, STEP
+    from .common import COMPENSATE, EFFECT, LOCAL, QUICK, RCA, STEP
     from .paging import Paging
 
+A = TypeVar("A")
+R = TypeVar("R")
 MAX_ALERTS = 200
+# Patch id: opening the record, recommending and verifying recovery became local activities.
+# Runs begun before keep their ordinary activities on replay (tests/workflows/test_replay.py).
+LOCAL_STEPS = "local-quick-steps"
 MAX_TIMELINE = 500
 
 
@@ -110,8 +117,8 @@ class IncidentWorkflow(Paging):
         for d in inp.decisions[-20:]:
             self._log("routing", d.reason, data={"alert": d.alertname, "decision": d.kind.value})
 
-        self.s.number = await workflow.execute_activity_method(
-            IncidentCreator.open_incident, OpenRecord(state=self.s, run_id=info.run_id), **QUICK
+        self.s.number = await self._quick_step(
+            IncidentCreator.open_incident, OpenRecord(state=self.s, run_id=info.run_id)
         )
         self._upsert_search_attributes()
 
@@ -145,6 +152,13 @@ class IncidentWorkflow(Paging):
         return self.s
 
     # --- steps -----------------------------------------------------------------------------------
+    async def _quick_step(self, activity: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
+        """A quick step that reads, or writes idempotently to ARGUS's own store: a local activity
+        (no task-queue round trip, fewer history events), except in runs begun before that."""
+        if workflow.patched(LOCAL_STEPS):
+            return await workflow.execute_local_activity_method(activity, arg, **LOCAL)
+        return await workflow.execute_activity_method(activity, arg, **QUICK)
+
     async def _create_ticket(self) -> None:
         assert self.s is not None
         req = TicketRequest(
@@ -220,7 +234,7 @@ class IncidentWorkflow(Paging):
             except ActivityError as exc:
                 self._log("enrich_failed", f"Ticket enrichment failed: {_error_text(exc)}")
         try:
-            rec = await workflow.execute_activity_method(
+            rec = await self._quick_step(
                 Recommender.recommend,
                 RecommendRequest(
                     incident_id=self.s.incident_id,
@@ -228,7 +242,6 @@ class IncidentWorkflow(Paging):
                     alerts=self.s.alerts,
                     rca=self.s.rca,
                 ),
-                **QUICK,
             )
         except ActivityError as exc:
             self._log("recommend_failed", f"Recommender failed: {_error_text(exc)}")
@@ -504,10 +517,9 @@ class IncidentWorkflow(Paging):
     async def _check_recovery(self) -> tuple[bool, str]:
         assert self.s is not None
         try:
-            res = await workflow.execute_activity_method(
+            res = await self._quick_step(
                 Closer.verify,
                 VerifyRequest(incident_id=self.s.incident_id, service=self.s.service, alerts=self.s.alerts),
-                **QUICK,
             )
             return res.healthy, res.detail
         except ActivityError as exc:

@@ -1,6 +1,8 @@
-"""`argus up` runs its gateway as a process of its own (`gateway.own_process`, the default):
-what that gateway acknowledges is durable in the monitoring scope, a SIGKILL of `argus up`
-takes the gateway down with it (so a restart finds the port free), and a restart carries on."""
+"""`argus up` runs its gateway as a process of its own (`gateway.own_process`, the default), and
+the monitoring scopes' worker as another (`temporal.monitoring_process`): what that gateway
+acknowledges is durable in the monitoring scope, whose workflow tasks the child worker runs; a
+SIGKILL of `argus up` takes both children down with it (so a restart finds the port free and no
+stray worker polls), and a restart carries on."""
 
 from __future__ import annotations
 
@@ -37,8 +39,8 @@ def argus_up(cfg_path: Path, address: str, log: Path) -> subprocess.Popen:
     )
 
 
-def gateway_children(parent: int) -> list[int]:
-    """Processes started as `argus gateway … --parent-pid <parent>`."""
+def children(parent: int, command: bytes) -> list[int]:
+    """Processes started as `argus <command> … --parent-pid <parent>`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -47,7 +49,7 @@ def gateway_children(parent: int) -> list[int]:
             args = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"gateway" in args and b"--parent-pid" in args and str(parent).encode() in args:
+        if command in args and b"--parent-pid" in args and str(parent).encode() in args:
             found.append(int(entry.name))
     return found
 
@@ -73,7 +75,20 @@ def batch(scope_run: str, n: int) -> list[dict]:
     ]
 
 
-async def test_argus_up_runs_its_gateway_in_a_child_process_that_dies_with_it(tmp_path, dev_temporal):  # noqa: F811
+async def scope_worker_pids(handle) -> set[int]:  # type: ignore[no-untyped-def]
+    """The processes whose workers ran the scope's workflow tasks (identity `pid@host`)."""
+    history = await handle.fetch_history()
+    return {
+        int(e.workflow_task_started_event_attributes.identity.split("@")[0])
+        for e in history.events
+        if e.HasField("workflow_task_started_event_attributes")
+    }
+
+
+async def test_argus_up_runs_its_gateway_and_monitoring_worker_in_children_that_die_with_it(
+    tmp_path,
+    dev_temporal,  # noqa: F811
+):
     scope = f"gw{uuid.uuid4().hex[:6]}"
     raw = e2e_config(
         tmp_path,
@@ -113,12 +128,14 @@ async def test_argus_up_runs_its_gateway_in_a_child_process_that_dies_with_it(tm
     up = argus_up(cfg_path, dev_temporal.address, log)
     try:
         await eventually(healthy, timeout=90, what=f"the gateway answers ({log})")
-        [child] = gateway_children(up.pid)
-        assert child != up.pid
+        [child] = children(up.pid, b"gateway")
+        [worker] = children(up.pid, b"worker")
+        assert child != up.pid and worker != up.pid
 
         async with httpx.AsyncClient(timeout=30) as http:
             await post(http, batch("first", 40))
         await eventually(all_held, timeout=60, what="the acknowledged alerts in the scope")
+        assert await scope_worker_pids(monitoring) == {worker}, "the scope runs in the child worker"
 
         # SIGKILL: no chance to clean up. The gateway notices its parent is gone and stops.
         up.send_signal(signal.SIGKILL)
@@ -126,23 +143,29 @@ async def test_argus_up_runs_its_gateway_in_a_child_process_that_dies_with_it(tm
         await eventually(
             lambda: asyncio.to_thread(gone, child), timeout=15, what="the orphaned gateway stopping"
         )
+        await eventually(
+            lambda: asyncio.to_thread(gone, worker), timeout=30, what="the orphaned worker stopping"
+        )
         assert not port_open("127.0.0.1", raw["gateway"]["port"])
 
         up = argus_up(cfg_path, dev_temporal.address, log)
         await eventually(healthy, timeout=90, what=f"the restarted gateway answers ({log})")
-        [child] = gateway_children(up.pid)
+        [child] = children(up.pid, b"gateway")
+        [worker2] = children(up.pid, b"worker")
         async with httpx.AsyncClient(timeout=30) as http:
             await post(http, batch("second", 10))
         await eventually(all_held, timeout=60, what="alerts from before and after the kill in the scope")
+        assert await scope_worker_pids(monitoring) == {worker, worker2}
 
         # A graceful stop ends both processes.
         up.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(up.wait, 30) == 0, log.read_text()[-3000:]
-        await eventually(
-            lambda: asyncio.to_thread(gone, child), timeout=15, what="the gateway stopping with `argus up`"
-        )
+        for pid, what in ((child, "gateway"), (worker2, "monitoring worker")):
+            await eventually(
+                lambda pid=pid: asyncio.to_thread(gone, pid), timeout=15, what=f"the {what} stopping too"
+            )
     finally:
         if up.poll() is None:
             up.kill()
-        for pid in gateway_children(up.pid):
+        for pid in children(up.pid, b"gateway") + children(up.pid, b"worker"):
             os.kill(pid, signal.SIGKILL)

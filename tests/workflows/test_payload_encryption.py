@@ -96,6 +96,15 @@ def history_payloads(history) -> list[Payload]:  # type: ignore[no-untyped-def]
                 walk(item)
 
     for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            # The SDK's own bookkeeping stays plaintext: a patch marker's id, a local activity's
+            # sequence number, attempt, type and times. A local activity's result is ours.
+            marker = event.marker_recorded_event_attributes
+            bookkeeping = {"patch-data", "data"}
+            assert set(marker.details) - {"result"} <= bookkeeping, list(marker.details)
+            if "result" in marker.details:
+                walk(marker.details["result"])
+            continue
         walk(event)
     return found
 

@@ -2,41 +2,54 @@
 
 A replay failure means workflow code does something that is not deterministic (reads a
 clock, draws randomness, iterates an unordered set into commands), which would wedge every
-running incident after a worker restart.
+running incident after a worker restart. And upgrade safety: an incident recorded by the code
+before its quick steps became local activities (stop 12's main, 2cf9c83) replays against
+today's code, which keeps such runs on their ordinary activities (workflow.patched).
 """
 
 from __future__ import annotations
 
-import uuid
+import json
+from pathlib import Path
 
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from argus.models import ApprovalDecision, DecisionKind, IncidentStatus
 from argus.workers.wiring import WORKFLOWS
-from argus.workflows.incident import IncidentWorkflow
 
-from .kit import World, incident_input, make_worker, policy
-from .test_incident_workflow import wait_status
+from .data.record_incident_history import record
+
+DATA = Path(__file__).parent / "data"
+QUICK_STEPS = {"open_incident", "recommend", "verify_recovery"}
+
+
+def scheduled(history_json: str) -> list[str]:
+    events = json.loads(history_json)["events"]
+    return [
+        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    ]
+
+
+async def replay(history: WorkflowHistory) -> None:
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
 
 
 async def test_incident_history_replays(ts_env, tmp_path):
-    world = World(signature="cpu", fail_steps=set())
-    tq = f"tq-{uuid.uuid4().hex[:6]}"
-    worker, _ = make_worker(ts_env.client, tmp_path, world, tq)
-    async with worker:
-        inp = incident_input(policy())
-        handle = await ts_env.client.start_workflow(
-            IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
-        )
-        s = await wait_status(handle, IncidentStatus.AWAITING_APPROVAL)
-        await handle.execute_update(
-            IncidentWorkflow.decide,
-            ApprovalDecision(approver="alice", decision=DecisionKind.APPROVE, proposal_hash=s.proposal.hash),
-        )
-        await handle.result()
-    history = await handle.fetch_history()
-    result = await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
-        history
-    )
-    assert result.replay_failure is None
+    history = await record(ts_env, tmp_path)
+    recorded = history.to_json()
+    # The quick steps ran in the workflow task: none went through the task queue.
+    assert not QUICK_STEPS & set(scheduled(recorded)), scheduled(recorded)
+    assert '"EVENT_TYPE_MARKER_RECORDED"' in recorded
+    assert {"create_ticket", "execute_step", "archive_incident"} <= set(scheduled(recorded))
+    await replay(history)
+
+
+async def test_an_incident_recorded_before_the_local_steps_replays():
+    recorded = (DATA / "incident_before_local_reads.json").read_text()
+    assert scheduled(recorded).count("verify_recovery") > 1, "the old path: ordinary activities"
+    await replay(WorkflowHistory.from_json("incident-replay", recorded))
