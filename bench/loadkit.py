@@ -8,6 +8,7 @@ Used by `nothing_lost_bench.py` and `sustained_bench.py`; not a benchmark itself
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -131,7 +132,8 @@ async def wait_http(url: str, timeout: float = 90) -> None:
 
 
 class ArgusProcess:
-    """`argus up` (worker + gateway in one process) as a child this benchmark may SIGKILL."""
+    """`argus up` (main worker; gateway and monitoring worker as its children) as a child this
+    benchmark may SIGKILL."""
 
     def __init__(self, cfg: Path, temporal: str, gw_port: int, log: Path) -> None:
         self.cfg, self.temporal, self.log = cfg, temporal, log
@@ -158,11 +160,26 @@ class ArgusProcess:
             print("argus exit code", self.proc.poll(), file=sys.stderr)
             print(self.log.read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
+        for _ in range(300):  # the monitoring worker starts alongside the gateway
+            if "monitoring worker" in argus_children(self.proc.pid):
+                break
+            await asyncio.sleep(0.1)
+
+    @property
+    def scope_pid(self) -> int | None:
+        """The process whose worker runs the monitoring scopes (and holds their state): the
+        monitoring worker `argus up` starts, or `argus up` itself if it runs them in-process."""
+        if self.pid is None:
+            return None
+        return argus_children(self.pid).get("monitoring worker", self.pid)
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown path runs (no graceful worker stop, no gateway drain)."""
+        """SIGKILL of every ARGUS process at once (`argus up`, its gateway and its monitoring
+        worker): no shutdown path runs (no graceful worker stop, no gateway drain)."""
         if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            for pid in [*argus_children(self.proc.pid).values(), self.proc.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.proc.wait()
 
     def stop(self) -> None:

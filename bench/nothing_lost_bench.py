@@ -8,9 +8,10 @@ Load: `--clients` concurrent clients post Alertmanager-v2 batches of `--batch` a
 alert unique (its own fingerprint), and retry a batch that got no 2xx (connection refused or
 reset, 503, timeout) with backoff until it is acknowledged, then move to the next one.
 
-Chaos: `--kills N` rounds, spread evenly over the run; a round SIGKILLs the ARGUS process
-(`argus up`: worker + gateway, one process) and restarts it, and, separately, SIGKILLs the dev
-server and restarts it on the same SQLite file and port (ARGUS stays up and reconnects).
+Chaos: `--kills N` rounds, spread evenly over the run; a round SIGKILLs the ARGUS processes
+(`argus up`: the main worker, its gateway and its monitoring worker, all three at once) and
+restarts them, and, separately, SIGKILLs the dev server and restarts it on the same SQLite file
+and port (ARGUS stays up and reconnects).
 
 Check: once the load stopped and the workflow drained its backlog, every acknowledged
 fingerprint is looked up in the monitoring workflow's router state with the

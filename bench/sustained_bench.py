@@ -10,10 +10,12 @@ over all clients) and re-sends it round-robin (repeats, Alertmanager's dedup pat
 alerts that replace them. So the tracked set stays near `--active` however many alerts pass.
 Alerts fall into `--groups` groups (one incident each, one service each).
 
-ARGUS runs as `argus up --temporal ADDR` in its own process (worker + gateway) against a dev
-server on a SQLite file. Every `--sample-every` seconds: the monitoring workflow's current run
-and its history length and size (describe), runs so far, alerts routed, queued and tracked
-(queries), the largest incident history, and the RSS of ARGUS and of the dev server (/proc).
+ARGUS runs as `argus up --temporal ADDR` (main worker; gateway and monitoring worker as its
+children) against a dev server on a SQLite file. "ARGUS RSS" is the monitoring worker's, the
+process whose memory holds the scope's state. Every `--sample-every` seconds: the monitoring
+workflow's current run and its history length and size (describe), runs so far, alerts routed,
+queued and tracked (queries), the largest incident history, and the RSS of ARGUS and of the dev
+server (/proc).
 At the end: max history events and MB per run (every run, described), the runs' statuses
 (a TERMINATED one means the server killed a run that grew past its history limit, and its state
 with it), ARGUS RSS at 10%, 50% and 100% of the alerts, and alerts/s.
@@ -131,7 +133,7 @@ async def client_loop(
             load.acked += len(alerts)
             for mark in MARKS:
                 if before < mark * load.target <= load.acked:
-                    load.rss_at[f"{mark:.0%}"] = rss_mb(argus.pid)
+                    load.rss_at[f"{mark:.0%}"] = rss_mb(argus.scope_pid)
             if load.acked >= load.target and load.done_at is None:
                 load.done_at = time.monotonic()
 
@@ -168,7 +170,7 @@ async def sample(
         row["incidents"], row["max_incident_events"] = len(ids), max(events, default=0)
     except Exception as exc:
         row["list_error"] = type(exc).__name__
-    row["argus_rss_mb"] = rss_mb(argus.pid)
+    row["argus_rss_mb"] = rss_mb(argus.scope_pid)
     row["temporal_rss_mb"] = rss_mb(dev.proc.pid if dev.proc else None)
     return row
 
@@ -226,7 +228,7 @@ async def main() -> None:
         argus = ArgusProcess(cfg, dev.address, gw_port, tmp / "argus.log")
         await argus.start()
         client = await connect(dev.address, "argus")
-        rss_start = rss_mb(argus.pid)
+        rss_start = rss_mb(argus.scope_pid)
 
         run = uuid.uuid4().hex[:6]
         per_client = max(1, args.active // args.clients)
