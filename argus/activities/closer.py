@@ -60,6 +60,7 @@ class Closer:
                 healthy=not firing,
                 detail="no rule to re-check; judged on the alerts' own state "
                 + ("(all resolved)" if not firing else f"({len(firing)} still firing)"),
+                on_alerts=True,
             )
         req_at = CollectRequest(scope="verify", at=datetime.now(UTC))
         results = await asyncio.gather(*(self.collector.run_rule(r, req_at) for r in rules + slis))

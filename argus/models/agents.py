@@ -172,6 +172,9 @@ class VerifyResult(Model):
     healthy: bool
     detail: str
     checks: dict[str, bool] = Field(default_factory=dict)
+    # No rule or SLI re-checks this incident: it was judged on its alerts' own state, which only
+    # new alerts (a signal) can change, so re-checking on a timer would learn nothing.
+    on_alerts: bool = False
 
 
 class DocGenInput(Model):

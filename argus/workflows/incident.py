@@ -74,6 +74,9 @@ MAX_ALERTS = 200
 # Patch id: opening the record, recommending and verifying recovery became local activities.
 # Runs begun before keep their ordinary activities on replay (tests/workflows/test_replay.py).
 LOCAL_STEPS = "local-quick-steps"
+# Patch id: checks judged on the alerts' own state are re-run when the alerts change (and when
+# the period or deadline is due), not every `interval`. Older runs keep polling on replay.
+ALERT_DRIVEN_CHECKS = "alert-driven-checks"
 MAX_TIMELINE = 500
 
 
@@ -91,6 +94,8 @@ class IncidentWorkflow(Paging):
         self._ticket_key = ""
         self._lock_replies: dict[str, LockReply] = {}  # answers of remediation locks we queued for
         self._group_firing: int | None = None  # from monitoring, for groups larger than the sample
+        self._alerts_version = 0  # bumped by every add_alerts signal
+        self._checks_on_alerts = False  # the last recovery check had no rule: it read the alerts
 
     # --- the flow --------------------------------------------------------------------------------
     @workflow.run
@@ -521,9 +526,25 @@ class IncidentWorkflow(Paging):
                 Closer.verify,
                 VerifyRequest(incident_id=self.s.incident_id, service=self.s.service, alerts=self.s.alerts),
             )
-            return res.healthy, res.detail
         except ActivityError as exc:
             return False, f"verification failed: {_error_text(exc)}"
+        self._checks_on_alerts = res.on_alerts
+        return res.healthy, res.detail
+
+    def _alert_driven(self) -> bool:
+        """Whether the next recovery check may wait for the alerts to change instead of a timer."""
+        return self._checks_on_alerts and workflow.patched(ALERT_DRIVEN_CHECKS)
+
+    async def _until_news(self, timeout: timedelta, alerts_too: bool) -> None:
+        """Until a person resolves the incident, `timeout` passes, or (`alerts_too`) alerts arrive."""
+        seen = self._alerts_version
+        try:
+            await workflow.wait_condition(
+                lambda: self._resolved_by is not None or (alerts_too and self._alerts_version != seen),
+                timeout=timeout,
+            )
+        except TimeoutError:
+            pass
 
     async def _until_healthy(self, remediated: bool) -> tuple[str, str]:
         """Until the checks stay healthy for `period` ("checks"), a person resolves ("person"), or
@@ -558,10 +579,12 @@ class IncidentWorkflow(Paging):
                     lambda: self._resolved_by is not None or self._all_alerts_resolved()
                 )
                 return ("person" if self._resolved_by is not None else "alerts"), detail
-            try:
-                await workflow.wait_condition(lambda: self._resolved_by is not None, timeout=pol.interval)
-            except TimeoutError:
-                pass
+            if self._alert_driven():
+                # Only new alerts change the answer: wait for them, or for the period or deadline.
+                due = deadline if healthy_since is None else min(deadline, healthy_since + pol.period)
+                await self._until_news(due - now, alerts_too=True)
+            else:
+                await self._until_news(pol.interval, alerts_too=False)
         return "person", detail
 
     async def _watch_for_regression(self) -> str | None:
@@ -575,13 +598,12 @@ class IncidentWorkflow(Paging):
         self._log("watching", f"Recovered; watching for regression until {until:%H:%M:%S} UTC before closing")
         bad = 0
         while workflow.now() < until and self._resolved_by is None:
-            try:
-                await workflow.wait_condition(
-                    lambda: self._resolved_by is not None,
-                    timeout=min(pol.interval, until - workflow.now()),
-                )
-            except TimeoutError:
-                pass
+            if bad == 0 and self._alert_driven():
+                # Healthy, judged on the alerts: only new alerts can bring the symptom back. Once
+                # unhealthy, checks run every `interval` again to see whether it lasts.
+                await self._until_news(until - workflow.now(), alerts_too=True)
+            else:
+                await self._until_news(min(pol.interval, until - workflow.now()), alerts_too=False)
             if self._resolved_by is not None:
                 break
             healthy, detail = await self._check_recovery()
@@ -662,6 +684,7 @@ class IncidentWorkflow(Paging):
             firing = [a for a in alerts if a.status == "firing"]
             alerts = (firing + [a for a in alerts if a.status != "firing"])[:MAX_ALERTS]
         self.s.alerts = alerts
+        self._alerts_version += 1
 
     @workflow.signal
     def acknowledge(self, ack: Acknowledge) -> None:

@@ -112,16 +112,20 @@ def make_worker(
     config: ArgusConfig | None = None,
     secrets: dict[str, str] | None = None,
     max_cached_workflows: int = 1000,
+    real_verify: bool = False,
 ) -> tuple[Worker, object]:
+    """`real_verify`: the real Closer checks recovery (no rules configured here, so it judges the
+    incident on its alerts' own state) instead of the World's script."""
     config = config or test_config(tmp)
     rt = build_runtime(config, Secrets({"link_secret": "x" * 32, **(secrets or {})}))
-    scripted = {"analyze_root_cause", "execute_step", "verify_recovery"}
+    scripted = {"analyze_root_cause", "execute_step"} | (set() if real_verify else {"verify_recovery"})
     real = [a for a in build_activities(rt) if a.__temporal_activity_definition.name not in scripted]
+    world_steps = [a for a in activity_methods([world]) if a.__temporal_activity_definition.name in scripted]
     worker = Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=real + activity_methods([world]),
+        activities=real + world_steps,
         max_cached_workflows=max_cached_workflows,
     )
     return worker, rt
