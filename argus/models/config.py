@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -38,6 +39,14 @@ from .vendors import (
     TeamsWebhookConfig,
     TicketSyncConfig,
 )
+
+
+class WorkerQueues(StrEnum):
+    """Which task queues a worker process polls (`argus worker --queues`)."""
+
+    ALL = "all"
+    MAIN = "main"  # incidents, orchestration, docgen and the rest
+    MONITORING = "monitoring"  # the monitoring scopes' workflows
 
 
 class TemporalConfig(Model):

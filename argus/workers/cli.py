@@ -41,6 +41,7 @@ from argus.models import (
     parse_duration,
 )
 from argus.models.agents import BackfillInput, BackfillProgress, MonitoringStatus
+from argus.models.config import WorkerQueues
 
 from .settings import ConfigError, load_config, state_dir
 
@@ -222,21 +223,18 @@ def worker(
     config: ConfigOpt = None,
     temporal: TemporalOpt = None,
     queues: Annotated[
-        str,
+        WorkerQueues,
         typer.Option(
             help="Poll both task queues (all), only the main one (main: incidents and the rest), "
             "or only the monitoring scopes' (monitoring)."
         ),
-    ] = "all",
+    ] = WorkerQueues.ALL,
     parent_pid: ParentPidOpt = None,
 ) -> None:
     """Run only a worker (production: scale by running more)."""
     from .gc_tuning import tune_gc
     from .wiring import build_runtime
     from .worker import make_workers, run_scrapers
-
-    if queues not in ("all", "main", "monitoring"):
-        raise typer.BadParameter(f"{queues!r}: expected all, main or monitoring", param_hint="--queues")
 
     async def main() -> int:
         from .stack import ensure_search_attributes, on_stop_signals
@@ -246,13 +244,13 @@ def worker(
         # Idempotent: a fresh cluster gets the search attributes incidents are filtered by.
         await ensure_search_attributes(client, cfg.temporal.namespace)
         rt = build_runtime(cfg)
-        workers = make_workers(client, rt, queues)  # type: ignore[arg-type]
+        workers = make_workers(client, rt, queues)
         tune_gc()
         stop = asyncio.Event()
         on_stop_signals(stop.set)
         watchdog = asyncio.create_task(_until_orphaned(parent_pid, stop.set)) if parent_pid else None
         # The scrapers feed the main queue's pipelines; a monitoring-only worker leaves them to it.
-        scrapers = asyncio.create_task(run_scrapers(rt, stop)) if queues != "monitoring" else None
+        scrapers = asyncio.create_task(run_scrapers(rt, stop)) if queues != WorkerQueues.MONITORING else None
         try:
             async with contextlib.AsyncExitStack() as running:
                 for w in workers:

@@ -25,6 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from argus.integrations.signed_links import NonceStore
 from argus.models import ArgusConfig
 from argus.models.agents import ArgusInput
+from argus.models.config import WorkerQueues
 from argus.workflows import search_attributes as sa
 
 from .client import connect
@@ -178,7 +179,8 @@ class Stack:
 
         secrets = load_secrets(self.config)
         self.rt = build_runtime(self.config, secrets)
-        workers = make_workers(self.client, self.rt, "main" if self.monitoring_process else "all")
+        queues = WorkerQueues.MAIN if self.monitoring_process else WorkerQueues.ALL
+        workers = make_workers(self.client, self.rt, queues)
         if self.own_process:
             tune_gc()
         self._tasks = [

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from argus.models.config import WorkerQueues
 from argus.workflows.monitoring import MonitoringWorkflow
 
 from .wiring import WORKFLOWS, Runtime, build_activities
@@ -56,10 +56,7 @@ def make_worker(
     )
 
 
-Queues = Literal["all", "main", "monitoring"]
-
-
-def make_workers(client: Client, rt: Runtime, queues: Queues = "all") -> list[Worker]:
+def make_workers(client: Client, rt: Runtime, queues: WorkerQueues = WorkerQueues.ALL) -> list[Worker]:
     """The main worker (every workflow, so scopes started before the queues were split go on
     running) and, unless configured onto the same queue, the monitoring scopes' worker: their
     workflow tasks then never queue behind those of the incident pipelines. In the latency phase
@@ -70,9 +67,9 @@ def make_workers(client: Client, rt: Runtime, queues: Queues = "all") -> list[Wo
     activities = build_activities(rt)
     split = t.monitoring_queue != t.task_queue
     workers = []
-    if queues in ("all", "main") or not split:
+    if queues in (WorkerQueues.ALL, WorkerQueues.MAIN) or not split:
         workers.append(make_worker(client, rt, activities=activities))
-    if queues in ("all", "monitoring") and split:
+    if queues in (WorkerQueues.ALL, WorkerQueues.MONITORING) and split:
         # Its own activities (pull, evaluate, notify, the backlog's no-op) run on its queue too.
         workers.append(make_worker(client, rt, t.monitoring_queue, [MonitoringWorkflow], activities))
     return workers

@@ -3,11 +3,14 @@ main one. Through the gateway's signal-with-start and the workers `argus worker`
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 from argus.analysis.routing import group_key, incident_id_for, resolve_routes
 from argus.models import ArgusConfig
 from argus.models.alert import CompactBatch, alert_to_compact
+from argus.models.config import WorkerQueues
 from argus.workers.settings import Secrets
 from argus.workers.wiring import build_runtime
 from argus.workers.worker import make_workers
@@ -32,7 +35,10 @@ async def test_scope_on_its_own_queue_opens_its_incident_on_the_main_one(ts_env,
     queue = f"split-{uuid.uuid4().hex[:8]}"
     config = split_config(tmp_path, queue)
     rt = build_runtime(config, Secrets({"link_secret": "x" * 32}))
-    workers = make_workers(ts_env.client, rt)
+    # As `argus up` runs them: the main worker here, the monitoring one as if in its own process.
+    workers = make_workers(ts_env.client, rt, WorkerQueues.MAIN) + make_workers(
+        ts_env.client, rt, WorkerQueues.MONITORING
+    )
     assert [w.task_queue for w in workers] == [queue, f"{queue}-monitoring"]
 
     gateway = gateway_context(config, ts_env.client, tmp_path)
@@ -51,6 +57,20 @@ async def test_scope_on_its_own_queue_opens_its_incident_on_the_main_one(ts_env,
 
 
 async def test_a_monitoring_queue_equal_to_the_main_one_means_one_worker(ts_env, tmp_path) -> None:
-    config = split_config(tmp_path, "one", monitoring_queue="one")
-    workers = make_workers(ts_env.client, build_runtime(config, Secrets({"link_secret": "x" * 32})))
-    assert [w.task_queue for w in workers] == ["one"]
+    for queues in WorkerQueues:
+        queue = f"one-{queues.value}"  # one queue each: a client registers one worker per queue
+        config = split_config(tmp_path, queue, monitoring_queue=queue)
+        rt = build_runtime(config, Secrets({"link_secret": "x" * 32}))
+        # Whichever queues are asked for, the one queue everything is on.
+        assert [w.task_queue for w in make_workers(ts_env.client, rt, queues)] == [queue]
+
+
+def test_argus_worker_refuses_an_unknown_queue_choice() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "argus", "worker", "--queues", "incidents"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--queues" in done.stderr and "'incidents' is not one of" in done.stderr
