@@ -174,11 +174,13 @@ def start_alertmanager(tmp: Path) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def argus_config(tmp: Path, temporal: str, gw_port: int, group_wait: str) -> Path:
+def argus_config(
+    tmp: Path, temporal: str, gw_port: int, group_wait: str, gateway: dict | None = None
+) -> Path:
     cfg = {
         "state_dir": str(tmp / "argus-state"),
         "temporal": {"address": temporal},
-        "gateway": {"host": "127.0.0.1", "port": gw_port},
+        "gateway": {"host": "127.0.0.1", "port": gw_port, **(gateway or {})},
         "sandbox": {"enabled": False},
         "notify": {"channels": ["outbox"], "echo": False},
         "policy": {
@@ -259,6 +261,13 @@ async def main() -> None:
     ap.add_argument("--latency-rate", type=float, default=20.0)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     ap.add_argument(
+        "--gateway-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a gateway setting for ARGUS (YAML value), e.g. flush_interval=0s",
+    )
+    ap.add_argument(
         "--split", action="store_true", help="run `argus worker` and `argus gateway` as two processes"
     )
     args = ap.parse_args()
@@ -270,7 +279,8 @@ async def main() -> None:
     try:
         dev.start()
         gw_port = free_port()
-        cfg = argus_config(tmp, dev.address, gw_port, group_wait="0s")
+        gateway = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.gateway_set)}
+        cfg = argus_config(tmp, dev.address, gw_port, group_wait="0s", gateway=gateway)
         argus_exe = Path(sys.executable).parent / "argus"
         env = {**os.environ, "ARGUS_LINK_SECRET": "bench-secret-0123456789abcdef"}
         if args.split:
