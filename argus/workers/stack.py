@@ -144,6 +144,15 @@ class Stack:
         return f"http://{self.config.gateway.host}:{self.config.gateway.port}"
 
     async def __aenter__(self) -> Stack:
+        try:
+            return await self._start()
+        except BaseException:
+            # Failed or cancelled (a signal) part-way: `async with` does not call __aexit__ when
+            # __aenter__ raises, so stop here what was started (children, dev server, workers).
+            await self.__aexit__(None, None, None)
+            raise
+
+    async def _start(self) -> Stack:
         t = self.config.temporal
         if self.temporal is None:
             self.dev = DevServer(
@@ -203,7 +212,6 @@ class Stack:
             for task in self._tasks:
                 # The scrapers' task may end at once (nothing to scrape); the others must not.
                 if task.done() and (task.get_name() != "scrapers" or task.exception()):
-                    await self.__aexit__(None, None, None)
                     task.result()
                     raise RuntimeError(f"ARGUS {task.get_name()} stopped while starting")
             await asyncio.sleep(0.05)

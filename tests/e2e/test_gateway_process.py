@@ -169,3 +169,36 @@ async def test_argus_up_runs_its_gateway_and_monitoring_worker_in_children_that_
             up.kill()
         for pid in children(up.pid, b"gateway") + children(up.pid, b"worker"):
             os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_stack_stopped_while_starting_stops_its_children(tmp_path, monkeypatch, dev_temporal):  # noqa: F811
+    """Cancelled (a SIGTERM during start-up) after its gateway and monitoring worker started:
+    `async with` does not call __aexit__ when __aenter__ raises, so the stack cleans up itself."""
+    from argus.models import ArgusConfig
+    from argus.workers import stack as stack_module
+
+    raw = e2e_config(tmp_path, "http://127.0.0.1:9", temporal=dev_temporal.address, sources=[], rules=[])
+    raw["temporal"]["namespace"] = "default"
+    config = ArgusConfig.model_validate(raw)
+    reached = asyncio.Event()
+
+    async def orchestrator_never_answers(*_args: object) -> None:
+        reached.set()  # the gateway answered: the children are up
+        await asyncio.Event().wait()
+
+    monkeypatch.setenv("ARGUS_LINK_SECRET", "gateway-process-test-secret-0123")
+    monkeypatch.setattr(stack_module, "start_orchestrator", orchestrator_never_answers)
+    stack = stack_module.Stack(config, gateway_process=True, monitoring_process=True)
+    starting = asyncio.create_task(stack.__aenter__())
+    await asyncio.wait_for(reached.wait(), timeout=120)
+    [gateway] = children(os.getpid(), b"gateway")
+    worker = await eventually(
+        lambda: asyncio.to_thread(lambda: (children(os.getpid(), b"worker") or [None])[0]),
+        timeout=60,
+        what="the monitoring worker started",
+    )
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert gone(gateway) and gone(worker)
+    assert not port_open("127.0.0.1", raw["gateway"]["port"])
