@@ -55,8 +55,9 @@ class TemporalConfig(Model):
     task_queue: str = "argus"
     # The monitoring scopes' workflows poll a task queue of their own (default: `<task_queue>-
     # monitoring`), so routing new alerts never waits behind the tasks of hundreds of incident
-    # pipelines on the main one. Every `argus worker` polls both. Set it to `task_queue` to run
-    # everything on one queue. A scope started before the split stays on its queue.
+    # pipelines on the main one. `argus worker` polls both unless `--queues` picks one. Set it
+    # to `task_queue` to run everything on one queue. A scope started before the split stays on
+    # its queue.
     monitoring_task_queue: str | None = None
     # `argus up` runs the monitoring queue's worker as a process of its own (`argus worker
     # --queues monitoring`): routing then has an interpreter to itself, not one shared with the

@@ -8,6 +8,7 @@ are replaced by scripted activities under the same names, so a test decides what
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,8 @@ from argus.models import (
     EvidenceKind,
     Hypothesis,
     IncidentInput,
+    IncidentState,
+    IncidentStatus,
     RcaReport,
     StepRequest,
     StepStatus,
@@ -36,6 +39,7 @@ from argus.models.alert import CompactBatch
 from argus.models.config import Policy
 from argus.workers.settings import Secrets
 from argus.workers.wiring import WORKFLOWS, activity_methods, build_activities, build_runtime
+from argus.workflows.incident import IncidentWorkflow
 from argus.workflows.monitoring import MonitoringWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,3 +199,16 @@ def policy(**overrides) -> Policy:
 
 
 DAY = timedelta(days=1)
+
+
+async def wait_status(handle: WorkflowHandle, status: IncidentStatus, tries: int = 400) -> IncidentState:
+    """The incident's state once it reaches `status` (queried every 50 ms)."""
+    for _ in range(tries):
+        try:
+            s = await handle.query(IncidentWorkflow.status)
+            if s.status == status:
+                return s
+        except Exception:
+            pass  # not started yet, or busy
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"incident never reached {status}")

@@ -36,7 +36,7 @@ from tests.fakes.confluence import FakeConfluence
 from tests.fakes.servicenow import FakeServiceNow
 from tests.integrations.dev_temporal import dev_temporal  # noqa: F401
 
-from .kit import World, incident_input, make_worker, policy
+from .kit import World, incident_input, make_worker, policy, wait_status
 from .kit import test_config as kit_config
 
 KB = "c" * 32
@@ -45,18 +45,6 @@ DOCGEN_ON = {"monitoring": True, "incident": True, "docgen": True}
 
 def tq() -> str:
     return f"tq-{uuid.uuid4().hex[:6]}"
-
-
-async def wait_status(handle: WorkflowHandle, status: IncidentStatus) -> IncidentState:
-    for _ in range(400):
-        try:
-            s = await handle.query(IncidentWorkflow.status)
-            if s.status == status:
-                return s
-        except Exception:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"incident never reached {status}")
 
 
 @pytest_asyncio.fixture

@@ -3,29 +3,16 @@ escalation, refused approvals, rollback, manual resolution."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 
 from argus.models import ApprovalDecision, DecisionKind, IncidentStatus, ResolveSignal
 from argus.workflows.incident import IncidentWorkflow
 
-from .kit import World, incident_input, make_worker, policy
-
-
-async def wait_status(handle: WorkflowHandle, status: IncidentStatus, tries: int = 200):
-    for _ in range(tries):
-        try:
-            s = await handle.query(IncidentWorkflow.status)
-            if s.status == status:
-                return s
-        except Exception:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"incident never reached {status}")
+from .kit import World, incident_input, make_worker, policy, wait_status
 
 
 def outbox(rt) -> list[dict]:

@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 
 from argus.integrations.archive import IncidentArchive
 from argus.integrations.signed_links import LinkSigner, NonceStore
-from argus.models import ApprovalDecision, DecisionKind, IncidentInput, IncidentState, IncidentStatus
+from argus.models import ApprovalDecision, DecisionKind, IncidentInput, IncidentStatus
 from argus.models.security import Role
 from argus.workers.auth import AuthService, AuthStore
 from argus.workers.codec import CodecError, EncryptionCodec, data_converter, new_key, parse_keys
@@ -34,7 +34,7 @@ from argus.workers.settings import Secrets
 from argus.workers.wiring import WORKFLOWS, activity_methods, build_activities, build_runtime
 from argus.workflows.incident import IncidentWorkflow
 
-from .kit import World, alert, incident_input, policy
+from .kit import World, alert, incident_input, policy, wait_status
 from .kit import test_config as kit_config
 from .queue_cleanup import own_time_skipping_env
 
@@ -61,18 +61,6 @@ def worker_for(client: Client, tmp, queue: str) -> Worker:
     return Worker(
         client, task_queue=queue, workflows=WORKFLOWS, activities=real + activity_methods([World()])
     )
-
-
-async def wait_status(client: Client, wf_id: str, status: IncidentStatus) -> IncidentState:
-    for _ in range(300):
-        try:
-            s = await client.get_workflow_handle(wf_id).query(IncidentWorkflow.status)
-            if s.status == status:
-                return s
-        except Exception:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never reached {status}")
 
 
 def history_payloads(history) -> list[Payload]:  # type: ignore[no-untyped-def]
@@ -151,7 +139,9 @@ async def test_history_holds_ciphertext_and_the_codec_endpoint_shows_it(own_env,
     inp = incident_input(policy(), alerts=[leak])
     async with worker_for(client2, tmp_path / "w", queue):
         await client.start_workflow(IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=queue)
-        state = await wait_status(client2, inp.incident_id, IncidentStatus.AWAITING_APPROVAL)
+        state = await wait_status(
+            client2.get_workflow_handle(inp.incident_id), IncidentStatus.AWAITING_APPROVAL
+        )
         assert state.proposal is not None
         decision = ApprovalDecision(
             approver=APPROVER, decision=DecisionKind.APPROVE, proposal_hash=state.proposal.hash, via="cli",

@@ -8,7 +8,6 @@ and at the deadline. Time-skipping server: the real Closer, 35 minutes of a 30-m
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import uuid
@@ -19,7 +18,7 @@ from temporalio.client import WorkflowHandle
 from argus.models import AlertsSignal, AlertStatus, IncidentStatus
 from argus.workflows.incident import IncidentWorkflow
 
-from .kit import World, alert, incident_input, make_worker, policy
+from .kit import World, alert, incident_input, make_worker, policy, wait_status
 from .test_replay import replay
 
 
@@ -42,14 +41,6 @@ async def status_of(handle: WorkflowHandle) -> IncidentStatus:
     return (await handle.query(IncidentWorkflow.status)).status
 
 
-async def until_status(handle: WorkflowHandle, status: IncidentStatus) -> None:
-    for _ in range(200):
-        if await status_of(handle) == status:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never reached {status}; at {await status_of(handle)}")
-
-
 async def test_checks_judged_on_alerts_wait_for_the_alerts(ts_env, tmp_path):
     world = World(signature="no-such-fault")  # no playbook matches: straight to verification
     tq = f"tq-{uuid.uuid4().hex[:6]}"
@@ -60,7 +51,7 @@ async def test_checks_judged_on_alerts_wait_for_the_alerts(ts_env, tmp_path):
         handle = await ts_env.client.start_workflow(
             IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
         )
-        await until_status(handle, IncidentStatus.VERIFYING)
+        await wait_status(handle, IncidentStatus.VERIFYING)
 
         # 20 minutes with the alert firing: one check, not one every 10 s (120).
         await ts_env.sleep(timedelta(minutes=20))
@@ -94,7 +85,7 @@ async def test_a_new_firing_alert_during_the_watch_reopens_the_incident(ts_env, 
         handle = await ts_env.client.start_workflow(
             IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
         )
-        await until_status(handle, IncidentStatus.VERIFYING)
+        await wait_status(handle, IncidentStatus.VERIFYING)
         await ts_env.sleep(timedelta(minutes=2))  # healthy for the period: resolved, watching
         assert await status_of(handle) == IncidentStatus.RESOLVED
         quiet = await recovery_checks(handle)

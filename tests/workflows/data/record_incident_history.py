@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from argus.models import ApprovalDecision, DecisionKind, IncidentStatus
 from argus.workflows.incident import IncidentWorkflow
 
-from ..kit import World, incident_input, make_worker, policy
+from ..kit import World, incident_input, make_worker, policy, wait_status
 from ..queue_cleanup import own_time_skipping_env
 
 
@@ -30,13 +30,7 @@ async def record(env: WorkflowEnvironment, tmp: Path) -> WorkflowHistory:
     async with worker:
         inp = incident_input(policy())
         handle = await env.client.start_workflow(IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq)
-        for _ in range(400):
-            s = await handle.query(IncidentWorkflow.status)
-            if s.status == IncidentStatus.AWAITING_APPROVAL:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the incident never asked for approval")
+        s = await wait_status(handle, IncidentStatus.AWAITING_APPROVAL)
         assert s.proposal is not None
         await handle.execute_update(
             IncidentWorkflow.decide,
