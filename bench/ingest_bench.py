@@ -208,6 +208,57 @@ def argus_config(
 LATENCY_SCOPE = "latency"
 
 
+STAGES = ("gateway", "queued", "task", "child")
+
+
+async def where_time_went(client, posted: dict[str, float]) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """Each incident's latency in four stages, read from the latency scope's history:
+    gateway (POST to the signal persisted), queued (signal to the workflow task that handled it
+    starting), task (that task started to completed, with the child's start command), child
+    (command to the child's start time, filled in by the caller)."""
+    from temporalio.api.enums.v1 import EventType as E
+
+    from argus.models.alert import CompactBatch
+
+    signal_at: dict[str, float] = {}  # incident id -> signal event time
+    waiting: list[str] = []  # incidents signalled, their task not started yet
+    started_for: dict[str, float] = {}
+    task_started = task_done = 0.0
+    out: dict[str, dict[str, float]] = {}
+    conv = client.data_converter
+    root = Route(receiver="bench", group_by=["alertname"])
+    handle = monitoring(client, LATENCY_SCOPE)
+    async for e in handle.fetch_history_events():
+        t = e.event_time.ToDatetime(tzinfo=UTC).timestamp()
+        if e.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            a = e.workflow_execution_signaled_event_attributes
+            if a.signal_name != "ingest_compact":
+                continue
+            (batch,) = await conv.decode(a.input.payloads, [CompactBatch])
+            for rec in batch.records():
+                route = resolve_routes(root, rec["l"])[0]
+                wf_id = incident_id_for(LATENCY_SCOPE, group_key(route, {"alertname": rec["l"]["alertname"]}))
+                signal_at[wf_id] = t
+                waiting.append(wf_id)
+        elif e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            task_started = t
+            for wf_id in waiting:
+                started_for[wf_id] = t
+            waiting.clear()
+        elif e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            task_done = t
+        elif e.event_type == E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            wf_id = e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            if wf_id in posted and wf_id in signal_at:
+                out[wf_id] = {
+                    "gateway": signal_at[wf_id] - posted[wf_id],
+                    "queued": started_for.get(wf_id, task_started) - signal_at[wf_id],
+                    "task": task_done - started_for.get(wf_id, task_started),
+                    "initiated": task_done,
+                }
+    return out
+
+
 async def latency_phase(gw: str, temporal: str, n: int, rate: float) -> dict:
     client = await connect(temporal, "argus")
     root = Route(receiver="bench", group_by=["alertname"])
@@ -241,8 +292,19 @@ async def latency_phase(gw: str, temporal: str, n: int, rate: float) -> dict:
         await asyncio.sleep(0.5)
     order = list(posted)
     slowest = sorted(by_index, key=by_index.get, reverse=True)[:5]  # type: ignore[arg-type]
+    stages = await where_time_went(client, posted)
+    for wf_id, st in stages.items():
+        st["child"] = posted[wf_id] + by_index[wf_id] - st.pop("initiated") if wf_id in by_index else 0.0
     return {
         "slowest": {order.index(w): round(by_index[w] * 1000) for w in slowest},
+        "stages_ms": {
+            "p50": {k: round(pct([s[k] for s in stages.values()], 50) * 1000) for k in STAGES},
+            "slowest": {
+                order.index(w): {k: round(stages[w][k] * 1000) for k in STAGES}
+                for w in slowest
+                if w in stages
+            },
+        },
         "incidents": len(lat),
         "missing": len(pending),
         "p50_ms": round(pct(lat, 50) * 1000, 1),

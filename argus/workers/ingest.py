@@ -9,6 +9,7 @@ round trip per flush, not per alert or per request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,11 +17,13 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Histogram
 
+from argus.models.agents import FingerprintReport
 from argus.models.alert import CompactBatch
 
 SendBatch = Callable[[str, CompactBatch], Awaitable[None]]
-# (scope, sender) -> (alerts the workflow holds unrouted, the sender's highest batch seq it received)
-ProbeBacklog = Callable[[str, str], Awaitable[tuple[int, int]]]
+# (scope, sender) -> the scope's answer: alerts it holds unrouted, the sender's highest batch seq
+# it received, and whether it is about to continue as new
+ProbeBacklog = Callable[[str, str], Awaitable[FingerprintReport]]
 
 FLUSH_SECONDS = Histogram(
     "argus_ingest_flush_seconds",
@@ -31,6 +34,9 @@ FLUSH_SIZE = Histogram(
     "argus_ingest_batch_alerts",
     "Alerts per coalesced batch",
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+)
+HOLDS = Counter(
+    "argus_ingest_handover_holds_total", "Times batches for a scope were held while its run continued as new"
 )
 FLUSH_FAILURES = Counter("argus_ingest_flush_failures_total", "Batches Temporal did not accept")
 
@@ -66,6 +72,8 @@ class IngestCoalescer:
         probe: ProbeBacklog | None = None,
         max_backlog: int | None = None,
         probe_every: float = 1.0,
+        handover_probe_every: float = 0.05,
+        max_hold: float = 2.0,
     ) -> None:
         self.send = send
         # Backpressure: a scope whose workflow routes slower than alerts arrive builds a queue
@@ -80,6 +88,15 @@ class IngestCoalescer:
         self.probe = probe
         self.max_backlog = max_backlog
         self.probe_every = probe_every
+        # Hand-overs: a scope's run continues as new when Temporal suggests it, and the server
+        # refuses that if a batch arrives during it (the SDK then replays the whole run, seconds
+        # of stall). A scope about to hand over is probed every `handover_probe_every`; one that
+        # says it is handing over gets no batch until its next run answers, or `max_hold` passed
+        # (what was acknowledged stays durable either way; requests wait meanwhile).
+        self.handover_probe_every = handover_probe_every
+        self.max_hold = max_hold
+        self._soon: set[str] = set()  # scopes that said a hand-over is near
+        self._hold_until: dict[str, float] = {}  # scope -> monotonic time the hold ends
         self.sender = uuid.uuid4().hex[:12]
         self._seq: dict[str, int] = {}  # alerts batched per scope so far (the next batch's seq)
         self._acked_seq: dict[str, int] = {}  # highest seq Temporal acknowledged
@@ -125,7 +142,18 @@ class IngestCoalescer:
             self._wake.set()
         await fut
 
+    def held(self, scope: str) -> bool:
+        until = self._hold_until.get(scope)
+        if until is None or self._closing:
+            return False
+        if time.monotonic() >= until:
+            del self._hold_until[scope]
+            return False
+        return True
+
     def _flush_scope(self, scope: str) -> None:
+        if self.held(scope):
+            return
         p = self._pending.pop(scope, None)
         if p is None or not p.waiters:
             return
@@ -161,9 +189,10 @@ class IngestCoalescer:
         return self._queued.get(scope, 0) + max(0, beyond)
 
     def _probe_soon(self, scope: str) -> None:
-        if self.probe is None or self.max_backlog is None or scope in self._probing:
+        if self.probe is None or scope in self._probing:
             return
-        if time.monotonic() - self._probed_at.get(scope, float("-inf")) < self.probe_every:
+        every = self.handover_probe_every if scope in self._soon else self.probe_every
+        if time.monotonic() - self._probed_at.get(scope, float("-inf")) < every:
             return
         self._probing.add(scope)
         task = asyncio.create_task(self._probe(scope))
@@ -173,19 +202,36 @@ class IngestCoalescer:
     async def _probe(self, scope: str) -> None:
         assert self.probe is not None
         try:
-            queued, received = await self.probe(scope, self.sender)
+            report = await self.probe(scope, self.sender)
         except Exception:  # no answer (worker busy or down): the figure goes on growing
             pass
         else:
-            self._queued[scope], self._received_seq[scope] = queued, received
+            self._queued[scope], self._received_seq[scope] = report.queued, report.received_seq
             BACKLOG.observe(self.backlog(scope))
+            if report.handover_soon or report.handing_over:
+                self._soon.add(scope)
+            else:
+                self._soon.discard(scope)
+            if report.handing_over:
+                if scope not in self._hold_until:
+                    HOLDS.inc()
+                    self._hold_until[scope] = time.monotonic() + self.max_hold
+            elif self._hold_until.pop(scope, None) is not None:
+                self._wake.set()  # the next run answers: what was held leaves now
         finally:
             self._probed_at[scope] = time.monotonic()
             self._probing.discard(scope)
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            held = [scope for scope in self._pending if self.held(scope)]
+            for scope in held:
+                self._probe_soon(scope)
+            if held or self._hold_until:  # ask again soon, and flush when the hold ends
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.handover_probe_every)
+            else:
+                await self._wake.wait()
             self._wake.clear()
             if not self._closing:
                 # Let concurrent requests join this batch before it leaves.

@@ -17,6 +17,7 @@ import contextlib
 import gc
 import zlib
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
@@ -71,6 +72,12 @@ LASTING_TIMERS = "monitoring-lasting-wake-timers"
 CHUNK_TASKS = "monitoring-backlog-chunks-in-tasks-of-their-own"
 MAX_SENDERS = 64  # gateways remembered for backpressure (a restarted gateway is a new sender)
 FIT_CAPACITY = "monitoring-capacity-fits-the-hand-over"
+QUIET_HANDOVER = "monitoring-hand-over-in-a-quiet-task"
+# After packing, the hand-over waits in short tasks (an activity round trip each, 10-40 ms) until
+# no batch has arrived for HANDOVER_QUIET, so that gateways have seen it and hold their batches,
+# and continues as new then; or after HANDOVER_WAIT whatever comes.
+HANDOVER_QUIET = timedelta(milliseconds=200)
+HANDOVER_WAIT = timedelta(seconds=3)
 # The share of MAX_CARRIED the tracked alerts may take (the rest: batches not yet applied), and
 # the fewest tracked alerts a size per alert is measured on.
 CARRY_SHARE = 0.8
@@ -130,7 +137,19 @@ def _no_gc():  # type: ignore[no-untyped-def]
 
 def pack_state(state: MonitoringState, pending: list[CompactBatch] | None = None) -> str:
     with _no_gc():
-        return _pack_state(state, pending)
+        return join_carried(_pack_body(state), pending)
+
+
+def join_carried(
+    body: str, pending: list[CompactBatch] | None = None, late: list[CompactBatch] | None = None
+) -> str:
+    """The packed state, then the batches accepted but not yet applied, as they came (compressed
+    already: not compressed again, and never decoded here, however many there are). `pending`
+    were counted in the packed state already; `late` arrived after it was packed, so each keeps
+    its id, sender and seq for the next run to count and remember."""
+    batches: list[list] = [[b.data, b.count, b.compressed] for b in pending or []]
+    batches += [[b.data, b.count, b.compressed, b.batch_id, b.sender, b.seq] for b in late or []]
+    return f"{body}{PENDING_SEP}{orjson.dumps(batches).decode()}" if batches else body
 
 
 def unpack_state(data: str) -> tuple[MonitoringState, list[CompactBatch]]:
@@ -138,11 +157,10 @@ def unpack_state(data: str) -> tuple[MonitoringState, list[CompactBatch]]:
         return _unpack_state(data)
 
 
-def _pack_state(state: MonitoringState, pending: list[CompactBatch] | None = None) -> str:
+def _pack_body(state: MonitoringState) -> str:
     """What continue-as-new carries: the state, with the tracked alerts (the bulk of it) as
-    compact records, compressed (labels repeat; zlib takes most of it off), and `pending`, the
-    batches accepted but not yet applied, as they came (compressed already: not compressed again,
-    and never decoded here, however many there are)."""
+    compact records, compressed (labels repeat; zlib takes most of it off); `join_carried` adds
+    the batches not yet applied."""
     body = state.model_dump(
         mode="json", exclude={"router": {"attached": True, "groups": {"__all__": {"alerts", "dirty"}}}}
     )
@@ -160,9 +178,7 @@ def _pack_state(state: MonitoringState, pending: list[CompactBatch] | None = Non
         ]
         for key, g in state.router.groups.items()
     }  # fmt: skip
-    packed = base64.b64encode(zlib.compress(orjson.dumps(body), 6)).decode()
-    batches = [[b.data, b.count, b.compressed] for b in pending or []]
-    return f"{packed}{PENDING_SEP}{orjson.dumps(batches).decode()}" if batches else packed
+    return base64.b64encode(zlib.compress(orjson.dumps(body), 6)).decode()
 
 
 def _unpack_state(data: str) -> tuple[MonitoringState, list[CompactBatch]]:
@@ -171,10 +187,9 @@ def _unpack_state(data: str) -> tuple[MonitoringState, list[CompactBatch]]:
     entries = body.pop("entries", {})
     old_pending = body.pop("pending", [])  # records, as runs before batches were carried packed
     pending = [CompactBatch.of("carried", old_pending)] if old_pending else []
-    pending += [
-        CompactBatch(batch_id="carried", data=d, count=n, compressed=c)
-        for d, n, c in orjson.loads(carried or "[]")
-    ]
+    for d, n, c, *late in orjson.loads(carried or "[]"):
+        batch_id, sender, seq = late or ("carried", "", 0)
+        pending.append(CompactBatch(batch_id=batch_id, data=d, count=n, compressed=c, sender=sender, seq=seq))
     attached = body.pop("attached", {})
     dirty = body.pop("dirty", {})
     state = MonitoringState.model_validate(body)
@@ -224,6 +239,8 @@ class MonitoringWorkflow:
         self._chunk_tasks = False  # set by `run` (workflow.patched)
         self._fitting = False  # likewise
         self._fits: int | None = None  # tracked alerts that fit a hand-over, once measured
+        self._quiet_handover = False  # likewise
+        self._handing_over = False  # packed, waiting for a task with no new batch (told to gateways)
         self.scope = inp.scope
         self.policy = inp.policy
         self.incident_task_queue = inp.incident_task_queue
@@ -233,6 +250,12 @@ class MonitoringWorkflow:
         # A hand-over found too large is tried again once the queue is below this many bytes.
         self._handover_floor = MAX_CARRIED
         self._seen: set[str] = set(self.state.recent_batches)
+        for batch in pending:
+            if batch.batch_id != "carried":  # arrived after the previous run packed its state
+                self._remember(batch.batch_id)
+                self.state.batches += 1
+                if batch.sender:
+                    self._received(batch)
         self.router = Router(self.policy.routing, self.state.router, self.scope)
 
     @workflow.run
@@ -241,6 +264,7 @@ class MonitoringWorkflow:
         # Runs that began before these changes replay the way they ran (workflow.patched).
         lasting_timers = workflow.patched(LASTING_TIMERS)
         self._chunk_tasks = workflow.patched(CHUNK_TASKS)
+        self._quiet_handover = workflow.patched(QUIET_HANDOVER)
         if workflow.patched(FIT_CAPACITY):
             self._fitting = True
             if inp.carried:
@@ -286,43 +310,114 @@ class MonitoringWorkflow:
             await self._act(self.router.due(workflow.now()))
             await self._announce_expired_silences()
 
-            if self._handover_due():
+            if self._handover_due() and self._quiet_handover:
+                backlog = await self._hand_over() or backlog
+            elif self._handover_due():  # runs begun before the quiet hand-over
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 pending, batch_ids = self._take_pending()
-                remembered = list(self.state.recent_batches)
-                self.state.recent_batches = (remembered + batch_ids)[-RECENT_BATCHES:]
-                # The next run's number, and the batches it gets as pending records (it counts
-                # their alerts as it applies them), travel with the state.
-                self.state.runs += 1
-                self.state.batches += len(batch_ids)
-                carried = pack_state(self.state, pending)
-                self.state.recent_batches = remembered  # unless the hand-over happens
-                self.state.runs -= 1
-                self.state.batches -= len(batch_ids)
+                body = self._pack_body(batch_ids)
+                carried = join_carried(body, pending)
                 if len(carried) <= MAX_CARRIED:
-                    workflow.continue_as_new(
-                        MonitoringInput(
-                            scope=self.scope,
-                            policy=self.policy,
-                            carried=carried,
-                            incident_task_queue=self.incident_task_queue,
-                        )
-                    )
-                # Packing again after every chunk would cost as much as the chunk: wait until the
-                # queue has shrunk by what the hand-over was over (or, if the state alone is over,
-                # until the next batch has been applied).
-                self._handover_floor = self._queued_bytes() - (len(carried) - MAX_CARRIED)
-                if self._fitting:
-                    self._fit_capacity(len(carried.partition(PENDING_SEP)[0]))
-                workflow.logger.warning(
-                    "scope %s: hand-over of %d bytes is too large to continue as new; applying the "
-                    "backlog first",
-                    self.scope,
-                    len(carried),
-                )
+                    self._continue_as_new(carried)
+                self._too_large(len(carried), len(body))
                 backlog = bool(self._queue)
             if backlog:
                 await self._next_task()
+
+    async def _hand_over(self) -> bool:
+        """Continue as new, with the state packed now and the batches that arrive meanwhile
+        carried as they came; returns (whether a backlog remains) only if the hand-over must wait.
+
+        The server refuses a continue-as-new if a signal arrived while its task ran
+        (`UnhandledCommand`), and the SDK then replays the whole run: under a steady stream of
+        batches that was seconds of stall per hand-over. So the state is packed in one task and
+        the run continues as new in a later, short one with no new batch: between them the run
+        says it is handing over (`FingerprintReport.handing_over`), and gateways hold their
+        batches for this scope until the next run answers."""
+        if self._closed or self._silence_changes or self._policy_changed:
+            return True  # the loop applies them first: the packed state must include them
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        pending, batch_ids = self._take_pending()
+        body = self._pack_body(batch_ids)
+        size = len(body) + sum(len(b.data) for b in pending)
+        if size > MAX_CARRIED:
+            self._too_large(size, len(body))
+            return bool(self._queue)
+        mark = len(self._queue)
+        late: list[CompactBatch] = []
+        self._handing_over = True
+        started = quiet_since = workflow.now()
+        try:
+            while workflow.now() - quiet_since < HANDOVER_QUIET and workflow.now() - started < HANDOVER_WAIT:
+                await self._next_task()
+                if self._closed or self._silence_changes or self._policy_changed:
+                    return True  # changed since it was packed: the loop applies it, then packs again
+                arrived = self._late(self._queue[mark:], batch_ids, late)
+                mark = len(self._queue)
+                if arrived:
+                    quiet_since = workflow.now()
+                    late += arrived
+                    size += sum(len(b.data) for b in arrived)
+                    if size > MAX_CARRIED:
+                        self._too_large(size, len(body))
+                        return True
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            self._continue_as_new(join_carried(body, pending, late))
+        finally:
+            self._handing_over = False
+
+    def _continue_as_new(self, carried: str) -> NoReturn:
+        workflow.continue_as_new(
+            MonitoringInput(
+                scope=self.scope,
+                policy=self.policy,
+                carried=carried,
+                incident_task_queue=self.incident_task_queue,
+            )
+        )
+
+    def _pack_body(self, batch_ids: list[str]) -> str:
+        """The state as the next run starts from it: one run more, and the queued batches
+        `batch_ids` counted and remembered (so a redelivery after the hand-over is applied once;
+        the next run counts their alerts as it applies them)."""
+        remembered = list(self.state.recent_batches)
+        self.state.recent_batches = (remembered + batch_ids)[-RECENT_BATCHES:]
+        self.state.runs += 1
+        self.state.batches += len(batch_ids)
+        try:
+            with _no_gc():
+                return _pack_body(self.state)
+        finally:  # unless the hand-over happens
+            self.state.recent_batches = remembered
+            self.state.runs -= 1
+            self.state.batches -= len(batch_ids)
+
+    def _late(self, arrived: list, batch_ids: list[str], late: list[CompactBatch]) -> list[CompactBatch]:
+        """Batches that arrived after the state was packed, as the next run gets them (a
+        redelivered one, already applied or already carried, is left out)."""
+        taken = set(batch_ids) | {b.batch_id for b in late}
+        out: list[CompactBatch] = []
+        for batch in arrived:
+            if batch.batch_id in self._seen or batch.batch_id in taken:
+                continue
+            taken.add(batch.batch_id)
+            if isinstance(batch, AlertBatch):
+                batch = CompactBatch.of(batch.batch_id, [alert_to_compact(a) for a in batch.alerts])
+            out.append(batch)
+        return out
+
+    def _too_large(self, size: int, state_bytes: int) -> None:
+        """A hand-over over MAX_CARRIED: apply the backlog first. Packing again after every chunk
+        would cost as much as the chunk: wait until the queue has shrunk by what the hand-over
+        was over (or, if the state alone is over, until the next batch has been applied)."""
+        self._handover_floor = self._queued_bytes() - (size - MAX_CARRIED)
+        if self._fitting:
+            self._fit_capacity(state_bytes)
+        workflow.logger.warning(
+            "scope %s: hand-over of %d bytes is too large to continue as new; applying the backlog first",
+            self.scope,
+            size,
+        )
 
     async def _next_task(self) -> None:
         """The next chunk of a backlog in a workflow task of its own (see Orchestration.next_chunk):
@@ -604,10 +699,13 @@ class MonitoringWorkflow:
         """The gateway's hot path: alerts it validated, as one compact JSON string."""
         self._queue.append(batch)
         if batch.sender:
-            seqs = self.state.received_seq
-            seqs[batch.sender] = max(seqs.pop(batch.sender, 0), batch.seq)  # latest sender last
-            if len(seqs) > MAX_SENDERS:
-                del seqs[next(iter(seqs))]
+            self._received(batch)
+
+    def _received(self, batch: CompactBatch) -> None:
+        seqs = self.state.received_seq
+        seqs[batch.sender] = max(seqs.pop(batch.sender, 0), batch.seq)  # latest sender last
+        if len(seqs) > MAX_SENDERS:
+            del seqs[next(iter(seqs))]
 
     @workflow.signal
     def incident_closed(self, closed: IncidentClosed) -> None:
@@ -691,6 +789,8 @@ class MonitoringWorkflow:
             queued=queued,
             missing=self.router.untracked(req.fingerprints),
             received_seq=self.state.received_seq.get(req.sender, 0),
+            handing_over=self._handing_over,
+            handover_soon=workflow.info().is_continue_as_new_suggested(),
         )
 
     @workflow.query

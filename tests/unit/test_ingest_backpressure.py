@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from argus.models.agents import FingerprintReport
 from argus.models.alert import CompactBatch
 from argus.workers.ingest import IngestCoalescer, ScopeBehind
 from tests.unit.gateway_kit import gateway_app
@@ -25,6 +26,7 @@ class FakeScope:
         self.queue: list[CompactBatch] = []
         self.received_seq: dict[str, int] = {}
         self.answers = True
+        self.handover_soon = self.handing_over = False
 
     def receive(self) -> None:
         for b in self.in_temporal:
@@ -35,20 +37,28 @@ class FakeScope:
     def route(self) -> None:
         self.queue.clear()
 
-    def report(self, sender: str) -> tuple[int, int]:
+    def report(self, sender: str) -> FingerprintReport:
         if not self.answers:
             raise TimeoutError("query timed out")  # busy, or no worker
-        return sum(b.count for b in self.queue), self.received_seq.get(sender, 0)
+        return FingerprintReport(
+            tracked=0,
+            queued=sum(b.count for b in self.queue),
+            received_seq=self.received_seq.get(sender, 0),
+            handover_soon=self.handover_soon,
+            handing_over=self.handing_over,
+        )
 
 
-def coalescer(scopes: dict[str, FakeScope]) -> IngestCoalescer:
+def coalescer(scopes: dict[str, FakeScope], **options: float) -> IngestCoalescer:
     async def send(scope: str, batch: CompactBatch) -> None:
         scopes[scope].in_temporal.append(batch)
 
-    async def probe(scope: str, sender: str) -> tuple[int, int]:
+    async def probe(scope: str, sender: str) -> FingerprintReport:
         return scopes[scope].report(sender)
 
-    return IngestCoalescer(send, flush_interval=0.001, probe=probe, max_backlog=100, probe_every=0.0)
+    return IngestCoalescer(
+        send, flush_interval=0.001, probe=probe, max_backlog=100, **{"probe_every": 0.0, **options}
+    )
 
 
 async def eventually(check) -> None:  # type: ignore[no-untyped-def]
@@ -127,6 +137,50 @@ async def test_a_scope_that_does_not_answer_the_probe_is_taken_to_fall_behind():
         await c.close()
 
 
+async def test_batches_for_a_scope_handing_over_wait_for_its_next_run():
+    """A scope that packed its state for continue-as-new gets no batch until it answers again
+    (a batch during the hand-over makes the server refuse it, and the SDK replay the run);
+    the requests are answered once the held batch is durable, other scopes are not held."""
+    busy, calm = FakeScope(), FakeScope()
+    c = coalescer({"busy": busy, "calm": calm}, probe_every=10.0, handover_probe_every=0.01)
+    c.start()
+    try:
+        busy.handover_soon = True
+        await c.submit("busy", [{"f": "a"}])  # its probe learns a hand-over is near
+        await eventually(lambda: "busy" in c._soon)
+        busy.handing_over = True
+        await asyncio.sleep(0.02)
+        await c.submit("busy", [{"f": "b"}])  # the flush after 10 ms asks again, not after 10 s
+        await eventually(lambda: c.held("busy"))
+        waiting = asyncio.create_task(c.submit("busy", [{"f": "c"}]))
+        await c.submit("calm", [{"f": "d"}])
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        assert [r["f"] for b in busy.in_temporal for r in b.records()] == ["a", "b"]
+        busy.handover_soon = busy.handing_over = False  # the next run answers
+        await asyncio.wait_for(waiting, 5)
+        assert [r["f"] for b in busy.in_temporal for r in b.records()] == ["a", "b", "c"]
+        assert not c.held("busy") and "busy" not in c._soon
+    finally:
+        await c.close()
+    assert [r["f"] for b in calm.in_temporal for r in b.records()] == ["d"]
+
+
+async def test_a_hold_ends_on_its_own_when_the_scope_never_says_it_is_done():
+    scope = FakeScope()
+    c = coalescer({"s": scope}, handover_probe_every=0.01, max_hold=0.3)
+    c.start()
+    try:
+        scope.handing_over = True
+        await c.submit("s", [{"f": "a"}])
+        await eventually(lambda: c.held("s"))
+        t0 = asyncio.get_running_loop().time()
+        await asyncio.wait_for(c.submit("s", [{"f": "b"}]), 5)  # still handing over, but 0.3 s passed
+        assert 0.1 < asyncio.get_running_loop().time() - t0 < 2
+    finally:
+        await c.close()
+
+
 @pytest.fixture
 async def gateway(ts_env, tmp_path: Path):
     async with gateway_app(ts_env, tmp_path, max_scope_backlog=1000) as (http, ctx):
@@ -149,17 +203,19 @@ async def test_gateway_answers_503_with_retry_after_while_the_scope_is_behind(ga
     # (its running count travels with each batch) and routed them by now.
     sender = ctx.coalescer.sender
     for _ in range(100):
-        if await ctx.scope_backlog(scope, sender) == (0, 5):
+        report = await ctx.scope_backlog(scope, sender)
+        if (report.queued, report.received_seq) == (0, 5):
             break
         await asyncio.sleep(0.05)
-    assert await ctx.scope_backlog(scope, sender) == (0, 5)
-    assert await ctx.scope_backlog(scope, "another-gateway") == (0, 0)
+    assert (report.queued, report.received_seq, report.handing_over) == (0, 5, False)
+    other = await ctx.scope_backlog(scope, "another-gateway")
+    assert (other.queued, other.received_seq) == (0, 0)
     await ctx.coalescer._probe(scope)
     assert ctx.coalescer.backlog(scope) == 0
 
     # The workflow reports a backlog over gateway.max_scope_backlog (1000).
-    async def far_behind(_: str, __: str) -> tuple[int, int]:
-        return 5000, 10**9
+    async def far_behind(_: str, __: str) -> FingerprintReport:
+        return FingerprintReport(tracked=0, queued=5000, received_seq=10**9)
 
     ctx.coalescer.probe = far_behind
     ctx.coalescer.probe_every = 0.0

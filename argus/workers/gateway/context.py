@@ -62,16 +62,15 @@ class GatewayContext:
             max_backlog=g.max_scope_backlog,
         )
 
-    async def scope_backlog(self, scope: str, sender: str = "") -> tuple[int, int]:
-        """Alerts the scope's workflow holds and has not routed yet, and the highest batch `seq`
-        of `sender` it has received (asks the workflow)."""
-        report = await self.client.get_workflow_handle(monitoring_id(scope)).query(
+    async def scope_backlog(self, scope: str, sender: str = "") -> FingerprintReport:
+        """Alerts the scope's workflow holds and has not routed yet, the highest batch `seq` of
+        `sender` it has received, and whether it is about to hand over (asks the workflow)."""
+        return await self.client.get_workflow_handle(monitoring_id(scope)).query(
             "check_fingerprints",
             FingerprintCheck(sender=sender),
             result_type=FingerprintReport,
             rpc_timeout=timedelta(seconds=2),
         )
-        return report.queued, report.received_seq
 
     async def send_batch(self, scope: str, batch: CompactBatch) -> None:
         """Signal-with-start: creates the scope's MonitoringWorkflow if needed; returns when durable."""
