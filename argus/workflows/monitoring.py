@@ -345,26 +345,25 @@ class MonitoringWorkflow:
             return bool(self._queue)
         mark = len(self._queue)
         late: list[CompactBatch] = []
-        self._handing_over = True
+        self._handing_over = True  # until the run ends: the next one answers for the scope then
         started = quiet_since = workflow.now()
-        try:
-            while workflow.now() - quiet_since < HANDOVER_QUIET and workflow.now() - started < HANDOVER_WAIT:
-                await self._next_task()
-                if self._closed or self._silence_changes or self._policy_changed:
-                    return True  # changed since it was packed: the loop applies it, then packs again
-                arrived = self._late(self._queue[mark:], batch_ids, late)
-                mark = len(self._queue)
-                if arrived:
-                    quiet_since = workflow.now()
-                    late += arrived
-                    size += sum(len(b.data) for b in arrived)
-                    if size > MAX_CARRIED:
-                        self._too_large(size, len(body))
-                        return True
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            self._continue_as_new(join_carried(body, pending, late))
-        finally:
-            self._handing_over = False
+        while workflow.now() - quiet_since < HANDOVER_QUIET and workflow.now() - started < HANDOVER_WAIT:
+            await self._next_task()
+            if self._closed or self._silence_changes or self._policy_changed:
+                self._handing_over = False  # changed since it was packed: the loop applies it first
+                return True
+            arrived = self._late(self._queue[mark:], batch_ids, late)
+            mark = len(self._queue)
+            if arrived:
+                quiet_since = workflow.now()
+                late += arrived
+                size += sum(len(b.data) for b in arrived)
+                if size > MAX_CARRIED:
+                    self._handing_over = False
+                    self._too_large(size, len(body))
+                    return True
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._continue_as_new(join_carried(body, pending, late))
 
     def _continue_as_new(self, carried: str) -> NoReturn:
         workflow.continue_as_new(

@@ -7,15 +7,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
+import orjson
 import pytest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.worker import Replayer
 
 from argus.models import Policy
-from argus.models.agents import FingerprintCheck
+from argus.models.agents import FingerprintCheck, MonitoringInput
 from argus.models.alert import CompactBatch, labels_fingerprint
 from argus.workers.client import connect
 from argus.workers.devserver import DevServer, free_port, wait_for_namespace
+from argus.workers.ingest import HOLDS
 from argus.workflows import monitoring
 from argus.workflows.monitoring import MonitoringWorkflow
 from tests.workflows.kit import monitoring_worker, signal_scope
@@ -127,4 +131,145 @@ async def test_a_hand_over_too_large_to_carry_waits_and_nothing_is_lost(cas_clie
         tries = [r for r in caplog.records if "too large to continue as new" in r.getMessage()]
         # Once the backlog had drained; not after each of its chunks (six at least).
         assert len(tries) == 1, len(tries)
+        await handle.terminate()
+
+
+async def failed_tasks(client, workflow_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Why workflow tasks failed, over every run of `workflow_id` (an UnhandledCommand is a
+    continue-as-new the server refused; the SDK then replays the whole run)."""
+    from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+
+    out = []
+    async for run in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        async for e in client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history_events():
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                out.append(WorkflowTaskFailedCause.Name(e.workflow_task_failed_event_attributes.cause))
+    return out
+
+
+async def continued_inputs(client, workflow_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The `carried` input each finished run of `workflow_id` handed to the next one."""
+    from temporalio.api.enums.v1 import EventType
+
+    out = []
+    async for run in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        async for e in client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history_events():
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                payloads = e.workflow_execution_continued_as_new_event_attributes.input.payloads
+                (inp,) = await client.data_converter.decode(payloads, [MonitoringInput])
+                out.append(inp.carried)
+    return out
+
+
+def late_entries(carried: str) -> list[list]:
+    """Batches a run carried that arrived after it had packed its state (they keep their id)."""
+    _, _, batches = carried.partition(monitoring.PENDING_SEP)
+    return [b for b in orjson.loads(batches or "[]") if len(b) == 6]
+
+
+async def test_batches_that_arrive_while_a_run_hands_over_go_with_it_counted_once(cas_client):
+    """A run packs its state, says it is handing over, and continues as new only once no batch
+    has come for a moment. A batch that comes meanwhile is carried as it came, with its id and
+    its sender's count: the next run applies it once, counts it, and answers the sender's seq.
+    A sender that holds its batches while the run hands over (as gateways do) never makes the
+    server refuse the continue-as-new, so no run is replayed."""
+    client = cas_client
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    policy = Policy.model_validate({"routing": {"route": ROUTE}})
+    handle = client.get_workflow_handle(f"monitoring-{scope}")
+    sent: list[CompactBatch] = []
+
+    async def send() -> None:
+        n = len(sent)
+        batch = CompactBatch.of(f"b{n}", records(n, 25), sender="gw-1", seq=25 * (n + 1))
+        sent.append(batch)
+        await signal_scope(client, tq, scope, policy, batch)
+
+    async def answer():  # type: ignore[no-untyped-def]
+        return await handle.query(
+            MonitoringWorkflow.check_fingerprints,
+            FingerprintCheck(sender="gw-1"),
+            rpc_timeout=timedelta(seconds=10),
+        )
+
+    caught = 0
+    async with monitoring_worker(client, tq):
+        while caught < 3 and len(sent) < 400:
+            await send()
+            for _ in range(10):  # watch it for a moment
+                if (await answer()).handing_over:
+                    await send()  # arrives after the state was packed
+                    caught += 1
+                    for _ in range(200):  # then hold, as a gateway does, until the next run answers
+                        if not (await answer()).handing_over:
+                            break
+                        await asyncio.sleep(0.01)
+                    break
+        assert caught == 3, "a hand-over was seen"
+        await signal_scope(client, tq, scope, policy, sent[-1])  # redelivered: applied once
+
+        fingerprints = [r["f"] for b in sent for r in b.records()]
+        report = None
+        for _ in range(300):
+            report = await handle.query(
+                MonitoringWorkflow.check_fingerprints,
+                FingerprintCheck(fingerprints=fingerprints, sender="gw-1"),
+                rpc_timeout=timedelta(seconds=10),
+            )
+            if report.queued == 0 and not report.missing:
+                break
+            await asyncio.sleep(0.1)
+        assert report is not None and report.missing == [] and report.tracked == len(fingerprints)
+        assert report.received_seq == 25 * len(sent)
+        status = await handle.query(MonitoringWorkflow.status)
+        assert status.batches == len(sent) and status.alerts_received == len(fingerprints)
+
+        carried = await continued_inputs(client, handle.id)
+        late = [e for c in carried for e in late_entries(c)]
+        assert len(late) >= 3, "each batch sent while a run handed over went with it"
+        assert {e[3] for e in late} <= {b.batch_id for b in sent}
+        assert await failed_tasks(client, handle.id) == [], "no hand-over was refused and replayed"
+        # And a run that handed over replays as it ran (a worker that lost it from its cache).
+        replayer = Replayer(workflows=[MonitoringWorkflow], data_converter=client.data_converter)
+        async for run in client.list_workflows(f'WorkflowId = "{handle.id}"'):
+            if run.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                history = await client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
+                await replayer.replay_workflow(history)
+        await handle.terminate()
+
+
+async def test_a_gateway_holds_a_scope_while_it_hands_over(cas_client, tmp_path):
+    """Alerts posted to the gateway without pause, while the scope continues as new again and
+    again: the gateway holds the scope's batches while a run hands over, no continue-as-new is
+    refused (so no run is replayed), and every acknowledged alert is in the scope."""
+    from tests.unit.gateway_kit import gateway_app
+
+    scope = f"s{uuid.uuid4().hex[:6]}"
+    holds_before = HOLDS._value.get()
+    async with gateway_app(SimpleNamespace(client=cas_client), tmp_path) as (http, ctx):
+        ctx.coalescer.probe_every = 0.2
+        acked: list[str] = []
+
+        async def client_loop(c: int) -> None:
+            for n in range(80):
+                labels = [{"alertname": f"Disk{n % 3}", "instance": f"h-{c}-{n}-{i}"} for i in range(10)]
+                r = await http.post(f"/api/v2/alerts?scope={scope}", json=[{"labels": x} for x in labels])
+                assert r.status_code == 200, r.text
+                acked.extend(labels_fingerprint(x) for x in labels)
+
+        await asyncio.gather(*(client_loop(c) for c in range(4)))
+        handle = cas_client.get_workflow_handle(f"monitoring-{scope}")
+        report = None
+        for _ in range(300):
+            report = await handle.query(
+                MonitoringWorkflow.check_fingerprints, FingerprintCheck(fingerprints=acked)
+            )
+            if report.queued == 0 and not report.missing:
+                break
+            await asyncio.sleep(0.1)
+        assert report is not None and report.missing == [] and report.tracked == len(acked) == 3200
+        assert await failed_tasks(cas_client, handle.id) == [], "no hand-over was refused and replayed"
+        status = await handle.query(MonitoringWorkflow.status)
+        assert status.runs >= 3, status.runs
+        assert HOLDS._value.get() > holds_before, "the gateway held the scope during a hand-over"
         await handle.terminate()
