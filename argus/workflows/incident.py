@@ -77,6 +77,10 @@ LOCAL_STEPS = "local-quick-steps"
 # Patch id: checks judged on the alerts' own state are re-run when the alerts change (and when
 # the period or deadline is due), not every `interval`. Older runs keep polling on replay.
 ALERT_DRIVEN_CHECKS = "alert-driven-checks"
+# Patch id: an incident is "investigating" from its first search-attribute upsert, instead of
+# "triggered" there and "investigating" in an upsert of its own once notified and ticketed: one
+# visibility write less per incident (about 10 ms of the dev server's one SQLite writer).
+INVESTIGATING_ON_OPEN = "investigating-on-open"
 MAX_TIMELINE = 500
 
 
@@ -125,6 +129,8 @@ class IncidentWorkflow(Paging):
         self.s.number = await self._quick_step(
             IncidentCreator.open_incident, OpenRecord(state=self.s, run_id=info.run_id)
         )
+        if workflow.patched(INVESTIGATING_ON_OPEN):
+            self.s.status = IncidentStatus.INVESTIGATING  # ARGUS works on it from here on
         self._upsert_search_attributes()
 
         await asyncio.gather(
@@ -139,7 +145,8 @@ class IncidentWorkflow(Paging):
         )
         self._start_paging()
 
-        await self._set_status(IncidentStatus.INVESTIGATING)
+        if self.s.status != IncidentStatus.INVESTIGATING:
+            await self._set_status(IncidentStatus.INVESTIGATING)
         await self._investigate()
 
         remediated = False
