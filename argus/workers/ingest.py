@@ -224,10 +224,10 @@ class IngestCoalescer:
 
     async def _run(self) -> None:
         while True:
-            held = [scope for scope in self._pending if self.held(scope)]
+            held = [scope for scope in list(self._hold_until) if self.held(scope)]
             for scope in held:
                 self._probe_soon(scope)
-            if held or self._hold_until:  # ask again soon, and flush when the hold ends
+            if held:  # ask again soon, and flush when the hold ends
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.handover_probe_every)
             else:
