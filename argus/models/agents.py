@@ -98,8 +98,9 @@ class FingerprintReport(Model):
     queued: int  # alerts received (durable) but not routed yet: a backlog being worked off
     missing: list[str] = Field(default_factory=list)  # asked about, not held
     received_seq: int = 0  # the asking sender's highest batch `seq` the workflow has received
-    # The run is about to continue as new (Temporal suggests it), or has packed its state and
-    # waits for a moment with no new batch to do so: gateways hold this scope's batches meanwhile.
+    # The run is about to continue as new (Temporal suggests it and the queue is small enough),
+    # or has packed its state and waits for a moment with no new batch to do so: gateways then
+    # hold this scope's batches.
     handover_soon: bool = False
     handing_over: bool = False
 

@@ -789,7 +789,9 @@ class MonitoringWorkflow:
             missing=self.router.untracked(req.fingerprints),
             received_seq=self.state.received_seq.get(req.sender, 0),
             handing_over=self._handing_over,
-            handover_soon=workflow.info().is_continue_as_new_suggested(),
+            # Due, not merely suggested: a scope over the hand-over limit may stay suggested for
+            # long, and every gateway would probe it 20 times a second meanwhile.
+            handover_soon=self._handover_due(),
         )
 
     @workflow.query
