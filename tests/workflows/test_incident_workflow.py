@@ -4,6 +4,7 @@ escalation, refused approvals, rollback, manual resolution."""
 from __future__ import annotations
 
 import uuid
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -146,8 +147,9 @@ steps:
     assert any(e.kind == "remediation_failed" for e in final.timeline)
 
 
-async def test_manual_resolve_while_waiting(ts_env, tmp_path):
-    world = World()
+@asynccontextmanager
+async def awaiting_approval(ts_env, tmp_path, world: World):  # type: ignore[no-untyped-def]
+    """An incident of the default policy, started on a worker of its own and waiting for approval."""
     tq = f"tq-{uuid.uuid4().hex[:6]}"
     worker, _ = make_worker(ts_env.client, tmp_path, world, tq)
     async with worker:
@@ -156,6 +158,12 @@ async def test_manual_resolve_while_waiting(ts_env, tmp_path):
             IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
         )
         await wait_status(handle, IncidentStatus.AWAITING_APPROVAL)
+        yield handle
+
+
+async def test_manual_resolve_while_waiting(ts_env, tmp_path):
+    world = World()
+    async with awaiting_approval(ts_env, tmp_path, world) as handle:
         await handle.signal(IncidentWorkflow.resolve, ResolveSignal(by="alice", reason="fixed by hand"))
         final = await handle.result()
     assert final.outcome.value == "fixed_by_other"
@@ -165,15 +173,7 @@ async def test_manual_resolve_while_waiting(ts_env, tmp_path):
 async def test_an_incident_is_investigating_from_its_first_search_attribute_upsert(ts_env, tmp_path):
     """Each upsert is a visibility write (about 10 ms of the dev server's one SQLite writer, at
     20 new incidents a second): the first one already says "investigating", and none repeats it."""
-    world = World()
-    tq = f"tq-{uuid.uuid4().hex[:6]}"
-    worker, _ = make_worker(ts_env.client, tmp_path, world, tq)
-    async with worker:
-        inp = incident_input(policy())
-        handle = await ts_env.client.start_workflow(
-            IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
-        )
-        await wait_status(handle, IncidentStatus.AWAITING_APPROVAL)
+    async with awaiting_approval(ts_env, tmp_path, World()) as handle:
         statuses = []
         async for e in handle.fetch_history_events():
             if e.HasField("upsert_workflow_search_attributes_event_attributes"):

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Replayer
 
 from argus.models import Policy
-from argus.models.agents import FingerprintCheck, MonitoringInput
+from argus.models.agents import FingerprintCheck, FingerprintReport, MonitoringInput
 from argus.models.alert import CompactBatch, labels_fingerprint
 from argus.workers.client import connect
 from argus.workers.devserver import DevServer, free_port, wait_for_namespace
@@ -34,6 +34,23 @@ def records(batch: int, n: int) -> list[dict]:
         labels = {"alertname": f"Disk{batch % 3}", "instance": f"host-{batch}-{i}"}
         out.append({"f": labels_fingerprint(labels), "l": labels, "s": "f", "t": t, "o": "prometheus"})
     return out
+
+
+async def until_routed(handle, fingerprints: list[str], sender: str = "") -> FingerprintReport:  # type: ignore[no-untyped-def]
+    """The scope's answer once nothing is queued and none of `fingerprints` is missing (or the
+    last answer after 30 s)."""
+    report = None
+    for _ in range(300):
+        report = await handle.query(
+            MonitoringWorkflow.check_fingerprints,
+            FingerprintCheck(fingerprints=fingerprints, sender=sender),
+            rpc_timeout=timedelta(seconds=10),
+        )
+        if report.queued == 0 and not report.missing:
+            break
+        await asyncio.sleep(0.1)
+    assert report is not None
+    return report
 
 
 @pytest.fixture
@@ -73,17 +90,8 @@ async def test_scope_continues_as_new_under_a_stream_and_applies_every_batch_onc
 
         handle = client.get_workflow_handle(f"monitoring-{scope}")
         sent = [r["f"] for b in batches for r in b.records()]
-        report = None
-        for _ in range(300):
-            report = await handle.query(
-                MonitoringWorkflow.check_fingerprints,
-                FingerprintCheck(fingerprints=sent),
-                rpc_timeout=timedelta(seconds=10),
-            )
-            if report.queued == 0 and not report.missing:
-                break
-            await asyncio.sleep(0.1)
-        assert report is not None and report.missing == [] and report.tracked == len(sent)
+        report = await until_routed(handle, sent)
+        assert report.missing == [] and report.tracked == len(sent)
 
         status = await handle.query(MonitoringWorkflow.status)
         runs: list = []
@@ -116,15 +124,8 @@ async def test_a_hand_over_too_large_to_carry_waits_and_nothing_is_lost(cas_clie
     async with monitoring_worker(client, tq):
         handle = client.get_workflow_handle(f"monitoring-{scope}")
         sent = [r["f"] for b in batches for r in b.records()]
-        report = None
-        for _ in range(300):
-            report = await handle.query(
-                MonitoringWorkflow.check_fingerprints, FingerprintCheck(fingerprints=sent)
-            )
-            if report.queued == 0 and not report.missing:
-                break
-            await asyncio.sleep(0.1)
-        assert report is not None and report.missing == [] and report.tracked == len(sent)
+        report = await until_routed(handle, sent)
+        assert report.missing == [] and report.tracked == len(sent)
         await asyncio.sleep(1)  # a run spinning on its hand-over would keep trying meanwhile
         status = await handle.query(MonitoringWorkflow.status)
         assert status.runs == 1 and status.batches == len(batches)
@@ -209,17 +210,8 @@ async def test_batches_that_arrive_while_a_run_hands_over_go_with_it_counted_onc
         await signal_scope(client, tq, scope, policy, sent[-1])  # redelivered: applied once
 
         fingerprints = [r["f"] for b in sent for r in b.records()]
-        report = None
-        for _ in range(300):
-            report = await handle.query(
-                MonitoringWorkflow.check_fingerprints,
-                FingerprintCheck(fingerprints=fingerprints, sender="gw-1"),
-                rpc_timeout=timedelta(seconds=10),
-            )
-            if report.queued == 0 and not report.missing:
-                break
-            await asyncio.sleep(0.1)
-        assert report is not None and report.missing == [] and report.tracked == len(fingerprints)
+        report = await until_routed(handle, fingerprints, sender="gw-1")
+        assert report.missing == [] and report.tracked == len(fingerprints)
         assert report.received_seq == 25 * len(sent)
         status = await handle.query(MonitoringWorkflow.status)
         assert status.batches == len(sent) and status.alerts_received == len(fingerprints)
@@ -261,15 +253,8 @@ async def test_a_gateway_holds_a_scope_while_it_hands_over(cas_client, tmp_path)
 
         await asyncio.gather(*(client_loop(c) for c in range(4)))
         handle = cas_client.get_workflow_handle(f"monitoring-{scope}")
-        report = None
-        for _ in range(300):
-            report = await handle.query(
-                MonitoringWorkflow.check_fingerprints, FingerprintCheck(fingerprints=acked)
-            )
-            if report.queued == 0 and not report.missing:
-                break
-            await asyncio.sleep(0.1)
-        assert report is not None and report.missing == [] and report.tracked == len(acked) == 3200
+        report = await until_routed(handle, acked)
+        assert report.missing == [] and report.tracked == len(acked) == 3200
         status = await handle.query(MonitoringWorkflow.status)
         assert status.runs >= 3, status.runs
         assert HOLDS._value.get() > holds_before, "the gateway held the scope during a hand-over"
