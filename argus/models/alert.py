@@ -35,6 +35,56 @@ def labels_fingerprint(labels: dict[str, str]) -> str:
     return f"{h:016x}"
 
 
+# Below this many label sets the numpy set-up costs more than the pure-Python loop saves.
+_LANES_FROM = 24
+
+
+def labels_fingerprints(label_sets: list[dict[str, str]]) -> list[str]:
+    """`labels_fingerprint` of many label sets, the same values, computed side by side.
+
+    FNV-1a runs byte by byte, and one byte costs Python about 250 ns (three big-int
+    operations), so hashing was a third of the gateway's CPU. numpy runs the rounds for all
+    label sets at once, one uint64 lane each (the multiply wraps at 2**64, as FNV wants),
+    longest sets first so that round `c` touches only the sets that still have a byte `c`.
+    """
+    n = len(label_sets)
+    if n < _LANES_FROM:
+        return [labels_fingerprint(labels) for labels in label_sets]
+    import numpy as np  # here, not at import time: workflow code imports this module
+
+    # Each name and value is followed by 0xFF; the last separator is added as padding.
+    raws = [
+        b"\xff".join([b"%b\xff%b" % (k.encode(), labels[k].encode()) for k in sorted(labels)])
+        for labels in label_sets
+    ]
+    lengths = [len(r) + 1 for r in raws]
+    order = sorted(range(n), key=lengths.__getitem__, reverse=True)
+    width = lengths[order[0]]
+    rows = np.frombuffer(b"".join([raws[i].ljust(width, b"\xff") for i in order]), dtype=np.uint8)
+    columns = rows.reshape(n, width).T.astype(np.uint64)
+    prime = np.uint64(_FNV_PRIME)
+    h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
+    live = n
+    for c in range(width):
+        while lengths[order[live - 1]] <= c:
+            live -= 1
+        lanes = h[:live]
+        np.bitwise_xor(lanes, columns[c, :live], out=lanes)
+        np.multiply(lanes, prime, out=lanes)
+    out = [""] * n
+    for lane, value in zip(order, h.tolist(), strict=True):
+        out[lane] = f"{value:016x}"
+    return out
+
+
+def fill_fingerprints(records: list[dict]) -> None:
+    """Give every compact record without an "f" the fingerprint of its labels ("l")."""
+    missing = [rec for rec in records if "f" not in rec]
+    if missing:
+        for rec, fp in zip(missing, labels_fingerprints([r["l"] for r in missing]), strict=True):
+            rec["f"] = fp
+
+
 class AlertStatus(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"
@@ -162,7 +212,8 @@ class AlertBatch(Model):
 # --- the compact wire form of the ingest hot path --------------------------------------------
 # The gateway validates every alert once, then sends batches to the Monitoring workflow as
 # one JSON string of short-keyed records, so the workflow neither re-validates nor pays for
-# thousands of model objects per signal. Keys: f fingerprint, l labels, a annotations,
+# thousands of model objects per signal. Keys: f fingerprint (a normaliser may leave it to
+# `CompactBatch.of`, which computes a whole batch's at once), l labels, a annotations,
 # s status ("f"/"r"), t startsAt and e endsAt (unix seconds), o source, g generatorURL,
 # v value. Optional keys are left out when empty.
 
@@ -187,6 +238,8 @@ class CompactBatch(Model):
     def of(
         cls, batch_id: str, records: list[dict], backfill: bool = False, sender: str = "", seq: int = 0
     ) -> CompactBatch:
+        """The wire form of `records`; those without a fingerprint get one here, all at once."""
+        fill_fingerprints(records)
         data = base64.b64encode(zlib.compress(orjson.dumps(records), 1)).decode()
         return cls(
             batch_id=batch_id,

@@ -21,7 +21,7 @@ from argus.integrations.normalizers.grafana import from_grafana
 from argus.integrations.normalizers.nagios import from_nagios, normalise
 from argus.integrations.normalizers.splunk import from_splunk
 from argus.models import AlertBatch, AlertStatus, ArgusConfig, labels_fingerprint
-from argus.models.alert import CompactBatch, alert_from_compact
+from argus.models.alert import CompactBatch, alert_from_compact, labels_fingerprints
 from argus.workers.gateway import create_app
 from tests.unit.gateway_kit import gateway_app, gateway_context
 
@@ -61,6 +61,29 @@ def test_fingerprint_is_alertmanagers_and_identical_across_paths():
     assert v2.fingerprint == hook.fingerprint == graf.fingerprint == generic.fingerprint
     assert v2.starts_at == hook.starts_at == datetime(2026, 5, 4, 11, 59, tzinfo=UTC), "offsets become UTC"
     assert v2.source == "prometheus" and hook.source == "alertmanager" and graf.source == "grafana"
+
+
+def test_fingerprints_computed_side_by_side_equal_one_by_one():
+    # Label sets of many lengths (lanes finish at different rounds), non-ASCII and empty
+    # values, enough of them for the numpy lanes, and one batch small enough for plain Python.
+    sets = [
+        {"alertname": f"A{i % 7}", "instance": "h" * (i % 37), "zone": "zürich" * (i % 3), "x": ""}
+        for i in range(300)
+    ]
+    sets.append({"alertname": "ArgusTestAlwaysFiring", "service": "checkout", "severity": "critical"})
+    expected = [labels_fingerprint(s) for s in sets]
+    assert labels_fingerprints(sets) == expected
+    assert labels_fingerprints(sets[-5:]) == expected[-5:]
+    assert expected[-1] == "788c31fa4103a1bb"  # Alertmanager's own, as above
+    assert len(set(expected)) == len({tuple(sorted(s.items())) for s in sets})
+
+
+def test_a_compact_batch_fingerprints_the_records_that_have_none():
+    records = [{"l": {"alertname": "Disk", "instance": f"db-{i}"}, "s": "f", "t": 0.0} for i in range(40)]
+    records.append({"f": "kept-as-given", "l": {"alertname": "Disk"}, "s": "f", "t": 0.0})
+    got = CompactBatch.of("b1", records).records()
+    assert [r["f"] for r in got[:40]] == [labels_fingerprint(r["l"]) for r in got[:40]]
+    assert got[40]["f"] == "kept-as-given"
 
 
 def test_label_names_are_mapped_to_prometheus_names_deterministically():

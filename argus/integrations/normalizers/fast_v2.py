@@ -1,8 +1,9 @@
 """The ingest hot path: Alertmanager v2 alerts straight to compact records.
 
 Same rules and the same error messages as `alertmanager.from_v2`, without building model
-objects: Prometheus posts the same alerts again every minute, so fingerprints and parsed
-timestamps are cached by their input, and a batch costs a few microseconds per alert.
+objects: Prometheus posts the same alerts again every minute, so parsed timestamps are cached
+by their input, and a batch costs a few microseconds per alert. Fingerprints are left to
+`CompactBatch.of`, which computes those of all requests coalesced into one batch together.
 """
 
 from __future__ import annotations
@@ -11,24 +12,11 @@ import re
 from datetime import datetime
 from typing import Any
 
-from argus.models.alert import labels_fingerprint
-
 from .common import PayloadError, parse_time
 
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _CACHE_LIMIT = 200_000
-_fingerprints: dict[tuple, str] = {}
 _times: dict[str, float | None] = {}
-
-
-def _fingerprint(labels: dict[str, str]) -> str:
-    key = tuple(sorted(labels.items()))
-    fp = _fingerprints.get(key)
-    if fp is None:
-        if len(_fingerprints) >= _CACHE_LIMIT:
-            _fingerprints.clear()
-        fp = _fingerprints[key] = labels_fingerprint(labels)
-    return fp
 
 
 def _time(value: Any, where: str, problems: list[str]) -> float | None:
@@ -99,8 +87,8 @@ def compact_from_v2(payload: Any, now: datetime) -> list[dict]:
         if len(problems) > before:
             continue
         assert labels is not None
+        # No "f": `CompactBatch.of` fingerprints the gateway's whole batch at once.
         rec: dict = {
-            "f": _fingerprint(labels),
             "l": labels,
             # An alert whose end time has passed is a resolution (Alertmanager's v2 semantics).
             "s": "r" if ends is not None and ends <= now_ts else "f",
