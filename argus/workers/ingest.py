@@ -163,10 +163,12 @@ class IngestCoalescer:
 
     async def _send(self, scope: str, p: _Pending) -> None:
         seq = self._seq[scope] = self._seq.get(scope, 0) + len(p.alerts)
-        batch = CompactBatch.of(uuid.uuid4().hex, p.alerts, sender=self.sender, seq=seq)
         started = time.perf_counter()
         async with self._in_flight:
             try:
+                # Built in here: a batch that cannot be built (fingerprints are computed now)
+                # fails its requests like a failed send, instead of leaving them waiting.
+                batch = CompactBatch.of(uuid.uuid4().hex, p.alerts, sender=self.sender, seq=seq)
                 await self.send(scope, batch)
             except BaseException as exc:
                 FLUSH_FAILURES.inc()

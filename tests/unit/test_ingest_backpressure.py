@@ -181,6 +181,22 @@ async def test_a_hold_ends_on_its_own_when_the_scope_never_says_it_is_done():
         await c.close()
 
 
+async def test_a_batch_that_cannot_be_built_fails_its_requests_and_the_next_batch_goes():
+    scope = FakeScope()
+    c = coalescer({"s": scope})
+    c.start()
+    try:
+        # Fingerprints are computed as the batch is built; a label that is not encodable text
+        # (no JSON body can carry one, but nothing else may hang on it) fails that batch only.
+        with pytest.raises(UnicodeEncodeError):
+            await asyncio.wait_for(c.submit("s", [{"l": {"alertname": "\ud800"}}]), 5)
+        await asyncio.wait_for(c.submit("s", [{"l": {"alertname": "Fine"}}]), 5)
+        [batch] = scope.in_temporal
+        assert [r["l"] for r in batch.records()] == [{"alertname": "Fine"}]
+    finally:
+        await c.close()
+
+
 @pytest.fixture
 async def gateway(ts_env, tmp_path: Path):
     async with gateway_app(ts_env, tmp_path, max_scope_backlog=1000) as (http, ctx):
