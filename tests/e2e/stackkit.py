@@ -33,7 +33,9 @@ def e2e_config(tmp: Path, sandbox_url: str, temporal: str | None = None, **overr
         "rules": [
             {
                 "name": "HighCpu",
-                "expr": "sandbox_cpu_utilization > 0.9",
+                # Well below the hog's level: at the sandbox's nightly low its CPU sits near 0.91
+                # with 2 % noise, and a 0.9 threshold flapped (resolved, so no approval asked).
+                "expr": "sandbox_cpu_utilization > 0.8",
                 "for": "0s",
                 "labels": {"severity": "critical"},
                 "annotations": {"summary": "{{ $labels.service }} CPU is {{ $value }}"},

@@ -76,7 +76,11 @@ async def test_alert_to_closed_incident_through_the_gateway(tmp_path, sandbox):
             assert state.proposal is not None and state.proposal.params["service"] == "payments"
 
             # Approve through the signed link sent to alice: GET shows, POST acts, a replay is refused.
-            requests = [n for n in outbox(stack.rt.state) if n["kind"] == "approval_request"]
+            # The status says "awaiting_approval" first; the request is sent just after.
+            async def approval_requests():
+                return [n for n in outbox(stack.rt.state) if n["kind"] == "approval_request"]
+
+            requests = await eventually(approval_requests, timeout=30, what="the approval request")
             assert len(requests) == 1
             link = requests[0]["links"]["approve:alice"]
             page = await http.get(link)
