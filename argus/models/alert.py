@@ -15,7 +15,11 @@ from .common import Model, UtcDateTime, construct_unvalidated
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
 _MASK = 0xFFFFFFFFFFFFFFFF
-_SEPARATOR = 0xFF
+
+
+def _hashed_bytes(labels: dict[str, str]) -> bytes:
+    """What the fingerprint hashes: names in sorted order, each name and value followed by 0xFF."""
+    return b"".join([b"%b\xff%b\xff" % (k.encode(), labels[k].encode()) for k in sorted(labels)])
 
 
 def labels_fingerprint(labels: dict[str, str]) -> str:
@@ -27,11 +31,8 @@ def labels_fingerprint(labels: dict[str, str]) -> str:
     normaliser gets the same fingerprint for the same labels.
     """
     h = _FNV_OFFSET
-    for name in sorted(labels):
-        for part in (name, labels[name]):
-            for byte in part.encode():
-                h = ((h ^ byte) * _FNV_PRIME) & _MASK
-            h = ((h ^ _SEPARATOR) * _FNV_PRIME) & _MASK
+    for byte in _hashed_bytes(labels):
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
     return f"{h:016x}"
 
 
@@ -52,15 +53,12 @@ def labels_fingerprints(label_sets: list[dict[str, str]]) -> list[str]:
         return [labels_fingerprint(labels) for labels in label_sets]
     import numpy as np  # here, not at import time: workflow code imports this module
 
-    # Each name and value is followed by 0xFF; the last separator is added as padding.
-    raws = [
-        b"\xff".join([b"%b\xff%b" % (k.encode(), labels[k].encode()) for k in sorted(labels)])
-        for labels in label_sets
-    ]
-    lengths = [len(r) + 1 for r in raws]
+    raws = [_hashed_bytes(labels) for labels in label_sets]
+    lengths = [len(r) for r in raws]
     order = sorted(range(n), key=lengths.__getitem__, reverse=True)
     width = lengths[order[0]]
-    rows = np.frombuffer(b"".join([raws[i].ljust(width, b"\xff") for i in order]), dtype=np.uint8)
+    # Shorter rows are padded; their lanes stop before the padding (see `live`).
+    rows = np.frombuffer(b"".join([raws[i].ljust(width, b"\0") for i in order]), dtype=np.uint8)
     columns = rows.reshape(n, width).T.astype(np.uint64)
     prime = np.uint64(_FNV_PRIME)
     h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
