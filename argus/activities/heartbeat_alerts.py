@@ -41,10 +41,13 @@ def heartbeat_alert(req: HeartbeatAlertRequest) -> Alert:
 
 
 class HeartbeatAlerts:
-    def __init__(self, policy: Policy, task_queue: str, monitoring_task_queue: str) -> None:
+    def __init__(
+        self, policy: Policy, task_queue: str, monitoring_task_queue: str, payload_store: bool = False
+    ) -> None:
         self.policy = policy
         self.task_queue = task_queue  # where incidents run
         self.monitoring_task_queue = monitoring_task_queue
+        self.payload_store = payload_store
 
     @activity.defn(name="push_heartbeat_alert")
     async def push(self, req: HeartbeatAlertRequest) -> str:
@@ -52,7 +55,12 @@ class HeartbeatAlerts:
         batch = AlertBatch(batch_id=req.batch_id, alerts=[alert], received_at=alert.starts_at)
         await activity.client().start_workflow(
             "MonitoringWorkflow",
-            MonitoringInput(scope=req.scope, policy=self.policy, incident_task_queue=self.task_queue),
+            MonitoringInput(
+                scope=req.scope,
+                policy=self.policy,
+                incident_task_queue=self.task_queue,
+                payload_store=self.payload_store,
+            ),
             id=f"monitoring-{req.scope}",
             task_queue=self.monitoring_task_queue,
             start_signal="ingest",

@@ -29,8 +29,9 @@ def monitoring_id(scope: str) -> str:
 
 
 class Orchestration:
-    def __init__(self, monitoring_task_queue: str | None = None) -> None:
+    def __init__(self, monitoring_task_queue: str | None = None, payload_store: bool = False) -> None:
         self.monitoring_task_queue = monitoring_task_queue  # None: this worker's own queue
+        self.payload_store = payload_store  # whether the scopes it starts may hand over large states
 
     @activity.defn(name="monitoring_next_chunk")
     async def next_chunk(self) -> None:
@@ -45,7 +46,10 @@ class Orchestration:
         handle = await client.start_workflow(
             "MonitoringWorkflow",
             MonitoringInput(
-                scope=req.scope, policy=req.policy, incident_task_queue=activity.info().task_queue
+                scope=req.scope,
+                policy=req.policy,
+                incident_task_queue=activity.info().task_queue,
+                payload_store=self.payload_store,
             ),
             id=monitoring_id(req.scope),
             task_queue=self.monitoring_task_queue or activity.info().task_queue,

@@ -70,6 +70,10 @@ class MonitoringInput(Model):
     carried: str | None = None
     # Where the incidents it opens run (the main task queue); None: on this workflow's own queue.
     incident_task_queue: str | None = None
+    # The deployment's workers keep payloads too large for history in a payload store
+    # (temporal.payload_store): a hand-over may then be 8 MB instead of 1.6. Set when the scope
+    # starts and handed on; a scope started without it keeps the smaller limit until restarted.
+    payload_store: bool = False
 
 
 class MonitoringStatus(Model):

@@ -49,6 +49,21 @@ class WorkerQueues(StrEnum):
     MONITORING = "monitoring"  # the monitoring scopes' workflows
 
 
+class PayloadStoreConfig(Model):
+    """Temporal refuses a payload over 2 MiB, and a monitoring scope hands its state to its
+    next run as one. With the store on, such a payload is kept in this database and history
+    holds a reference (see `argus.integrations.payload_store`); a scope can then hand over up
+    to 8 MB. Off: a scope holds what fits 1.6 MB (fewer alerts the longer their labels)."""
+
+    enabled: bool = True
+    # A SQLAlchemy URL every worker can reach. None: a SQLite file in the state directory,
+    # which serves one machine; workers on several machines need a shared database.
+    url: str | None = None
+    # Beyond what the last two runs of a scope stored, how long a stored payload is kept (a
+    # closed run can be replayed from its history while its input is still here).
+    keep_for: Duration = timedelta(hours=1)
+
+
 class TemporalConfig(Model):
     address: str | None = None  # None: `argus up` starts the embedded dev server
     namespace: str = "argus"
@@ -71,6 +86,7 @@ class TemporalConfig(Model):
     # cut or kernel crash. "full": an fsync per commit survives those too, at about 1.6x the
     # latency. Production clusters use their own database and ignore this.
     sqlite_synchronous: Literal["normal", "full"] = "normal"
+    payload_store: PayloadStoreConfig = Field(default_factory=PayloadStoreConfig)
 
     @property
     def monitoring_queue(self) -> str:

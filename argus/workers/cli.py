@@ -119,7 +119,7 @@ def _config(path: Path | None) -> ArgusConfig:
 
 
 async def _client(config: ArgusConfig, temporal: str | None = None):  # type: ignore[no-untyped-def]
-    from .client import connect
+    from .client import connect, payload_storage
     from .stack import read_stack_info
 
     info = read_stack_info(state_dir(config))
@@ -133,7 +133,8 @@ async def _client(config: ArgusConfig, temporal: str | None = None):  # type: ig
         from .settings import load_secrets
 
         codec = codec_from(config, load_secrets(config)) if config.encryption.enabled else None
-        return await asyncio.wait_for(connect(address, config.temporal.namespace, codec), timeout=10)
+        storage = payload_storage(config, state_dir(config))
+        return await asyncio.wait_for(connect(address, config.temporal.namespace, codec, storage), timeout=10)
     except Exception as exc:
         raise CliError(f"cannot reach Temporal at {address} ({exc}); is `argus up` running?") from exc
 

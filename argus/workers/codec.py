@@ -23,7 +23,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    ExternalStorage,
+    PayloadCodec,
+)
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -102,15 +107,19 @@ class EncryptionCodec(PayloadCodec):
         return [self.decode_one(p) for p in payloads]
 
 
-def data_converter(codec: PayloadCodec | None) -> DataConverter:
-    """The pydantic converter, with the codec and encoded failure attributes when given."""
-    if codec is None:
-        return pydantic_data_converter
-    return dataclasses.replace(
-        pydantic_data_converter,
-        payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
-    )
+def data_converter(codec: PayloadCodec | None, storage: ExternalStorage | None = None) -> DataConverter:
+    """The pydantic converter, with the codec and encoded failure attributes when given, and
+    the payload store for payloads too large for history (`argus.integrations.payload_store`)."""
+    converter = pydantic_data_converter
+    if codec is not None:
+        converter = dataclasses.replace(
+            converter,
+            payload_codec=codec,
+            failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        )
+    if storage is not None:
+        converter = dataclasses.replace(converter, external_storage=storage)
+    return converter
 
 
 def codec_from(config, secrets) -> EncryptionCodec | None:  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from argus.models.agents import ArgusInput
 from argus.models.config import WorkerQueues
 from argus.workflows import search_attributes as sa
 
-from .client import connect
+from .client import connect, payload_storage
 from .codec import codec_from
 from .devserver import DevServer, port_open, wait_for_namespace
 from .gateway import GatewayContext, http_server
@@ -170,7 +170,9 @@ class Stack:
             address = self.temporal
         await wait_for_namespace(address, t.namespace)
         secrets = load_secrets(self.config)
-        self.client = await connect(address, t.namespace, codec_from(self.config, secrets))
+        self.client = await connect(
+            address, t.namespace, codec_from(self.config, secrets), payload_storage(self.config, self.state)
+        )
         if self.dev is None:
             await ensure_search_attributes(self.client, t.namespace)
 

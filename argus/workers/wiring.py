@@ -277,8 +277,10 @@ def build_activities(rt: Runtime) -> list:
             existing_docs=rt.docs,
         ),
         Publisher([rt.docs, *rt.publishers], PendingDocuments(rt.state / "docs-pending")),
-        Orchestration(c.temporal.monitoring_queue),
-        HeartbeatAlerts(c.policy, c.temporal.task_queue, c.temporal.monitoring_queue),
+        Orchestration(c.temporal.monitoring_queue, c.temporal.payload_store.enabled),
+        HeartbeatAlerts(
+            c.policy, c.temporal.task_queue, c.temporal.monitoring_queue, c.temporal.payload_store.enabled
+        ),
     ]
     return activity_methods(agents)
 

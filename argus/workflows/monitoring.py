@@ -66,7 +66,11 @@ START_CONCURRENCY = 50
 INGEST_CHUNK = 25000
 # Continue-as-new carries the state and any alerts accepted but not yet applied; Temporal refuses
 # an input over 2 MiB, so a larger hand-over waits (and works the backlog off) until it fits.
+# With the deployment's payload store (MonitoringInput.payload_store) the input leaves history
+# for the store and only a reference stays: the limit is then what a run rebuilds and a worker
+# holds comfortably (routing.max_tracked_alerts bounds the state itself).
 MAX_CARRIED = 1_600_000
+MAX_CARRIED_STORED = 8_000_000
 END = datetime.max.replace(tzinfo=UTC)
 LASTING_TIMERS = "monitoring-lasting-wake-timers"
 CHUNK_TASKS = "monitoring-backlog-chunks-in-tasks-of-their-own"
@@ -78,7 +82,7 @@ QUIET_HANDOVER = "monitoring-hand-over-in-a-quiet-task"
 # and continues as new then; or after HANDOVER_WAIT whatever comes.
 HANDOVER_QUIET = timedelta(milliseconds=200)
 HANDOVER_WAIT = timedelta(seconds=3)
-# The share of MAX_CARRIED the tracked alerts may take (the rest: batches not yet applied), and
+# The share of the hand-over limit the tracked alerts may take (the rest: batches not yet applied), and
 # the fewest tracked alerts a size per alert is measured on.
 CARRY_SHARE = 0.8
 MIN_MEASURED = 500
@@ -244,11 +248,13 @@ class MonitoringWorkflow:
         self.scope = inp.scope
         self.policy = inp.policy
         self.incident_task_queue = inp.incident_task_queue
+        self.payload_store = inp.payload_store
+        self._max_carried = MAX_CARRIED_STORED if inp.payload_store else MAX_CARRIED
         self.state, pending = unpack_state(inp.carried) if inp.carried else (MonitoringState(), [])
         # Accepted by the previous run, not yet applied.
         self._queue.extend(_Remainder(packed=batch) for batch in pending)
         # A hand-over found too large is tried again once the queue is below this many bytes.
-        self._handover_floor = MAX_CARRIED
+        self._handover_floor = self._max_carried
         self._seen: set[str] = set(self.state.recent_batches)
         for batch in pending:
             if batch.batch_id != "carried":  # arrived after the previous run packed its state
@@ -317,7 +323,7 @@ class MonitoringWorkflow:
                 pending, batch_ids = self._take_pending()
                 body = self._pack_body(batch_ids)
                 carried = join_carried(body, pending)
-                if len(carried) <= MAX_CARRIED:
+                if len(carried) <= self._max_carried:
                     self._continue_as_new(carried)
                 self._too_large(len(carried), len(body))
                 backlog = bool(self._queue)
@@ -340,7 +346,7 @@ class MonitoringWorkflow:
         pending, batch_ids = self._take_pending()
         body = self._pack_body(batch_ids)
         size = len(body) + sum(len(b.data) for b in pending)
-        if size > MAX_CARRIED:
+        if size > self._max_carried:
             self._too_large(size, len(body))
             return bool(self._queue)
         mark = len(self._queue)
@@ -358,7 +364,7 @@ class MonitoringWorkflow:
                 quiet_since = workflow.now()
                 late += arrived
                 size += sum(len(b.data) for b in arrived)
-                if size > MAX_CARRIED:
+                if size > self._max_carried:
                     self._handing_over = False
                     self._too_large(size, len(body))
                     return True
@@ -372,6 +378,7 @@ class MonitoringWorkflow:
                 policy=self.policy,
                 carried=carried,
                 incident_task_queue=self.incident_task_queue,
+                payload_store=self.payload_store,
             )
         )
 
@@ -406,10 +413,10 @@ class MonitoringWorkflow:
         return out
 
     def _too_large(self, size: int, state_bytes: int) -> None:
-        """A hand-over over MAX_CARRIED: apply the backlog first. Packing again after every chunk
+        """A hand-over over the limit: apply the backlog first. Packing again after every chunk
         would cost as much as the chunk: wait until the queue has shrunk by what the hand-over
         was over (or, if the state alone is over, until the next batch has been applied)."""
-        self._handover_floor = self._queued_bytes() - (size - MAX_CARRIED)
+        self._handover_floor = self._queued_bytes() - (size - self._max_carried)
         if self._fitting:
             self._fit_capacity(state_bytes)
         workflow.logger.warning(
@@ -442,7 +449,7 @@ class MonitoringWorkflow:
         tracked = self.router.tracked_count()
         if tracked < MIN_MEASURED:
             return
-        self._fits = int(CARRY_SHARE * MAX_CARRIED * tracked / state_bytes)
+        self._fits = int(CARRY_SHARE * self._max_carried * tracked / state_bytes)
         self._apply_capacity()
 
     def _apply_capacity(self) -> None:

@@ -149,11 +149,12 @@ async def signal_scope(
     policy: Policy,
     batch: CompactBatch,
     carried: str | None = None,
+    payload_store: bool = False,
 ) -> WorkflowHandle:
     """What the gateway does with a batch: signal-with-start the scope's MonitoringWorkflow."""
     return await client.start_workflow(
         MonitoringWorkflow.run,
-        MonitoringInput(scope=scope, policy=policy, carried=carried),
+        MonitoringInput(scope=scope, policy=policy, carried=carried, payload_store=payload_store),
         id=f"monitoring-{scope}",
         task_queue=task_queue,
         start_signal="ingest_compact",

@@ -247,3 +247,61 @@ async def test_a_gateway_holds_a_scope_while_it_hands_over(cas_client, tmp_path)
         assert status.runs >= 3, status.runs
         assert HOLDS._value.get() > holds_before, "the gateway held the scope during a hand-over"
         await handle.terminate()
+
+
+async def test_a_hand_over_over_temporal_s_limit_goes_through_the_payload_store(cas_client, tmp_path):
+    """A scope whose hand-over is larger than Temporal's 2 MiB payload limit (15,000 alerts with
+    long annotations, and the batches not yet applied): with the deployment's payload store the
+    input waits in the store, history holds a small reference, the next run has every alert,
+    and the runs replay. Without the store this scope would be held to what fits 1.6 MB."""
+    import random
+
+    from temporalio.api.enums.v1 import EventType
+
+    from argus.integrations.payload_store import SqlPayloadDriver, external_storage
+    from argus.integrations.sql import sqlite_url
+
+    store = SqlPayloadDriver(sqlite_url(tmp_path / "payloads.db"))
+    client = await connect(
+        cas_client.service_client.config.target_host, "default", storage=external_storage(store)
+    )
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    policy = Policy.model_validate({"routing": {"route": ROUTE}})
+    rnd = random.Random(7)
+    batches = []
+    for i in range(30):
+        recs = records(i, 500)
+        for r in recs:
+            r["a"] = {"note": rnd.randbytes(100).hex()}  # what compresses badly: 2.9 MB in all
+        batches.append(CompactBatch.of(f"b{i}", recs))
+    # Signalled while no worker runs: the first run works off a backlog of many chunks, its
+    # history passes the 40 events, and it hands over state and queue together.
+    for b in batches:
+        await signal_scope(client, tq, scope, policy, b, payload_store=True)
+    async with monitoring_worker(client, tq):
+        handle = client.get_workflow_handle(f"monitoring-{scope}")
+        sent = [r["f"] for b in batches for r in b.records()]
+        report = await until_routed(handle, sent)
+        assert report.missing == [] and report.tracked == len(sent) == 15_000
+        status = await handle.query(MonitoringWorkflow.status)
+        assert status.runs >= 2 and status.batches == len(batches) and status.alerts_received == len(sent)
+
+        carried = await continued_inputs(client, handle.id)
+        assert max(len(c) for c in carried) > 2 * 1024 * 1024, [len(c) for c in carried]
+        replayer = Replayer(workflows=[MonitoringWorkflow], data_converter=client.data_converter)
+        async for run in client.list_workflows(f'WorkflowId = "{handle.id}"'):
+            if run.status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                continue
+            history = await client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
+            [can] = [
+                e
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+            ]
+            [ref] = can.workflow_execution_continued_as_new_event_attributes.input.payloads
+            if ref.external_payloads:  # a reference in history, the input in the store
+                assert ref.ByteSize() < 1000 and ref.external_payloads[0].size_bytes > 1024 * 1024
+            await replayer.replay_workflow(history)
+        kept = store.stored(handle.id)
+        assert kept and max(size for _, _, size in kept) > 2 * 1024 * 1024
+        await handle.terminate()

@@ -77,7 +77,10 @@ class GatewayContext:
         await self.client.start_workflow(
             "MonitoringWorkflow",
             MonitoringInput(
-                scope=scope, policy=self.config.policy, incident_task_queue=self.config.temporal.task_queue
+                scope=scope,
+                policy=self.config.policy,
+                incident_task_queue=self.config.temporal.task_queue,
+                payload_store=self.config.temporal.payload_store.enabled,
             ),
             id=monitoring_id(scope),
             task_queue=self.config.temporal.monitoring_queue,
