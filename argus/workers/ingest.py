@@ -48,6 +48,17 @@ BACKLOG = Histogram(
 )
 
 
+# Temporal refuses a payload over 2 MiB (and the SDK warns past 512 KiB): a coalesced batch
+# whose compressed data would pass MAX_SIGNAL_BYTES goes as several signals. One alert may be
+# at most MAX_ALERT_BYTES as JSON (the gateway refuses larger ones), so it always fits one.
+MAX_SIGNAL_BYTES = 500_000
+MAX_ALERT_BYTES = 350_000
+
+
+class AlertTooLarge(ValueError):
+    """An alert that does not fit one signal even alone."""
+
+
 class ScopeBehind(Exception):
     """The scope's workflow is this far behind: refuse new alerts until it catches up."""
 
@@ -74,8 +85,10 @@ class IngestCoalescer:
         probe_every: float = 1.0,
         handover_probe_every: float = 0.05,
         max_hold: float = 2.0,
+        max_signal_bytes: int = MAX_SIGNAL_BYTES,
     ) -> None:
         self.send = send
+        self.max_signal_bytes = max_signal_bytes
         # Backpressure: a scope whose workflow routes slower than alerts arrive builds a queue
         # that must travel through continue-as-new in one payload; past a point it no longer
         # fits and the scope wedges. So the backlog is probed (at most every `probe_every`
@@ -168,8 +181,8 @@ class IngestCoalescer:
             try:
                 # Built in here: a batch that cannot be built (fingerprints are computed now)
                 # fails its requests like a failed send, instead of leaving them waiting.
-                batch = CompactBatch.of(uuid.uuid4().hex, p.alerts, sender=self.sender, seq=seq)
-                await self.send(scope, batch)
+                for batch in self._signals(p.alerts, seq):
+                    await self.send(scope, batch)
             except BaseException as exc:
                 FLUSH_FAILURES.inc()
                 for w in p.waiters:
@@ -183,6 +196,28 @@ class IngestCoalescer:
             if not w.done():
                 w.set_result(None)
         self._probe_soon(scope)
+
+    def _signals(self, records: list[dict], seq: int) -> list[CompactBatch]:
+        """The batch as signals Temporal takes: one, or halves of it (and halves of those) while
+        a part's data is over `max_signal_bytes`. Each part has its own id and the running count
+        up to its last alert; all are sent, in order, before any request is answered."""
+        parts: list[CompactBatch] = []
+        first = seq - len(records)
+
+        def build(lo: int, hi: int) -> None:
+            batch = CompactBatch.of(uuid.uuid4().hex, records[lo:hi], sender=self.sender, seq=first + hi)
+            if len(batch.data) <= self.max_signal_bytes:
+                parts.append(batch)
+            elif hi - lo == 1:
+                raise AlertTooLarge(
+                    f"an alert of {len(batch.data)} bytes (compressed) does not fit one signal"
+                )
+            else:
+                build(lo, (lo + hi) // 2)
+                build((lo + hi) // 2, hi)
+
+        build(0, len(records))
+        return parts
 
     def backlog(self, scope: str) -> int:
         """Alerts of this gateway's the scope has not routed: held unrouted by the workflow at

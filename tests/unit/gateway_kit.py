@@ -45,7 +45,13 @@ async def gateway_app(
             "state_dir": str(tmp_path),
             "gateway": {"flush_interval": "1ms", **gateway},
             # One worker serves everything here: the scopes' workflows run on the main queue.
-            "temporal": {"task_queue": queue, "monitoring_task_queue": queue},
+            # The test's Temporal client has no payload store, so the scopes it starts may not
+            # count on one (every process of a deployment shares the setting).
+            "temporal": {
+                "task_queue": queue,
+                "monitoring_task_queue": queue,
+                "payload_store": {"enabled": False},
+            },
         }
     )
     ctx = gateway_context(config, ts_env.client, tmp_path)

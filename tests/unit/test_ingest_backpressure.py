@@ -49,7 +49,7 @@ class FakeScope:
         )
 
 
-def coalescer(scopes: dict[str, FakeScope], **options: float) -> IngestCoalescer:
+def coalescer(scopes: dict[str, FakeScope], **options: float | None) -> IngestCoalescer:
     async def send(scope: str, batch: CompactBatch) -> None:
         scopes[scope].in_temporal.append(batch)
 
@@ -57,7 +57,7 @@ def coalescer(scopes: dict[str, FakeScope], **options: float) -> IngestCoalescer
         return scopes[scope].report(sender)
 
     return IngestCoalescer(
-        send, flush_interval=0.001, probe=probe, max_backlog=100, **{"probe_every": 0.0, **options}
+        send, probe=probe, **{"max_backlog": 100, "flush_interval": 0.001, "probe_every": 0.0, **options}
     )
 
 
@@ -193,6 +193,39 @@ async def test_a_batch_that_cannot_be_built_fails_its_requests_and_the_next_batc
         await asyncio.wait_for(c.submit("s", [{"l": {"alertname": "Fine"}}]), 5)
         [batch] = scope.in_temporal
         assert [r["l"] for r in batch.records()] == [{"alertname": "Fine"}]
+    finally:
+        await c.close()
+
+
+async def test_a_batch_too_large_for_one_signal_goes_as_several_and_the_requests_wait_for_all():
+    """Temporal refuses a payload over 2 MiB: a coalesced batch whose data would pass the
+    limit is sent in parts, in order, each with its own id and the running count up to it."""
+    import random
+
+    rnd = random.Random(3)
+    scope = FakeScope()
+    c = coalescer({"s": scope}, flush_interval=0.05, max_signal_bytes=20_000, max_backlog=None)
+    c.start()
+    try:
+        requests = [
+            [
+                {"l": {"alertname": "Big", "i": f"{r}-{i}"}, "a": {"note": rnd.randbytes(400).hex()}}
+                for i in range(25)
+            ]
+            for r in range(4)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(c.submit("s", recs) for recs in requests)), 10)
+        parts = scope.in_temporal
+        assert len(parts) >= 4 and all(len(b.data) <= 20_000 for b in parts)
+        sent = [r for recs in requests for r in recs]
+        assert [r["l"] for b in parts for r in b.records()] == [r["l"] for r in sent], "each once, in order"
+        assert [b.seq for b in parts] == [sum(b.count for b in parts[: i + 1]) for i in range(len(parts))]
+        assert len({b.batch_id for b in parts}) == len(parts)
+        # One alert that does not fit a signal even alone fails its batch with a clear error.
+        with pytest.raises(ValueError, match="does not fit one signal"):
+            await asyncio.wait_for(
+                c.submit("s", [{"l": {"a": "b"}, "a": {"note": rnd.randbytes(20_000).hex()}}]), 5
+            )
     finally:
         await c.close()
 

@@ -305,3 +305,48 @@ async def test_a_hand_over_over_temporal_s_limit_goes_through_the_payload_store(
         kept = store.stored(handle.id)
         assert kept and max(size for _, _, size in kept) > 2 * 1024 * 1024
         await handle.terminate()
+
+
+async def test_alerts_too_large_for_one_signal_together_all_arrive_and_a_huge_one_is_refused(
+    cas_client, tmp_path
+):
+    """Sixteen requests of large alerts that the gateway gathers into one batch of about 4 MB,
+    twice Temporal's payload limit: it goes as several signals, and every alert arrives. A
+    request with an alert too large for any signal gets a 413 naming it; nothing of it is taken."""
+    import random
+
+    from tests.unit.gateway_kit import gateway_app
+
+    rnd = random.Random(5)
+    scope = f"s{uuid.uuid4().hex[:6]}"
+    gw = gateway_app(SimpleNamespace(client=cas_client), tmp_path, flush_interval="300ms")
+    async with gw as (http, _):
+        sent: list[str] = []
+
+        async def post(r: int) -> None:
+            labels = [{"alertname": "StackTrace", "instance": f"h-{r}-{i}"} for i in range(100)]
+            body = [{"labels": x, "annotations": {"trace": rnd.randbytes(1200).hex()}} for x in labels]
+            resp = await http.post(f"/api/v2/alerts?scope={scope}", json=body)
+            assert resp.status_code == 200, resp.text
+            sent.extend(labels_fingerprint(x) for x in labels)
+
+        await asyncio.gather(*(post(r) for r in range(16)))
+        handle = cas_client.get_workflow_handle(f"monitoring-{scope}")
+        report = await until_routed(handle, sent)
+        assert report.missing == [] and report.tracked == len(sent) == 1600
+        status = await handle.query(MonitoringWorkflow.status)
+        assert status.batches > 4, "the batch went as several signals"
+
+        huge = [
+            {"labels": {"alertname": "Fine", "instance": "x"}},
+            {"labels": {"alertname": "Huge", "instance": "y"}, "annotations": {"dump": "x" * 400_000}},
+        ]
+        resp = await http.post(f"/api/v2/alerts?scope={scope}", json=huge)
+        assert resp.status_code == 413, resp.text
+        assert resp.json()["problems"][0].startswith("alert 1: ")
+        fine = labels_fingerprint(huge[0]["labels"])
+        report = await handle.query(
+            MonitoringWorkflow.check_fingerprints, FingerprintCheck(fingerprints=[fine])
+        )
+        assert report.queued == 0 and report.missing == [fine], "nothing of that request was taken"
+        await handle.terminate()

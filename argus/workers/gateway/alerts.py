@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
@@ -19,7 +20,7 @@ from argus.integrations.normalizers.generic import from_generic
 from argus.models import Alert, ChangeEvent
 from argus.models.alert import alert_to_compact
 
-from ..ingest import ScopeBehind
+from ..ingest import MAX_ALERT_BYTES, ScopeBehind
 from .context import REJECTED, GatewayContext, GatewayError
 
 ALERTS = Counter("argus_gateway_alerts_total", "Alerts accepted", ["endpoint"])
@@ -39,6 +40,17 @@ async def accept(ctx: GatewayContext, request: Request, endpoint: str, normalise
     except PayloadError as exc:
         REJECTED.labels(endpoint, "invalid").inc()
         raise GatewayError(422, "invalid alert payload; nothing was accepted", exc.problems) from exc
+    if request.state.body_bytes > MAX_ALERT_BYTES:  # only then can one alert be too large
+        too_large = [
+            f"alert {i}: {n} bytes as ARGUS keeps it (labels, annotations, generatorURL)"
+            for i, rec in enumerate(alerts)
+            if (n := len(orjson.dumps(rec))) > MAX_ALERT_BYTES
+        ]
+        if too_large:
+            REJECTED.labels(endpoint, "too_large").inc()
+            raise GatewayError(
+                413, f"alerts over {MAX_ALERT_BYTES} bytes each; nothing was accepted", too_large
+            )
     if alerts:
         scope = request.query_params.get("scope", "default")
         try:

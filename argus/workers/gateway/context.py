@@ -113,6 +113,7 @@ class GatewayContext:
 
     async def json(self, request: Request, endpoint: str) -> Any:
         body = await self.body(request, endpoint)
+        request.state.body_bytes = len(body)
         if not body:
             REJECTED.labels(endpoint, "empty").inc()
             raise GatewayError(400, "empty body: expected JSON")
