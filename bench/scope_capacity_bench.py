@@ -13,7 +13,8 @@ labels; summary, description and runbook annotations; a generator URL; plus `--n
 random hex bytes in a `note` annotation, for alerts whose text compresses badly) to the gateway
 of `argus up`, waits until the scope has routed them all, and prints: alerts tracked and refused
 as `over_capacity`, the scope's runs, its largest hand-over (and whether it went to the store),
-failed workflow tasks, the monitoring worker's RSS, and the time it took. The dev server
+failed workflow tasks, the monitoring worker's RSS (peak, sampled every 0.25 s, and once
+drained), and the time it took. The dev server
 suggests continue-as-new every `--suggest-every` history events, so a short run hands over
 several times, as a day of traffic would.
 """
@@ -148,11 +149,20 @@ async def main() -> None:
         alerts = [k8s_alert(i, rnd, args.note_bytes) for i in range(args.alerts)]
         store = "off" if args.no_store else "on"
         print(f"{args.alerts} alerts, note {args.note_bytes} bytes, payload store {store}", flush=True)
+        peak = {"rss": 0.0}
+
+        async def sample_rss() -> None:
+            while True:
+                peak["rss"] = max(peak["rss"], rss_mb(argus.scope_pid) or 0.0)
+                await asyncio.sleep(0.25)
+
+        sampler = asyncio.create_task(sample_rss())
         t0 = time.monotonic()
         refused = await post_all(f"{argus.url}/api/v2/alerts", alerts, args.clients, args.batch)
         load_s = time.monotonic() - t0
         handle = monitoring(client)
         final, drain_s = await wait_drained(handle, timeout=900)
+        sampler.cancel()
         status = await handle.query(MonitoringWorkflow.status)
         sizes = await hand_overs(client, handle.id)
         largest = max(sizes, default=(0, False))
@@ -168,7 +178,7 @@ async def main() -> None:
             "task_trouble": await task_trouble(client, handle.id),
             "load_s": round(load_s, 1),
             "drain_s": round(drain_s, 1),
-            "monitoring_worker_rss_mb": rss_mb(argus.scope_pid),
+            "monitoring_worker_rss_mb": {"peak": peak["rss"], "drained": rss_mb(argus.scope_pid)},
             "gateway_refusals": refused,
         }
         print("verdict", json.dumps(verdict), flush=True)
