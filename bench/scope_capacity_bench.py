@@ -13,6 +13,7 @@ labels; summary, description and runbook annotations; a generator URL; plus `--n
 random hex bytes in a `note` annotation, for alerts whose text compresses badly) to the gateway
 of `argus up`, waits until the scope has routed them all, and prints: alerts tracked and refused
 as `over_capacity`, the scope's runs, its largest hand-over (and whether it went to the store),
+the history of its current run,
 failed workflow tasks, the monitoring worker's RSS (peak, sampled every 0.25 s, and once
 drained), and the time it took. The dev server
 suggests continue-as-new every `--suggest-every` history events, so a short run hands over
@@ -165,6 +166,7 @@ async def main() -> None:
         sampler.cancel()
         status = await handle.query(MonitoringWorkflow.status)
         sizes = await hand_overs(client, handle.id)
+        current = (await handle.describe()).raw_description.workflow_execution_info
         largest = max(sizes, default=(0, False))
         verdict = {
             "alerts": args.alerts,
@@ -175,6 +177,11 @@ async def main() -> None:
             "largest_hand_over_bytes": largest[0],
             "largest_in_store": largest[1],
             "hand_overs_in_store": sum(1 for _, s in sizes if s),
+            # A run that cannot hand over grows until the server ends it (50 MB), state and all.
+            "current_run_history": {
+                "events": current.history_length,
+                "mb": round(current.history_size_bytes / 1e6, 2),
+            },
             "task_trouble": await task_trouble(client, handle.id),
             "load_s": round(load_s, 1),
             "drain_s": round(drain_s, 1),
