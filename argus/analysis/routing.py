@@ -27,6 +27,7 @@ Alertmanager details kept (checked against its dispatch/route.go and inhibit/inh
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -323,9 +324,6 @@ class Router:
         self._uses_intervals = _route_uses_intervals(config.route)
         # Caches derived from the state (rebuilt after continue-as-new, so replay sees the same).
         self._index: dict[str, list[tuple[str, str]]] = {}  # fingerprint -> [(slot, group key)]
-        for key, g in state.groups.items():
-            for fp in g.alerts:
-                self._index.setdefault(fp, []).append((f"{g.route.path}|{fp}", key))
         # Firing alerts per group by service and by source, and the groups per service: what
         # correlation asks, kept up to date as alerts come and go.
         self._topology = Topology(config.correlation.topology)
@@ -339,8 +337,7 @@ class Router:
         self._corr_gen = 0
         self._corr_memo: dict[tuple[str, str], tuple[int, tuple[GroupView, int, str] | None]] = {}
         for key, g in state.groups.items():
-            for e in g.alerts.values():
-                self._retrack(key, None, e.alert)
+            self.adopt(key, g.alerts.values())
         self._inhibit_version = -1
         self._inhibit_index: list[dict[tuple[str, ...], list[Alert]]] = []
         # None: unknown, sweep at the next call; FAR_FUTURE: nothing can expire.
@@ -352,6 +349,15 @@ class Router:
         if digest != state.config_digest:
             state.config_digest = digest
             state.sup_version += 1
+
+    def adopt(self, key: str, entries: Iterable[AlertEntry]) -> None:
+        """Index entries already in group `key` (a carried state, rebuilt at once or in parts)."""
+        path = self.state.groups[key].route.path
+        for e in entries:
+            fp = e.alert.fingerprint
+            self._index.setdefault(fp, []).append((f"{path}|{fp}", key))
+            self._retrack(key, None, e.alert)
+        self._next_sweep = None  # they may expire: sweep at the next call
 
     # --- what is tracked ---------------------------------------------------------------------------
     def tracked_count(self) -> int:

@@ -552,3 +552,39 @@ def test_compact_records_round_trip_and_carried_state_restores_exactly():
     # The restored state routes the same: a repeat is a repeat, not a new alert.
     again = Router(r.config, restored.router, "test")
     assert again.ingest_records([alert_to_compact(a)], T0 + timedelta(seconds=30)) == (1, 1)
+
+
+def test_a_carried_state_rebuilt_in_parts_is_the_state_rebuilt_at_once():
+    """A new run rebuilds the tracked alerts a part per workflow task; the result, alert order
+    within each group included, and what the router indexes are as if rebuilt at once."""
+    from argus.models.alert import alert_to_compact
+    from argus.workflows.monitoring import (
+        MonitoringState,
+        _unpack_parts,
+        build_entries,
+        pack_state,
+        unpack_state,
+    )
+
+    r = router()
+    r.ingest([alert(service=s, instance=f"i{i}") for s in ("checkout", "payments") for i in range(7)], T0)
+    r.ingest([alert(service="search", alertname="Other", instance=f"j{i}") for i in range(5)], T0)
+    packed = pack_state(MonitoringState(router=r.state))
+    whole, _ = unpack_state(packed)
+    state, _, rows = _unpack_parts(packed)
+    assert all(not g.alerts for g in state.router.groups.values()), "the groups come first, empty"
+    again = Router(r.config, state.router, "test")
+    while rows:
+        for key, entries in build_entries(state, rows, 3):
+            again.adopt(key, entries)
+    assert state.model_dump() == whole.model_dump()
+    assert {k: list(g.alerts) for k, g in state.router.groups.items()} == {
+        k: list(g.alerts) for k, g in r.state.groups.items()
+    }
+    assert again.tracked_fingerprints() == r.tracked_fingerprints() and again.tracked_count() == 19
+    assert (
+        again.ingest_records(
+            [alert_to_compact(alert(service="search", alertname="Other", instance="j1"))], T0
+        )[1]
+        == 1
+    )
