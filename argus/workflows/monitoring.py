@@ -275,15 +275,19 @@ class MonitoringWorkflow:
         self._fits: int | None = None  # tracked alerts that fit a hand-over, once measured
         self._quiet_handover = False  # likewise
         self._handing_over = False  # packed, waiting for a task with no new batch (told to gateways)
+        self._started_events = 0  # history events the run took to start (see `run`)
         self.scope = inp.scope
         self.policy = inp.policy
         self.incident_task_queue = inp.incident_task_queue
         self.payload_store = inp.payload_store
         self._max_carried = MAX_CARRIED_STORED if inp.payload_store else MAX_CARRIED
         if inp.carried:
-            # What the previous run left in reference cycles (it let go of its state; see
-            # `_continue_as_new`): freed before the new state is built, so that one reuses the
-            # memory. A few ms to 40 ms, the state being gone already.
+            # The previous run (evicted by now) lives on in reference cycles, its whole state
+            # with it, until the collector's oldest generation reaches it, now and then: every
+            # hand-over kept one more state alive (917 MB RSS after four hand-overs of 25,000
+            # alerts; 550-570 MB with this, bench/scope_capacity_bench.py). Collected before
+            # the new state is built, its memory serves the new one. It still answers queries
+            # until evicted, so it keeps its state until then.
             gc.collect()
         # The tracked alerts are rebuilt by `run`, a part per workflow task (see `_rebuild`).
         self._rebuild_rows: Rows = []
@@ -334,6 +338,11 @@ class MonitoringWorkflow:
             self._rebuild(None)
         if self._fitting and self._carried_state_bytes is not None:
             self._fit_capacity(self._carried_state_bytes)
+        if parts and self._carried_state_bytes is not None:
+            # A run that rebuilt a state hands over only once its history has grown past twice
+            # what that took: with a low suggestion threshold, a run could otherwise do nothing
+            # but rebuild and hand over again.
+            self._started_events = workflow.info().get_current_history_length()
 
         while True:
             deadline = self.router.next_deadline()
@@ -441,13 +450,6 @@ class MonitoringWorkflow:
             incident_task_queue=self.incident_task_queue,
             payload_store=self.payload_store,
         )
-        # This run's object lives on in reference cycles until the collector's oldest generation
-        # reaches it, now and then: holding the state, every hand-over kept one more alive
-        # (917 MB RSS after four hand-overs of 25,000 alerts, 530-560 MB without;
-        # bench/scope_capacity_bench.py). It lets go of it here; no code of the run runs after.
-        self.state = MonitoringState()
-        self.router = Router(self.policy.routing, self.state.router, self.scope)
-        self._queue.clear()
         workflow.continue_as_new(handed)
 
     def _pack_body(self, batch_ids: list[str]) -> str:
@@ -620,7 +622,12 @@ class MonitoringWorkflow:
         return out, ids
 
     def _handover_due(self) -> bool:
-        return workflow.info().is_continue_as_new_suggested() and self._queued_bytes() <= self._handover_floor
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            and self._queued_bytes() <= self._handover_floor
+            and info.get_current_history_length() >= 2 * self._started_events
+        )
 
     def _queued_bytes(self) -> int:
         """About what the queue adds to a hand-over (a cheap estimate, so that a hand-over that

@@ -350,3 +350,27 @@ async def test_alerts_too_large_for_one_signal_together_all_arrive_and_a_huge_on
         )
         assert report.queued == 0 and report.missing == [fine], "nothing of that request was taken"
         await handle.terminate()
+
+
+async def test_a_run_that_rebuilds_in_many_parts_works_before_it_hands_over_again(cas_client, monkeypatch):
+    """A new run rebuilds the alerts handed over a part per workflow task. With 20 parts, its
+    history passes the 40 events at which this server suggests continuing as new before it has
+    done anything else; it must still work its queue off instead of handing over again and again."""
+    monkeypatch.setattr(monitoring, "REBUILD_PART", 300)
+    client = cas_client
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    policy = Policy.model_validate({"routing": {"route": ROUTE}})
+    batches = [CompactBatch.of(f"b{i}", records(i, 100)) for i in range(60)]
+    async with monitoring_worker(client, tq):
+        for i in range(0, len(batches), 6):
+            await asyncio.gather(*(signal_scope(client, tq, scope, policy, b) for b in batches[i : i + 6]))
+        handle = client.get_workflow_handle(f"monitoring-{scope}")
+        sent = [r["f"] for b in batches for r in b.records()]
+        report = await until_routed(handle, sent)
+        assert report.missing == [] and report.queued == 0 and report.tracked == len(sent)
+        status = await handle.query(MonitoringWorkflow.status)
+        assert 2 <= status.runs <= 8, status.runs
+        await asyncio.sleep(3)  # idle: a run that hands over right after rebuilding would go on
+        later = await handle.query(MonitoringWorkflow.status)
+        assert later.runs == status.runs, (status.runs, later.runs)
+        await handle.terminate()
