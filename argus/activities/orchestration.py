@@ -21,7 +21,13 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 
-from argus.models.agents import DocGenInput, EnsureMonitoring, EnsureSchedule, MonitoringInput
+from argus.models.agents import (
+    DocGenInput,
+    EnsureMonitoring,
+    EnsureSchedule,
+    MonitoringInput,
+    PayloadStoreSetting,
+)
 
 
 def monitoring_id(scope: str) -> str:
@@ -56,6 +62,8 @@ class Orchestration:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         await handle.signal("reload", req.policy)
+        # A scope started before the deployment changed its payload store follows it now.
+        await handle.signal("set_payload_store", PayloadStoreSetting(enabled=self.payload_store))
         return handle.id
 
     @activity.defn(name="ensure_schedule")

@@ -87,6 +87,10 @@ class MonitoringStatus(Model):
     health: list[SourceHealth] = Field(default_factory=list)
     last_pull: UtcDateTime | None = None
     runs: int = 1
+    tracked: int = 0
+    handover_limit_bytes: int = 0  # what one continue-as-new may carry (larger with the payload store)
+    payload_store: bool = False
+    capacity: int = 0  # the tracked alerts the scope may hold now
 
 
 class FingerprintCheck(Model):
@@ -112,6 +116,13 @@ class FingerprintReport(Model):
 class IncidentClosed(Model):
     group_key: str
     incident_id: str
+
+
+class PayloadStoreSetting(Model):
+    """Whether the deployment's workers have the payload store (`temporal.payload_store`): sent
+    to every running scope when ARGUS starts, so a scope started before a change follows it."""
+
+    enabled: bool
 
 
 # --- Incident handling ---------------------------------------------------------------------------

@@ -336,6 +336,12 @@ def status(config: ConfigOpt = None, temporal: TemporalOpt = None, scope: str = 
             f"scope {st.scope}: {st.groups} group(s), {st.open_incidents} open incident(s), "
             f"{st.silences} active silence(s), {st.alerts_received} alert(s) in {st.batches} batch(es)"
         )
+        if st.handover_limit_bytes:  # (a scope from before these fields says nothing of them)
+            out.print(
+                f"tracking {st.tracked} of at most {st.capacity} alert(s); run {st.runs}, a hand-over "
+                f"may carry {st.handover_limit_bytes / 1e6:.1f} MB"
+                + (" (payload store)" if st.payload_store else "")
+            )
         t = Table("source", "ok", "detail", "failures in a row", "last success")
         for h in st.health:
             last = "never"

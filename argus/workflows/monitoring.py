@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         IncidentClosed,
         MonitoringInput,
         MonitoringStatus,
+        PayloadStoreSetting,
     )
     from argus.models.alert import CompactBatch, alert_from_compact, alert_to_compact
     from argus.models.common import Model, construct_unvalidated
@@ -797,6 +798,20 @@ class MonitoringWorkflow:
         self.policy = policy
         self._policy_changed = True
 
+    @workflow.signal
+    def set_payload_store(self, setting: PayloadStoreSetting) -> None:
+        """The deployment turned its payload store on or off: a larger or smaller hand-over from
+        now on. A capacity fitted to the old limit is dropped; the next hand-over (or one found
+        too large) measures again."""
+        if setting.enabled == self.payload_store:
+            return
+        self.payload_store = setting.enabled
+        self._max_carried = MAX_CARRIED_STORED if setting.enabled else MAX_CARRIED
+        self._handover_floor = self._max_carried
+        self._fits = None
+        self.router.capacity = self.policy.routing.max_tracked_alerts
+        self.router.capacity_reason = f"routing.max_tracked_alerts {self.router.capacity}"
+
     @workflow.update
     def add_silence(self, req: SilenceRequest) -> Silence:
         now = workflow.now()
@@ -853,6 +868,10 @@ class MonitoringWorkflow:
             health=self.state.health,
             runs=self.state.runs,
             last_pull=self.state.last_pull,
+            tracked=self.router.tracked_count(),
+            handover_limit_bytes=self._max_carried,
+            payload_store=self.payload_store,
+            capacity=self.router.capacity,
         )
 
     @workflow.query

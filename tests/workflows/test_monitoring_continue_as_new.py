@@ -374,3 +374,35 @@ async def test_a_run_that_rebuilds_in_many_parts_works_before_it_hands_over_agai
         later = await handle.query(MonitoringWorkflow.status)
         assert later.runs == status.runs, (status.runs, later.runs)
         await handle.terminate()
+
+
+async def test_a_running_scope_follows_the_deployment_s_payload_store_across_hand_overs(cas_client):
+    """A scope started without the payload store (before it existed) gets the larger hand-over
+    limit when ARGUS starts with the store on (`ensure_monitoring` tells it), keeps it through
+    its hand-overs, and `status` says so."""
+    from temporalio.testing import ActivityEnvironment
+
+    from argus.activities.orchestration import Orchestration
+    from argus.models.agents import EnsureMonitoring
+
+    client = cas_client
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    policy = Policy.model_validate({"routing": {"route": ROUTE}})
+    async with monitoring_worker(client, tq):
+        handle = await signal_scope(client, tq, scope, policy, CompactBatch.of("b0", records(0, 5)))
+        before = await handle.query(MonitoringWorkflow.status)
+        assert (before.payload_store, before.handover_limit_bytes) == (False, monitoring.MAX_CARRIED)
+
+        await ActivityEnvironment(client=client).run(
+            Orchestration(tq, payload_store=True).ensure_monitoring,
+            EnsureMonitoring(scope=scope, policy=policy),
+        )
+        batches = [CompactBatch.of(f"b{i}", records(i, 10)) for i in range(1, 40)]
+        for b in batches:  # past the 40 events at which this server suggests a hand-over
+            await signal_scope(client, tq, scope, policy, b)
+        await until_routed(handle, [r["f"] for b in batches for r in b.records()])
+        after = await handle.query(MonitoringWorkflow.status)
+        assert after.runs >= 2, "handed over since"
+        assert (after.payload_store, after.handover_limit_bytes) == (True, monitoring.MAX_CARRIED_STORED)
+        assert after.tracked == 395 and after.capacity == 25_000
+        await handle.terminate()
