@@ -65,7 +65,6 @@ class PayloadStoreError(RuntimeError):
 
 class SqlPayloadDriver(StorageDriver):
     def __init__(self, url: str, keep_for: timedelta = timedelta(hours=1), name: str = "argus-sql") -> None:
-        self.url = url
         self.keep_for = keep_for
         self._name = name
         self.engine = make_engine(url)
@@ -163,7 +162,7 @@ class SqlPayloadDriver(StorageDriver):
         return out
 
     def stored(self, workflow_id: str | None = None) -> list[tuple[str, str, int]]:
-        """(key, run id, size) of what is kept, oldest first (for `argus` and the tests)."""
+        """(key, run id, size) of what is kept, oldest first: for inspecting the store."""
         q = select(_payloads.c.key, _payloads.c.run_id, _payloads.c.size).order_by(_payloads.c.seq)
         if workflow_id is not None:
             q = q.where(_payloads.c.workflow_id == workflow_id)

@@ -14,6 +14,7 @@ from temporalio.converter import ExternalStorage, PayloadCodec
 
 from argus.integrations.payload_store import SqlPayloadDriver, external_storage
 from argus.integrations.sql import sqlite_url
+from argus.models import ArgusConfig
 
 from .codec import data_converter
 
@@ -24,7 +25,7 @@ async def connect(
     return await Client.connect(address, namespace=namespace, data_converter=data_converter(codec, storage))
 
 
-def payload_storage(config, state: Path) -> ExternalStorage | None:  # type: ignore[no-untyped-def]
+def payload_storage(config: ArgusConfig, state: Path) -> ExternalStorage | None:
     """The payload store `temporal.payload_store` asks for (None when off): the same for every
     process of a deployment, like the codec."""
     ps = config.temporal.payload_store
