@@ -527,7 +527,7 @@ def test_silencing_an_alert_already_in_an_incident_does_not_resolve_it():
 def test_compact_records_round_trip_and_carried_state_restores_exactly():
     """The gateway's compact form and the continue-as-new packing lose nothing."""
     from argus.models.alert import CompactBatch, alert_from_compact, alert_to_compact
-    from argus.workflows.monitoring import MonitoringState, pack_state, unpack_state
+    from argus.workflows.monitoring import MonitoringState, _pack_whole, pack_state, unpack_state
 
     a = alert(service="checkout").model_copy(update={"ends_at": T0 + timedelta(minutes=5), "value": 0.7})
     b = alert(service="payments", alertname="Pending")
@@ -543,7 +543,7 @@ def test_compact_records_round_trip_and_carried_state_restores_exactly():
     assert [p.records() for p in pending] == [[alert_to_compact(a)], [alert_to_compact(b)]]
     assert [p.data for p in pending] == [q.data for q in queued], "handed over as they came"
     # A hand-over from before batches were carried packed: pending alerts as one list of records.
-    body = orjson.loads(zlib.decompress(base64.b64decode(pack_state(state))))
+    body = orjson.loads(zlib.decompress(base64.b64decode(_pack_whole(state))))
     body["pending"] = [alert_to_compact(a), alert_to_compact(b)]
     old = base64.b64encode(zlib.compress(orjson.dumps(body))).decode()
     restored, pending = unpack_state(old)
@@ -554,37 +554,45 @@ def test_compact_records_round_trip_and_carried_state_restores_exactly():
     assert again.ingest_records([alert_to_compact(a)], T0 + timedelta(seconds=30)) == (1, 1)
 
 
-def test_a_carried_state_rebuilt_in_parts_is_the_state_rebuilt_at_once():
-    """A new run rebuilds the tracked alerts a part per workflow task; the result, alert order
-    within each group included, and what the router indexes are as if rebuilt at once."""
+def test_a_state_packed_and_rebuilt_in_parts_is_the_state_packed_and_rebuilt_at_once():
+    """A hand-over packs the tracked alerts a part per workflow task, and the next run rebuilds
+    them a part per task; the result, alert order within each group included, and what the
+    router indexes are as if packed and rebuilt at once. A state packed whole (by a run begun
+    before the packing in parts) rebuilds the same."""
     from argus.models.alert import alert_to_compact
     from argus.workflows.monitoring import (
         MonitoringState,
+        StatePacker,
+        _pack_head,
+        _pack_whole,
         _unpack_parts,
-        build_entries,
-        pack_state,
+        join_carried,
         unpack_state,
     )
 
     r = router()
     r.ingest([alert(service=s, instance=f"i{i}") for s in ("checkout", "payments") for i in range(7)], T0)
     r.ingest([alert(service="search", alertname="Other", instance=f"j{i}") for i in range(5)], T0)
-    packed = pack_state(MonitoringState(router=r.state))
-    whole, _ = unpack_state(packed)
-    state, _, rows = _unpack_parts(packed)
-    assert all(not g.alerts for g in state.router.groups.values()), "the groups come first, empty"
-    again = Router(r.config, state.router, "test")
-    while rows:
-        for key, entries in build_entries(state, rows, 3):
-            again.adopt(key, entries)
-    assert state.model_dump() == whole.model_dump()
-    assert {k: list(g.alerts) for k, g in state.router.groups.items()} == {
-        k: list(g.alerts) for k, g in r.state.groups.items()
-    }
-    assert again.tracked_fingerprints() == r.tracked_fingerprints() and again.tracked_count() == 19
-    assert (
-        again.ingest_records(
-            [alert_to_compact(alert(service="search", alertname="Other", instance="j1"))], T0
-        )[1]
-        == 1
-    )
+    whole_state = MonitoringState(router=r.state)
+    packer = StatePacker(whole_state)
+    while not packer.done:
+        packer.step(4)  # groups of 7, 7 and 5: most of them spread over two parts
+    assert packer.counts == [4, 4, 4, 4, 3] and len(packer.segments) == 5
+    in_parts = join_carried(packer.join(_pack_head(whole_state, packer.counts)))
+    whole, _ = unpack_state(_pack_whole(whole_state))
+    assert whole.model_dump() == whole_state.model_dump()
+    for packed in (in_parts, _pack_whole(whole_state)):
+        state, _, carried = _unpack_parts(packed)
+        assert all(not g.alerts for g in state.router.groups.values()), "the groups come first, empty"
+        assert carried.left == 19
+        again = Router(r.config, state.router, "test")
+        while carried.left:
+            for key, entries in carried.build(state, 3):
+                again.adopt(key, entries)
+        assert state.model_dump() == whole.model_dump()
+        assert {k: list(g.alerts) for k, g in state.router.groups.items()} == {
+            k: list(g.alerts) for k, g in r.state.groups.items()
+        }
+        assert again.tracked_fingerprints() == r.tracked_fingerprints() and again.tracked_count() == 19
+        repeat = alert_to_compact(alert(service="search", alertname="Other", instance="j1"))
+        assert again.ingest_records([repeat], T0)[1] == 1

@@ -288,6 +288,8 @@ async def test_a_hand_over_over_temporal_s_limit_goes_through_the_payload_store(
 
         carried = await continued_inputs(client, handle.id)
         assert max(len(c) for c in carried) > 2 * 1024 * 1024, [len(c) for c in carried]
+        parts = [c.partition(monitoring.PENDING_SEP)[0].count(monitoring.PART_SEP) for c in carried]
+        assert max(parts) >= 2, f"a large state is packed a part per task: {parts}"
         replayer = Replayer(workflows=[MonitoringWorkflow], data_converter=client.data_converter)
         async for run in client.list_workflows(f'WorkflowId = "{handle.id}"'):
             if run.status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
