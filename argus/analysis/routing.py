@@ -44,6 +44,7 @@ DEFAULT_GROUP_WAIT = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
 DEFAULT_REPEAT_INTERVAL = timedelta(hours=4)
 MAX_TRANSITIONS = 16
+MAX_FLIPS = 10_000  # alerts whose state changes are remembered after their entry went (see flips)
 MAX_GROUP_DECISIONS = 50  # explanations kept per group until its incident is told
 MAX_FORWARD = 200  # alerts sent to an incident per update (its input and signals stay small)
 SLOW_PATH_COST = 25  # a new or changed alert costs about as much as this many repeats
@@ -99,6 +100,9 @@ class GroupState(Model):
     resolved_dirty: bool = False  # a resolution is among the changes (the last one: tell at once)
     decisions: list[RouteDecision] = Field(default_factory=list)  # not yet shown to the incident
     decisions_dropped: int = 0  # older ones beyond MAX_GROUP_DECISIONS, counted only
+    # The suppression version at which the group was due to open but every firing alert was
+    # held back (flapping or inhibited): not due again until that or the group changes.
+    open_held: int | None = None
 
     def firing(self) -> list[Alert]:
         return [e.alert for e in self.alerts.values() if e.alert.status == AlertStatus.FIRING]
@@ -127,6 +131,10 @@ class RouterState(Model):
     # suppression only then, so the bulk of traffic — repeats — costs a dictionary lookup.
     sup_version: int = 0
     config_digest: str = ""
+    # State changes within flap_window of alerts whose resolution was told (their entry goes
+    # then), by fingerprint: an alert that fires again carries on counting from them. Without
+    # this, an alert flipping more slowly than an update flush never reached flap_threshold.
+    flips: dict[str, list[UtcDateTime]] = Field(default_factory=dict)
 
 
 class GroupAction(Model):
@@ -319,6 +327,10 @@ class Router:
         # measured that fewer fit one continue-as-new hand-over (see MonitoringWorkflow).
         self.capacity = config.max_tracked_alerts
         self.capacity_reason = f"routing.max_tracked_alerts {config.max_tracked_alerts}"
+        # Flapping counted across told resolutions and released once stable, and a group whose
+        # alerts are all held back waiting for a change instead of being looked at on every pass.
+        # The monitoring workflow turns it off for runs begun before it (they replay as they ran).
+        self.settled_holds = True
         self._intervals = {ti.name: ti for ti in config.time_intervals}
         self._routes = RouteTree(config.route)
         self._uses_intervals = _route_uses_intervals(config.route)
@@ -684,6 +696,50 @@ class Router:
             self._firing_changed()
         return entry
 
+    def _flapping(
+        self, g: GroupState, entry: AlertEntry, alert: Alert, now: datetime
+    ) -> RouteDecision | None:
+        """Hold `entry` back if it changed state flap_threshold times within flap_window."""
+        if len(entry.transitions) < self.config.flap_threshold:
+            entry.flapping = False
+            return None
+        entry.flapping = True
+        if self.settled_holds:
+            self._sweep_by(entry.transitions[-1] + self.config.flap_window)  # stable by then?
+        d = RouteDecision(
+            fingerprint=alert.fingerprint,
+            alertname=alert.name,
+            kind=RouteDecisionKind.FLAPPING,
+            at=now,
+            group_key=g.key,
+            reason=f"{len(entry.transitions)} state changes within {self.config.flap_window}: "
+            "held back until it is stable",
+        )
+        self._tell(g, d)
+        return d
+
+    def _remember_flips(self, fp: str, entry: AlertEntry, now: datetime) -> None:
+        """Keep the recent state changes of an entry that goes once its resolution was told."""
+        recent = [t for t in entry.transitions if now - t <= self.config.flap_window]
+        if not recent:
+            return
+        flips = self.state.flips
+        flips.pop(fp, None)
+        flips[fp] = recent
+        if len(flips) > MAX_FLIPS:
+            del flips[next(iter(flips))]  # the oldest
+        self._forget_flips(now)
+
+    def _forget_flips(self, now: datetime) -> None:
+        """Drop remembered changes older than flap_window (oldest first: they are kept in the
+        order they were told)."""
+        flips = self.state.flips
+        while flips:
+            oldest = next(iter(flips))
+            if now - flips[oldest][-1] <= self.config.flap_window:
+                break
+            del flips[oldest]
+
     def _unindex(self, fp: str, key: str) -> None:
         slots = [x for x in self._index.get(fp, ()) if x[1] != key]
         if slots:
@@ -819,7 +875,14 @@ class Router:
                 kind, reason = RouteDecisionKind.GROUPED, f"{released}joined group {key} by {route.group_by}"
             if held is not None and kind != RouteDecisionKind.CORRELATED:
                 kind = RouteDecisionKind.RELEASED
-            self._add_entry(group, slot, alert, now)
+            entry = self._add_entry(group, slot, alert, now)
+            flips = self.state.flips.pop(fp, None) if self.settled_holds else None
+            if flips:  # it resolved and was told a moment ago: its changes still count
+                window = self.config.flap_window
+                entry.transitions = [*[t for t in flips if now - t <= window][1 - MAX_TRANSITIONS :], now]
+                flapping = self._flapping(group, entry, alert, now)
+                if flapping is not None:
+                    return flapping
             group.dirty[fp] = True
             d = _decided(fp, alert.name, kind, reason, key, now)
             self._tell(group, d)
@@ -846,20 +909,9 @@ class Router:
             self._firing_changed()
             entry.transitions = [t for t in entry.transitions if now - t <= self.config.flap_window] + [now]
             entry.transitions = entry.transitions[-MAX_TRANSITIONS:]
-            if len(entry.transitions) >= self.config.flap_threshold:
-                entry.flapping = True
-                d = RouteDecision(
-                    fingerprint=fp,
-                    alertname=alert.name,
-                    kind=RouteDecisionKind.FLAPPING,
-                    at=now,
-                    group_key=key,
-                    reason=f"{len(entry.transitions)} state changes within {self.config.flap_window}: "
-                    "held back until it is stable",
-                )
-                self._tell(group, d)
-                return d
-            entry.flapping = False
+            flapping = self._flapping(group, entry, alert, now)
+            if flapping is not None:
+                return flapping
         group.dirty[fp] = True
         group.resolved_dirty |= alert.status == AlertStatus.RESOLVED
         kind = (
@@ -905,13 +957,21 @@ class Router:
         come (and at most every MIN_SWEEP): refreshes only push expiries later, so the
         remembered earliest one is always safe to wait for."""
         self._check_boundaries(now)
+        self._forget_flips(now)
         if self._next_sweep is not None and now < self._next_sweep:
             return []
         decisions = []
         earliest = FAR_FUTURE
+        window = self.config.flap_window
         for g in self.state.groups.values():
             for fp, e in g.alerts.items():
                 a = e.alert
+                if e.flapping and self.settled_holds:
+                    stable = e.transitions[-1] + window if e.transitions else now
+                    if stable <= now:
+                        decisions.append(self._stable(g, e, now))
+                    else:
+                        earliest = min(earliest, stable)
                 if a.status != AlertStatus.FIRING:
                     continue
                 if self._expired(a, e.last_seen, now):
@@ -948,9 +1008,30 @@ class Router:
         self._next_sweep = max(earliest, now + MIN_SWEEP) if earliest < FAR_FUTURE else FAR_FUTURE
         return decisions
 
+    def _stable(self, g: GroupState, e: AlertEntry, now: datetime) -> RouteDecision:
+        """A flapping alert with no state change for flap_window: the incident hears of it again."""
+        e.flapping = False
+        g.dirty[e.alert.fingerprint] = True
+        g.resolved_dirty |= e.alert.status == AlertStatus.RESOLVED
+        d = self._record(
+            RouteDecision(
+                fingerprint=e.alert.fingerprint,
+                alertname=e.alert.name,
+                kind=RouteDecisionKind.RELEASED,
+                at=now,
+                group_key=g.key,
+                reason=f"no state change for {self.config.flap_window}: no longer flapping, "
+                f"{e.alert.status.value} as it last was",
+            )
+        )
+        self._tell(g, d)
+        return d
+
     def _open_due(self, g: GroupState) -> datetime | None:
         if g.incident_open:
             return None
+        if g.open_held is not None and g.open_held == self.state.sup_version and not g.dirty:
+            return None  # all held back when last due: a change makes it due again
         if g.incident_closed_at is not None:
             return g.incident_closed_at + g.route.repeat_interval
         return g.created_at + g.route.group_wait
@@ -1024,6 +1105,10 @@ class Router:
                             self._record(d)
                 if not g.firing():
                     self._drop_group(key)  # nothing left to open an incident for
+                elif self.settled_holds:
+                    # Every firing alert is flapping or inhibited: due again once one settles,
+                    # the inhibition changes or the group does, not on every pass.
+                    g.open_held, g.dirty, g.resolved_dirty = self.state.sup_version, {}, False
                 continue
             upd = self._update_due(g)
             if upd is not None and upd <= now:
@@ -1049,7 +1134,13 @@ class Router:
                 g.dirty, g.resolved_dirty = {}, False
                 g.decisions = []
                 # Resolved alerts have been told; keep only what still fires.
-                for fp in [fp for fp, e in g.alerts.items() if e.alert.status == AlertStatus.RESOLVED]:
+                for fp, e in list(g.alerts.items()):
+                    if e.alert.status != AlertStatus.RESOLVED:
+                        continue
+                    if self.settled_holds:
+                        if e.flapping:
+                            continue  # held back: told once stable (`sweep`)
+                        self._remember_flips(fp, e, now)
                     self._drop_entry(g, fp)
         return actions
 

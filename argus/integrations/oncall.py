@@ -9,11 +9,21 @@ A schedule's answer, from the top:
 
 A rotation layer hands over every `turn` from `start` (UTC arithmetic: give `start` with the
 offset of the hand-over time; a DST change moves a local hand-over by an hour); `restrictions`
-limit it to time windows (Alertmanager-style specs with a `location` time zone).
+limit it to time windows (Alertmanager-style specs with a `location` time zone), matched exactly
+as the Alert Router matches `time_intervals` (`argus.analysis.routing.in_time_interval`). One
+addition for on-call: a time range that ends before it starts ("18:00"-"09:00") is a night
+belonging to the day it starts on: 18:00-24:00 on a day the other fields (weekdays, days of
+month, months, years) select, and 00:00-09:00 on the day after such a day.
 
 iCalendar: every VEVENT is a shift; RRULE/RDATE/EXDATE and modified instances (RECURRENCE-ID)
-are honoured. The person is the event's ATTENDEE (by email), else the person whose name, display
-name or email appears in its SUMMARY; events that name nobody are reported by `load_ical`.
+are honoured. Recurrences are expanded in DTSTART's own time zone (RFC 5545), so a weekly
+09:00-17:00 Europe/Berlin shift stays 09:00-17:00 Berlin time across DST changes; a DTSTART in
+UTC ("Z") expands in UTC. All-day events (VALUE=DATE) and floating times (no TZID, no "Z") are
+read in the calendar's time zone: its X-WR-TIMEZONE if it has one, else UTC. UNTIL may be a DATE
+(inclusive: through the end of that day) or a local time; an RRULE that cannot be read raises
+OnCallError naming the calendar and the event. The person is the event's ATTENDEE (by email),
+else the person whose name, display name or email appears in its SUMMARY; events that name
+nobody are reported by `load_ical`.
 
 Public API (the router explanations call these too):
     who_is_on_call(schedule, at, people=..., ical=...) -> OnCallAnswer
@@ -27,13 +37,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rruleset, rrulestr
 from pydantic import Field
 
+from argus.analysis.routing import in_time_interval
 from argus.models.common import Model, UtcDateTime
 from argus.models.people import (
     GROUP_PREFIX,
@@ -42,7 +53,7 @@ from argus.models.people import (
     Person,
     RotationLayer,
 )
-from argus.models.routing import TimeIntervalSpec
+from argus.models.routing import TimeInterval, TimeIntervalSpec, TimeRange
 
 
 class OnCallError(ValueError):
@@ -71,13 +82,13 @@ class Resolution(Model):
 @dataclass
 class _Shift:
     user: str
-    start: datetime
-    duration: timedelta
+    start: datetime  # aware, in the event's own zone: recurrences keep its local wall time
+    duration: timedelta  # wall-clock length: added to a local start, it ends at the local end
     rules: rruleset | None = None  # None: a single shift at `start`
     summary: str = ""
 
     def covering(self, at: datetime) -> datetime | None:
-        """The start of this event's occurrence that covers `at`, if one does."""
+        """The start of this event's occurrence that covers `at` (aware), if one does."""
         if self.rules is None:
             return self.start if self.start <= at < self.start + self.duration else None
         # The latest occurrence starting at or before `at` is the only candidate when shifts of one
@@ -95,8 +106,10 @@ class ICalLayer:
     name: str
     shifts: list[_Shift] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    timezone: str = "UTC"  # where all-day events and floating times are read (X-WR-TIMEZONE)
 
     def on_call(self, at: datetime) -> list[str]:
+        at = _utc(at)
         users = []
         for shift in self.shifts:
             if shift.covering(at) is not None and shift.user not in users:
@@ -107,7 +120,38 @@ class ICalLayer:
 def _utc(value: date | datetime) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return datetime(value.year, value.month, value.day, tzinfo=UTC)  # all-day events: UTC days
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def _local(value: date | datetime, zone: tzinfo) -> datetime:
+    """An iCalendar DATE or DATE-TIME as an aware datetime that keeps its own zone: a DATE is
+    midnight in `zone` (the calendar's), a floating time is read in `zone`, a TZID or UTC time
+    stays as it is."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=zone) if value.tzinfo is None else value
+    return datetime.combine(value, time(0), tzinfo=zone)
+
+
+_UNTIL = re.compile(r"(?i)\bUNTIL=([0-9]{8})(?:T([0-9]{6})(Z?))?")
+
+
+def _rule(text: str, start: datetime) -> str:
+    """The RRULE text with UNTIL in UTC, as dateutil wants it for an aware DTSTART. RFC 5545
+    allows UNTIL as a DATE when DTSTART is one (inclusive: the whole day counts, read in the
+    start's zone); a local UNTIL (a common exporter habit) is read in the start's zone too."""
+    m = _UNTIL.search(text)
+    if m is None:
+        return text
+    day, clock, utc = m.groups()
+    try:
+        if clock is None:
+            until = datetime.combine(datetime.strptime(day, "%Y%m%d").date(), time(23, 59, 59))
+        else:
+            until = datetime.strptime(day + clock, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise ValueError(f"invalid UNTIL {m.group(0)[6:]!r}") from None
+    until = until.replace(tzinfo=UTC) if utc else until.replace(tzinfo=start.tzinfo).astimezone(UTC)
+    return text[: m.start()] + f"UNTIL={until:%Y%m%dT%H%M%SZ}" + text[m.end() :]
 
 
 def _match_person(attendees: list[str], summary: str, people: Mapping[str, Person]) -> str | None:
@@ -124,8 +168,26 @@ def _match_person(attendees: list[str], summary: str, people: Mapping[str, Perso
     return None
 
 
+def _calendar_zone(calendar: object, layer: ICalLayer) -> tzinfo:
+    name = calendar.get("X-WR-TIMEZONE")  # type: ignore[attr-defined]
+    if name is None:
+        return UTC
+    text = (name.to_ical().decode() if hasattr(name, "to_ical") else str(name)).strip()
+    try:
+        zone = ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        layer.problems.append(
+            f"{layer.name}: unknown X-WR-TIMEZONE {text!r}; all-day events and floating times read in UTC"
+        )
+        return UTC
+    layer.timezone = text
+    return zone
+
+
 def load_ical(source: str | Path, people: Mapping[str, Person], name: str | None = None) -> ICalLayer:
-    """Parse an iCalendar text (or a path to one) into a layer of shifts."""
+    """Parse an iCalendar text (or a path to one) into a layer of shifts. A calendar that cannot
+    be read, or an event whose recurrence cannot be, raises OnCallError; an event that cannot be
+    a shift (no start, no length, nobody named) is skipped and listed in `problems`."""
     import icalendar  # only the processes that read calendars pay for the import
 
     if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("BEGIN:")):
@@ -142,6 +204,7 @@ def load_ical(source: str | Path, people: Mapping[str, Person], name: str | None
     except ValueError as exc:
         raise OnCallError(f"{layer_name}: not an iCalendar file: {exc}") from None
     layer = ICalLayer(layer_name)
+    zone = _calendar_zone(calendar, layer)
     masters: dict[str, _Shift] = {}
     moved: list[tuple[str, datetime, _Shift]] = []
     for event in calendar.walk("VEVENT"):
@@ -151,15 +214,22 @@ def load_ical(source: str | Path, people: Mapping[str, Person], name: str | None
         if event.get("DTSTART") is None:
             layer.problems.append(f"{where}: no DTSTART, skipped")
             continue
-        start = _utc(event.decoded("DTSTART"))
-        if event.get("DTEND") is not None:
-            duration = _utc(event.decoded("DTEND")) - start
-        elif event.get("DURATION") is not None:
-            duration = event.decoded("DURATION")
-        else:
-            duration = (
-                timedelta(days=1) if not isinstance(event.decoded("DTSTART"), datetime) else timedelta(0)
-            )
+        try:
+            raw_start = event.decoded("DTSTART")
+            if not isinstance(raw_start, date):
+                raise ValueError(f"invalid DTSTART {event['DTSTART'].to_ical().decode()!r}")
+            tzid = event["DTSTART"].params.get("TZID")
+            if tzid and isinstance(raw_start, datetime) and raw_start.tzinfo is None:
+                layer.problems.append(f"{where}: unknown time zone TZID={tzid}, read in {layer.timezone}")
+            start = _local(raw_start, zone)
+            if event.get("DTEND") is not None:
+                duration = _local(event.decoded("DTEND"), zone) - start
+            elif event.get("DURATION") is not None:
+                duration = event.decoded("DURATION")
+            else:
+                duration = timedelta(days=1) if not isinstance(raw_start, datetime) else timedelta(0)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise OnCallError(_event_error(layer_name, uid, summary, exc)) from None
         if duration <= timedelta(0):
             layer.problems.append(f"{where}: no positive duration, skipped")
             continue
@@ -170,19 +240,28 @@ def load_ical(source: str | Path, people: Mapping[str, Person], name: str | None
             layer.problems.append(f"{where}: names no known person (ATTENDEE or SUMMARY), skipped")
             continue
         rules = None
-        if event.get("RRULE") is not None or event.get("RDATE") is not None:
-            rules = rruleset()
-            if event.get("RRULE") is not None:
-                rrule_text = event["RRULE"].to_ical().decode()
-                # UNTIL must be UTC when DTSTART is aware (RFC 5545 §3.3.10); dateutil insists.
-                rules.rrule(rrulestr(rrule_text, dtstart=start, ignoretz=False))
-            for rdate in _dates(event, "RDATE"):
-                rules.rdate(rdate)
-            for exdate in _dates(event, "EXDATE"):
-                rules.exdate(exdate)
+        try:
+            if event.get("RRULE") is not None or event.get("RDATE") is not None:
+                rules = rruleset()
+                raw_rules = event.get("RRULE") or []
+                for prop in raw_rules if isinstance(raw_rules, list) else [raw_rules]:
+                    rrule_text = prop.to_ical().decode()
+                    try:
+                        rules.rrule(rrulestr(_rule(rrule_text, start), dtstart=start, ignoretz=False))
+                    except (ValueError, TypeError, KeyError) as exc:
+                        raise ValueError(f"invalid RRULE {rrule_text!r}: {exc}") from None
+                for rdate in _dates(event, "RDATE", zone):
+                    rules.rdate(rdate)
+                for exdate in _dates(event, "EXDATE", zone):
+                    rules.exdate(exdate)
+            recurrence_id = None
+            if event.get("RECURRENCE-ID") is not None:
+                recurrence_id = _local(event.decoded("RECURRENCE-ID"), zone)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise OnCallError(_event_error(layer_name, uid, summary, exc)) from None
         shift = _Shift(user=user, start=start, duration=duration, rules=rules, summary=summary)
-        if event.get("RECURRENCE-ID") is not None:
-            moved.append((uid, _utc(event.decoded("RECURRENCE-ID")), shift))
+        if recurrence_id is not None:
+            moved.append((uid, recurrence_id, shift))
         else:
             masters[uid or f"#{len(masters)}"] = shift
             layer.shifts.append(shift)
@@ -194,54 +273,55 @@ def load_ical(source: str | Path, people: Mapping[str, Person], name: str | None
     return layer
 
 
-def _dates(event: object, prop: str) -> list[datetime]:
+def _event_error(layer_name: str, uid: str, summary: str, exc: BaseException) -> str:
+    return f"{layer_name}: event UID {uid or '(none)'} ({summary or 'no summary'}): {exc}"
+
+
+def _dates(event: object, prop: str, zone: tzinfo) -> list[datetime]:
     values = event.get(prop)  # type: ignore[attr-defined]
     if values is None:
         return []
     out = []
     for value in values if isinstance(values, list) else [values]:
-        out += [_utc(d.dt) for d in value.dts]
+        for d in value.dts:
+            dt = d.dt[0] if isinstance(d.dt, tuple) else d.dt  # a PERIOD: its start
+            out.append(_local(dt, zone))
     return out
 
 
 # ---- schedules ---------------------------------------------------------------------------------
 
-_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
-
-_MONTHS = "january february march april may june july august september october november december".split()
-
-
-def _month(text: str) -> int:
-    return int(text) if text.isdigit() else _MONTHS.index(text.lower()) + 1
-
-
-def _in_ranges(value: int, ranges: list[str], conv: object) -> bool:
-    for item in ranges:
-        lo, _, hi = item.partition(":")
-        a = conv(lo)  # type: ignore[operator]
-        b = conv(hi) if hi else a  # type: ignore[operator]
-        if a <= value <= b:
+def in_windows(windows: list[TimeIntervalSpec], at: datetime) -> bool:
+    """True if `at` falls in any window. Each window matches exactly as the Alert Router's
+    `time_intervals` do (`in_time_interval`: weekdays, days of month including negative ones,
+    months, years, times with an exclusive end, in the window's `location`), plus overnight
+    ranges: a time range ending before it starts (18:00-09:00) covers 18:00-24:00 on each day
+    the window's other fields select and 00:00-09:00 on the day after each such day."""
+    at = _utc(at)
+    for spec in windows:
+        overnight = [t for t in spec.times if t.start_time > t.end_time]  # "HH:MM" sorts as time
+        if not overnight:
+            if _matches(spec, at):
+                return True
+            continue
+        same_day = [t for t in spec.times if t.start_time <= t.end_time]
+        same_day += [TimeRange(start_time=t.start_time, end_time="24:00") for t in overnight]
+        if _matches(spec.model_copy(update={"times": same_day}), at):
+            return True
+        # The morning part: the time of day is today's, the day is the one the night began on.
+        local = at.astimezone(ZoneInfo(spec.location)) if spec.location != "UTC" else at
+        minute = local.hour * 60 + local.minute
+        if not any(minute < t.minutes()[1] for t in overnight):
+            continue
+        eve = datetime.combine(local.date() - timedelta(days=1), time(12), tzinfo=local.tzinfo)
+        if _matches(spec.model_copy(update={"times": []}), eve):
             return True
     return False
 
 
-def in_windows(windows: list[TimeIntervalSpec], at: datetime) -> bool:
-    """True if `at` falls in any window (weekdays, days of month, months, times; in its location)."""
-    for spec in windows:
-        local = at.astimezone(ZoneInfo(spec.location)) if spec.location != "UTC" else at
-        if spec.weekdays and not _in_ranges(local.weekday(), spec.weekdays, _DAYS.index):
-            continue
-        if spec.days_of_month and not _in_ranges(local.day, spec.days_of_month, int):
-            continue
-        if spec.months and not _in_ranges(local.month, spec.months, _month):
-            continue
-        if spec.times:
-            minute = local.hour * 60 + local.minute
-            if not any(a <= minute < b for a, b in (t.minutes() for t in spec.times)):
-                continue
-        return True
-    return False
+def _matches(spec: TimeIntervalSpec, at: datetime) -> bool:
+    return in_time_interval(TimeInterval(name="restriction", time_intervals=[spec]), at)
 
 
 def _layer_users(layer: RotationLayer, at: datetime) -> list[str]:
@@ -324,7 +404,8 @@ class Directory:
     def from_config(
         cls, people: Mapping[str, Person], schedules: list[OnCallSchedule], base: Path
     ) -> Directory:
-        """Loads every schedule's calendars (paths relative to `base`); unusable ones raise."""
+        """Loads every schedule's calendars (paths relative to `base`); unusable ones raise.
+        Layer restrictions are checked where the configuration loads (config_checks)."""
         ical = {}
         for sched in schedules:
             for src in sched.ical:

@@ -10,13 +10,14 @@ from pydantic import BeforeValidator, PlainSerializer
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")  # plain seconds
 
 
 def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=float(value))
+        return _seconds(float(value), value)
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -28,12 +29,20 @@ def parse_duration(value: object) -> timedelta:
             total += float(m.group(1)) * _UNITS[m.group(2)]
             pos = m.end()
         if pos == len(text):
-            return timedelta(seconds=total)
-        try:
-            return timedelta(seconds=float(text))
-        except ValueError:
-            pass
+            return _seconds(total, value)
+        if _NUMBER.fullmatch(text):
+            return _seconds(float(text), value)
     raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m, 2d")
+
+
+def _seconds(seconds: float, value: object) -> timedelta:
+    # As Prometheus: a duration is never negative (nor infinite).
+    if seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: a duration cannot be negative")
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m, 2d") from None
 
 
 def format_duration(td: timedelta) -> str:

@@ -6,13 +6,47 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from .common import Model, UtcDateTime
 from .durations import Duration
 
-_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(\S*))\s*$')
+# As Alertmanager's labels.ParseMatcher: the value is the rest of the text, quoted or not.
+_MATCHER = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.DOTALL)
+
+
+def _unquote(raw: str, text: str) -> str:
+    r"""Alertmanager's unescaping of a matcher value: inside, `\\` is `\`, `\"` is `"` and `\n`
+    a newline; any other backslash is literal. A quote may only open and close the value."""
+    quoted = raw.startswith('"')
+    body = raw[1:] if quoted else raw
+    out: list[str] = []
+    escaped = closed = False
+    for i, ch in enumerate(body):
+        if escaped:
+            escaped = False
+            out.append("\n" if ch == "n" else ch if ch in '"\\' else "\\" + ch)
+        elif ch == "\\" and i < len(body) - 1:
+            escaped = True
+        elif ch == '"':
+            if not quoted or i < len(body) - 1:
+                break
+            closed = True
+        else:
+            out.append(ch)
+    else:
+        if closed or not quoted:
+            return "".join(out)
+    raise ValueError(
+        f"invalid matcher {text!r}: unbalanced or unescaped double quote in the value {raw!r}"
+        ' (write name="value", with \\" for a quote inside the value)'
+    )
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 class MatchOp(StrEnum):
@@ -34,8 +68,7 @@ class Matcher(Model):
         m = _MATCHER.match(text)
         if not m:
             raise ValueError(f'invalid matcher {text!r}: expected name="value" (ops: = != =~ !~)')
-        value = m.group(3) if m.group(3) is not None else (m.group(4) or "")
-        return cls(name=m.group(1), op=MatchOp(m.group(2)), value=value.replace('\\"', '"'))
+        return cls(name=m.group(1), op=MatchOp(m.group(2)), value=_unquote(m.group(3), text))
 
     @model_validator(mode="before")
     @classmethod
@@ -56,7 +89,7 @@ class Matcher(Model):
 
     @cached_property
     def _regex(self) -> re.Pattern[str]:
-        return re.compile(f"^(?:{self.value})$")
+        return re.compile(self.value)
 
     def matches(self, labels: dict[str, str]) -> bool:
         v = labels.get(self.name, "")
@@ -64,15 +97,30 @@ class Matcher(Model):
             return v == self.value
         if self.op is MatchOp.NE:
             return v != self.value
-        hit = self._regex.match(v) is not None
+        # Anchored at both ends as in Go's ^(?:...)$: "foo" does not match "foo\n".
+        hit = self._regex.fullmatch(v) is not None
         return hit if self.op is MatchOp.RE else not hit
 
     def __str__(self) -> str:
-        return f'{self.name}{self.op.value}"{self.value}"'
+        return f"{self.name}{self.op.value}{_quote(self.value)}"
 
 
 def matches_all(matchers: list[Matcher], labels: dict[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
+
+
+def silence_matchers_problem(matchers: list[Matcher]) -> str | None:
+    """Alertmanager refuses a silence unless one matcher needs a label to be present: one whose
+    every matcher matches the empty string would silence (nearly) every alert."""
+    if not matchers:
+        return "a silence needs at least one matcher"
+    if all(m.matches({}) for m in matchers):
+        shown = ", ".join(map(str, matchers))
+        return (
+            f"silence {shown}: at least one matcher must not match the empty string "
+            "(as written it would silence every alert, even those without the label)"
+        )
+    return None
 
 
 class Route(Model):
@@ -121,6 +169,79 @@ class TimeRange(Model):
 
 
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+
+
+def _weekday(text: str) -> int:
+    if text.lower() not in _WEEKDAYS:
+        raise ValueError(f"{text!r} is not a weekday (monday..sunday)")
+    return _WEEKDAYS.index(text.lower())
+
+
+def _month(text: str) -> int:
+    if text.lower() in _MONTHS:
+        return _MONTHS.index(text.lower()) + 1
+    if re.fullmatch(r"[0-9]+", text) and 1 <= int(text) <= 12:
+        return int(text)
+    raise ValueError(f"{text!r} is not a month (use january..december or 1..12)")
+
+
+def _day_of_month(text: str) -> int:
+    if re.fullmatch(r"-?[0-9]+", text) and 1 <= abs(int(text)) <= 31:
+        return int(text)
+    raise ValueError(f"{text!r} is not a day of the month (use 1..31, or -31..-1 counted back from its end)")
+
+
+def _year(text: str) -> int:
+    if re.fullmatch(r"[0-9]+", text):
+        return int(text)
+    raise ValueError(f"{text!r} is not a year (e.g. 2026, or 2026:2027)")
+
+
+def _range_problem(field: str, item: str, conv) -> str | tuple[int, int]:  # type: ignore[no-untyped-def]
+    parts = item.split(":")
+    if len(parts) > 2:
+        return f"{field} {item!r}: a range is start:end"
+    try:
+        return conv(parts[0]), conv(parts[-1])
+    except ValueError as exc:
+        return f"{field} {item!r}: {exc}"
+
+
+def _order_problem(field: str, item: str, lo: int, hi: int) -> str | None:
+    """Alertmanager refuses a range that ends before it starts (it never matches)."""
+    if field == "weekdays" and lo > hi:
+        return (
+            f"weekdays {item!r}: the start is after the end (weeks run monday to sunday; "
+            "split a range over the weekend, e.g. ['friday:sunday', 'monday'])"
+        )
+    if field == "months" and lo > hi:
+        return (
+            f"months {item!r}: the start is after the end (split a range over the new year, "
+            "e.g. ['november:december', 'january:february'])"
+        )
+    if field == "years" and lo > hi:
+        return f"years {item!r}: the start is after the end"
+    if field == "days_of_month":
+        if lo < 0 < hi:
+            return f"days_of_month {item!r}: the end must be negative when the start is"
+        # As Alertmanager: negative days are checked against the shortest month (28 days).
+        if (28 + lo if lo < 0 else lo) > (28 + hi if hi < 0 else hi):
+            return f"days_of_month {item!r}: the end is before the start"
+    return None
 
 
 class TimeIntervalSpec(Model):
@@ -141,6 +262,35 @@ class TimeIntervalSpec(Model):
                 if part not in _WEEKDAYS:
                     raise ValueError(f"invalid weekday {part!r}")
         return [x.lower() for x in v]
+
+    def problems(self, overnight: bool = False) -> list[str]:
+        """What Alertmanager refuses in this entry, or the router could not evaluate; each names
+        the field and the value. Checked when the configuration loads (see config_checks).
+        `overnight`: a time range may end before it starts (on-call restrictions, 18:00-09:00)."""
+        out: list[str] = []
+        for t in self.times:
+            start, end = t.minutes()
+            if start == end or (start > end and not overnight):
+                out.append(
+                    f"times {t.start_time}-{t.end_time}: the start must be before the end "
+                    f"(to span midnight use two ranges, {t.start_time}-24:00 and 00:00-{t.end_time})"
+                )
+        fields = {"weekdays": _weekday, "days_of_month": _day_of_month, "months": _month, "years": _year}
+        for field, conv in fields.items():
+            for item in getattr(self, field):
+                found = _range_problem(field, item, conv)
+                problem = found if isinstance(found, str) else _order_problem(field, item, *found)
+                if problem:
+                    out.append(problem)
+        if self.location != "UTC":
+            try:
+                ZoneInfo(self.location)
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                out.append(
+                    f"location {self.location!r} is not a known time zone "
+                    "(use an IANA name such as Europe/Berlin, or UTC)"
+                )
+        return out
 
 
 class TimeInterval(Model):
@@ -182,6 +332,10 @@ class SilenceRequest(Model):
     created_by: str
     comment: str = ""
     request_id: str = ""
+
+    def matchers_problem(self) -> str | None:
+        """Why Alertmanager would refuse these matchers for a silence, or None."""
+        return silence_matchers_problem(self.matchers)
 
 
 class SilenceExpire(Model):

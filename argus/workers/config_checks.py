@@ -3,10 +3,13 @@
 Each problem names the rule, SLO or route and what is wrong, so `argus config` and every
 process that loads the file refuse it before anything runs: malformed PromQL (parsed by
 `promql_parser`), a template that uses a label the expression cannot return, a rule on the
-wrong kind of source, an unknown time interval on a route.
+wrong kind of source, an unknown time interval on a route, a time interval or maintenance
+window Alertmanager would refuse, a zero group_interval or repeat_interval.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import promql_parser as pp
 
@@ -14,9 +17,10 @@ from argus.analysis import promql_check
 from argus.analysis.promql_check import ANY, LabelSet, PromQLError, check_rule_labels, output_labels
 from argus.integrations.promql_lite import ExpressionError
 from argus.integrations.promql_lite import parse as parse_lite
-from argus.models import ArgusConfig, Route
+from argus.models import ArgusConfig, Route, format_duration
 from argus.models.config import RuleConfig
 from argus.models.monitoring import SloConfig
+from argus.models.routing import TimeIntervalSpec
 
 METRIC_RULES = ("threshold", "anomaly")
 LOG_RULE_LABELS = {
@@ -105,6 +109,11 @@ def _route_problems(route: Route, intervals: set[str], path: str, root: bool) ->
     for name in [*route.mute_time_intervals, *route.active_time_intervals]:
         if name not in intervals:
             problems.append(f"{path}: unknown time interval {name!r} (defined: {sorted(intervals)})")
+    # Alertmanager refuses a zero group_interval or repeat_interval (the group would flush non-stop).
+    for field in ("group_interval", "repeat_interval"):
+        value = getattr(route, field)
+        if value is not None and value <= timedelta(0):
+            problems.append(f"{path}: {field} must be greater than zero (got {format_duration(value)})")
     for i, child in enumerate(route.routes):
         problems += _route_problems(child, intervals, f"{path}.routes[{i}]", root=False)
     return problems
@@ -132,7 +141,46 @@ def monitoring_problems(config: ArgusConfig) -> list[str]:
     problems += _route_problems(
         routing.route, {t.name for t in routing.time_intervals}, "routing.route", root=True
     )
+    problems += routing_window_problems(config)
     return problems
 
 
-__all__ = ["check_rule", "check_slo", "monitoring_problems"]
+def _spec_problems(what: str, specs: list[TimeIntervalSpec], overnight: bool = False) -> list[str]:
+    return [
+        f"{what}{f' [{i}]' if len(specs) > 1 else ''}: {problem}"
+        for i, spec in enumerate(specs)
+        for problem in spec.problems(overnight)
+    ]
+
+
+def routing_window_problems(config: ArgusConfig) -> list[str]:
+    """Time intervals (routing, escalation, on-call restrictions) and maintenance windows that
+    Alertmanager would refuse, or that the router would fail on at run time, inside a workflow."""
+    routing = config.policy.routing
+    problems: list[str] = []
+    names: set[str] = set()
+    for ti in routing.time_intervals:
+        if ti.name in names:
+            problems.append(f"time interval {ti.name!r}: the name is used twice")
+        names.add(ti.name)
+        problems += _spec_problems(f"time interval {ti.name!r}", ti.time_intervals)
+    for mw in routing.maintenance:
+        if mw.ends_at <= mw.starts_at:
+            problems.append(
+                f"maintenance window {mw.name!r}: ends_at {mw.ends_at.isoformat()} is not after "
+                f"starts_at {mw.starts_at.isoformat()}"
+            )
+    for level in config.policy.escalation.levels:
+        problems += _spec_problems(f"policy.escalation level {level.name!r}: active", level.active)
+    for sched in config.oncall:
+        for layer in sched.layers:
+            # On-call restrictions may span midnight (a night layer 18:00-09:00, see in_windows).
+            problems += _spec_problems(
+                f"oncall {sched.name!r} layer {layer.name!r}: restrictions",
+                layer.restrictions,
+                overnight=True,
+            )
+    return problems
+
+
+__all__ = ["check_rule", "check_slo", "monitoring_problems", "routing_window_problems"]

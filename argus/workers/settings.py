@@ -25,11 +25,26 @@ class ConfigError(ValueError):
     pass
 
 
-def _format(where: str, exc: ValidationError) -> str:
+def _where(loc: tuple[int | str, ...], data: object) -> str:
+    """`rules[0] (HighLatency).for`: list items are shown with their name when they have one."""
+    out = ""
+    for part in loc:
+        item = None
+        if isinstance(part, int):
+            item = data[part] if isinstance(data, list) and 0 <= part < len(data) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            out += f"[{part}]" + (f" ({name})" if isinstance(name, str) and name else "")
+        else:
+            item = data.get(part) if isinstance(data, dict) else None
+            out += f".{part}" if out else str(part)
+        data = item
+    return out or "(top level)"
+
+
+def _format(where: str, exc: ValidationError, data: object = None) -> str:
     lines = [f"invalid configuration in {where}:"]
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {err['msg']}")
+        lines.append(f"  {_where(err['loc'], data)}: {err['msg']}")
     return "\n".join(lines)
 
 
@@ -56,7 +71,7 @@ def load_config(path: str | Path | None = None) -> ArgusConfig:
     try:
         config = ArgusConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(where, exc)) from exc
+        raise ConfigError(_format(where, exc, data)) from exc
     validate_rules(config, where)
     return config
 

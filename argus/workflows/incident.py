@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ProposedStep,
         RemediationOutcome,
         ResolveSignal,
+        RouteDecision,
         Severity,
         StepRequest,
         StepStatus,
@@ -82,6 +83,30 @@ ALERT_DRIVEN_CHECKS = "alert-driven-checks"
 # visibility write less per incident (about 10 ms of the dev server's one SQLite writer).
 INVESTIGATING_ON_OPEN = "investigating-on-open"
 MAX_TIMELINE = 500
+# Routing decisions written to the timeline one by one: at most this many of those delivered at
+# the opening, and per alert update. The rest are not dropped silently: one entry says how many
+# of which kind were left out (`omitted_decisions`).
+MAX_OPEN_DECISIONS = 20
+MAX_UPDATE_DECISIONS = 10
+QUIET_DECISIONS = ("duplicate", "new_group")  # not news for an open incident's timeline
+
+
+def omitted_decisions(left_out: list[RouteDecision]) -> tuple[str, dict[str, Any]]:
+    """The timeline entry (message, data) that stands for routing decisions not listed one by
+    one: how many, of which kind (most first), and how many alerts they concern. Deterministic:
+    the same decisions give the same entry on every replay."""
+    kinds: dict[str, int] = {}
+    for d in left_out:
+        kinds[d.kind.value] = kinds.get(d.kind.value, 0) + 1
+    kinds = dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    alerts = len({d.fingerprint for d in left_out})
+    breakdown = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    n = len(left_out)
+    message = (
+        f"{n} earlier routing decision{'s' if n != 1 else ''} not listed: {breakdown} "
+        f"({alerts} alert{'s' if alerts != 1 else ''})"
+    )
+    return message, {"decision": "omitted", "alert": "", "omitted": n, "kinds": kinds, "alerts": alerts}
 
 
 def _error_text(exc: BaseException) -> str:
@@ -123,8 +148,7 @@ class IncidentWorkflow(Paging):
             backfill=inp.backfill,
         )
         self._log("opened", f"Incident opened from {len(firing)} firing alert(s) in group {inp.group_key}")
-        for d in inp.decisions[-20:]:
-            self._log("routing", d.reason, data={"alert": d.alertname, "decision": d.kind.value})
+        self._log_routing(inp.decisions, MAX_OPEN_DECISIONS)
 
         self.s.number = await self._quick_step(
             IncidentCreator.open_incident, OpenRecord(state=self.s, run_id=info.run_id)
@@ -683,9 +707,10 @@ class IncidentWorkflow(Paging):
             elif old.status != a.status:
                 self._log("alert", f"Alert {a.name} on {a.service} is {a.status.value}")
             by_fp[a.fingerprint] = a
-        for d in sig.decisions[-10:]:
-            if d.kind.value not in ("duplicate", "new_group"):  # each other decision is news for the timeline
-                self._log("routing", d.reason, data={"alert": d.alertname, "decision": d.kind.value})
+        # Each decision but the quiet ones is news for the timeline.
+        self._log_routing(
+            [d for d in sig.decisions if d.kind.value not in QUIET_DECISIONS], MAX_UPDATE_DECISIONS
+        )
         alerts = list(by_fp.values())
         if len(alerts) > MAX_ALERTS:
             firing = [a for a in alerts if a.status == "firing"]
@@ -841,6 +866,17 @@ class IncidentWorkflow(Paging):
         )
         if len(self.s.timeline) > MAX_TIMELINE:
             del self.s.timeline[1 : len(self.s.timeline) - MAX_TIMELINE + 1]
+
+    def _log_routing(self, decisions: list[RouteDecision], limit: int) -> None:
+        """The latest `limit` decisions one by one, preceded by one entry counting the earlier ones
+        left out. Timeline state only (no command): replays of older runs are unaffected."""
+        shown = decisions[-limit:] if limit > 0 else []
+        left_out = decisions[: len(decisions) - len(shown)]
+        if left_out:
+            message, data = omitted_decisions(left_out)
+            self._log("routing", message, data=data)
+        for d in shown:
+            self._log("routing", d.reason, data={"alert": d.alertname, "decision": d.kind.value})
 
     async def _set_status(self, status: IncidentStatus) -> None:
         assert self.s is not None

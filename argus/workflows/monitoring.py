@@ -81,6 +81,7 @@ QUIET_HANDOVER = "monitoring-hand-over-in-a-quiet-task"
 REBUILD_IN_PARTS = "monitoring-rebuild-the-carried-state-in-parts"
 REBUILD_PART = 4000  # tracked alerts rebuilt per workflow task (about 80 ms on an idle core)
 PACK_IN_PARTS = "monitoring-pack-the-hand-over-in-parts"
+SETTLED_HOLDS = "monitoring-flapping-counted-across-resolutions-and-held-groups-wait"
 PACK_PART = 4000  # tracked alerts packed per workflow task (about 0.15 s on an idle core)
 # After packing, the hand-over waits in short tasks (an activity round trip each, 10-40 ms) until
 # no batch has arrived for HANDOVER_QUIET, so that gateways have seen it and hold their batches,
@@ -222,7 +223,7 @@ def _pack_head(state: MonitoringState, counts: list[int]) -> str:
 class StatePacker:
     """Packs a state's tracked alerts a part at a time, each part (at most `step`'s count, a
     large group spread over several) compressed on its own. Packing 25,000 alerts with long
-    annotations took one activation of 0.9 s on an idle core (the SDK's limit is 2 s); in parts
+    annotations took one activation of 0.6-0.9 s on an idle core (the SDK's limit is 2 s); in parts
     each workflow task does a share, and the next run rebuilds a part per task without ever
     decoding the whole. The state must not change meanwhile (`MonitoringWorkflow._hand_over`
     starts again if it does)."""
@@ -372,6 +373,7 @@ class MonitoringWorkflow:
         self._fits: int | None = None  # tracked alerts that fit a hand-over, once measured
         self._quiet_handover = False  # likewise
         self._pack_in_parts = False  # likewise
+        self._settled_holds = False  # likewise (Router.settled_holds)
         self._handing_over = False  # packed, waiting for a task with no new batch (told to gateways)
         self._started_events = 0  # history events the run took to start (see `run`)
         self.scope = inp.scope
@@ -419,6 +421,8 @@ class MonitoringWorkflow:
         self._quiet_handover = workflow.patched(QUIET_HANDOVER)
         parts = workflow.patched(REBUILD_IN_PARTS)
         self._pack_in_parts = workflow.patched(PACK_IN_PARTS)
+        self._settled_holds = workflow.patched(SETTLED_HOLDS)
+        self.router.settled_holds = self._settled_holds
         if not parts:  # runs begun before rebuilt the state at once, before anything else
             self._rebuild(None)
         self._fitting = workflow.patched(FIT_CAPACITY)
@@ -464,6 +468,7 @@ class MonitoringWorkflow:
             if self._policy_changed:
                 self._policy_changed = False
                 self.router = Router(self.policy.routing, self.state.router, self.scope)
+                self.router.settled_holds = self._settled_holds
                 self._apply_capacity()
             await self._apply_silence_changes()
             for closed in self._closed:
@@ -942,8 +947,9 @@ class MonitoringWorkflow:
 
     @add_silence.validator
     def _validate_silence(self, req: SilenceRequest) -> None:
-        if not req.matchers:
-            raise ValueError("a silence needs at least one matcher")
+        problem = req.matchers_problem()
+        if problem:
+            raise ValueError(problem)
         if req.duration <= timedelta(0):
             raise ValueError("a silence needs a positive duration")
         if not req.created_by:

@@ -596,3 +596,118 @@ def test_a_state_packed_and_rebuilt_in_parts_is_the_state_packed_and_rebuilt_at_
         assert again.tracked_fingerprints() == r.tracked_fingerprints() and again.tracked_count() == 19
         repeat = alert_to_compact(alert(service="search", alertname="Other", instance="j1"))
         assert again.ingest_records([repeat], T0)[1] == 1
+
+
+# --- Alertmanager's refusals: matchers, silences, routes and time intervals -----------------------
+def test_matcher_values_unescape_like_alertmanager():
+    m = Matcher.parse(r'instance=~"host\\.example\\.com"')
+    assert m.value == r"host\.example\.com"
+    assert m.matches({"instance": "host.example.com"}) and not m.matches({"instance": "hostXexample.com"})
+    assert Matcher.parse(r'path="C:\\dir"').value == "C:\\dir"
+    assert Matcher.parse(r'x="a\nb"').value == "a\nb"
+    assert Matcher.parse(r'x="say \"hi\""').value == 'say "hi"'
+    assert Matcher.parse(r'x="a\.b"').value == r"a\.b", "any other backslash stays literal"
+    assert Matcher.parse("severity=critical").value == "critical"
+    for m in [Matcher.parse(r'x="a\\b\"c\nd"'), Matcher.parse('x=~"a|b"')]:
+        assert Matcher.parse(str(m)) == m, "str() quotes so that it parses back"
+
+
+@pytest.mark.parametrize("text", ['team=="db"', 'team="db', 'team=db"', 'team="db" x', 'team="', 'a="x\\"'])
+def test_matchers_with_stray_or_unbalanced_quotes_are_refused(text):
+    with pytest.raises(ValueError, match=r"invalid matcher .*double quote"):
+        Matcher.parse(text)
+    with pytest.raises(ValidationError, match=r"invalid matcher"):
+        RoutingConfig.model_validate({"route": {"receiver": "r", "routes": [{"matchers": [text]}]}})
+
+
+def test_regex_matchers_are_anchored_at_the_very_end_like_go():
+    assert not Matcher.parse('job=~"foo"').matches({"job": "foo\n"})
+    assert Matcher.parse('job!~"foo"').matches({"job": "foo\n"})
+    assert not Matcher.parse('job=~"a|b"').matches({"job": "ab"})
+    assert Matcher.parse('job=~"a|b"').matches({"job": "b"})
+
+
+@pytest.mark.parametrize("matchers", [['alertname=~".*"'], ['foo!="bar"'], ['a=""', 'b!~"x"']])
+def test_a_silence_whose_matchers_all_match_the_empty_string_is_refused(matchers):
+    from argus.models import SilenceRequest
+    from argus.workflows.monitoring import MonitoringWorkflow
+
+    req = SilenceRequest(matchers=matchers, created_by="ann")
+    with pytest.raises(ValueError, match="at least one matcher must not match the empty string"):
+        MonitoringWorkflow._validate_silence(None, req)  # type: ignore[arg-type]
+    ok = SilenceRequest(matchers=[*matchers, 'service="db"'], created_by="ann")
+    MonitoringWorkflow._validate_silence(None, ok)  # type: ignore[arg-type]
+
+
+def _load_problems(**routing):
+    from argus.models import ArgusConfig
+
+    base = {"route": {"receiver": "r", "routes": [{"matchers": ['a="b"'], "mute_time_intervals": ["ti"]}]}}
+    base.update(routing)
+    base.setdefault("time_intervals", [{"name": "ti", "time_intervals": [{}]}])
+    return monitoring_problems(ArgusConfig.model_validate({"policy": {"routing": base}}))
+
+
+def test_zero_group_interval_or_repeat_interval_is_refused_at_load_naming_the_route():
+    route = {
+        "receiver": "r",
+        "group_interval": "0s",
+        "routes": [{"matchers": ['a="b"'], "repeat_interval": "0s", "mute_time_intervals": ["ti"]}],
+    }
+    assert _load_problems(route=route) == [
+        "routing.route: group_interval must be greater than zero (got 0s)",
+        "routing.route.routes[0]: repeat_interval must be greater than zero (got 0s)",
+    ]
+    with pytest.raises(ValidationError, match="a duration cannot be negative"):
+        RoutingConfig.model_validate({"route": {"receiver": "r", "group_wait": "-30"}})
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ({"location": "Europe/Berln"}, "location 'Europe/Berln' is not a known time zone"),
+        ({"months": ["jan"]}, "months 'jan': 'jan' is not a month"),
+        ({"months": ["13"]}, "months '13': '13' is not a month"),
+        ({"months": ["december:january"]}, "months 'december:january': the start is after the end"),
+        ({"days_of_month": ["x"]}, "days_of_month 'x': 'x' is not a day of the month"),
+        ({"days_of_month": ["0:32"]}, "days_of_month '0:32': '0' is not a day of the month"),
+        ({"days_of_month": ["-1:5"]}, "days_of_month '-1:5': the end must be negative when the start is"),
+        ({"days_of_month": ["20:10"]}, "days_of_month '20:10': the end is before the start"),
+        ({"years": ["next"]}, "years 'next': 'next' is not a year"),
+        ({"years": ["2027:2026"]}, "years '2027:2026': the start is after the end"),
+        ({"weekdays": ["friday:monday"]}, "weekdays 'friday:monday': the start is after the end"),
+        (
+            {"times": [{"start_time": "22:00", "end_time": "06:00"}]},
+            "times 22:00-06:00: the start must be before the end",
+        ),
+        ({"times": [{"start_time": "09:00", "end_time": "09:00"}]}, "times 09:00-09:00: the start must be"),
+    ],
+)
+def test_time_intervals_alertmanager_refuses_are_refused_at_load_naming_the_interval(spec, problem):
+    [found] = _load_problems(time_intervals=[{"name": "ti", "time_intervals": [spec]}])
+    assert found.startswith("time interval 'ti': ") and problem in found
+
+
+def test_time_intervals_alertmanager_accepts_load_and_evaluate():
+    spec = {
+        "weekdays": ["Monday:friday", "sunday"],
+        "months": ["january:march", "10", "November:12"],
+        "days_of_month": ["1:-1", "-3:-1", "7"],
+        "years": ["2026:2030"],
+        "times": [{"start_time": "00:00", "end_time": "24:00"}],
+        "location": "Europe/Berlin",
+    }
+    assert _load_problems(time_intervals=[{"name": "ti", "time_intervals": [spec]}]) == []
+    ti = TimeInterval.model_validate({"name": "ti", "time_intervals": [spec]})
+    assert in_time_interval(ti, T0)
+
+
+def test_a_maintenance_window_that_ends_before_it_starts_is_refused_at_load():
+    window = {
+        "name": "db upgrade",
+        "matchers": ['service="db"'],
+        "starts_at": "2026-03-02T10:00:00Z",
+        "ends_at": "2026-03-02T09:00:00Z",
+    }
+    [found] = _load_problems(maintenance=[window])
+    assert found.startswith("maintenance window 'db upgrade': ends_at 2026-03-02T09:00:00")

@@ -1,0 +1,81 @@
+"""Configuration Alertmanager would refuse is refused when ARGUS loads it, naming what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from argus.models import parse_duration
+from argus.workers.settings import ConfigError, load_config
+
+
+def write(tmp_path: Path, **extra) -> Path:
+    cfg = {
+        "state_dir": str(tmp_path / "st"),
+        "sources": [{"name": "prom", "type": "prometheus", "url": "http://127.0.0.1:9"}],
+        "rules": [],
+        **extra,
+    }
+    path = tmp_path / "argus.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def refusal(tmp_path: Path, **extra) -> str:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, **extra))
+    return str(exc.value)
+
+
+@pytest.mark.parametrize("value", ["-300", "-5m", -1, "inf", "nan", "1e999", "99999999999999y"])
+def test_negative_or_endless_durations_are_refused_not_a_traceback(value):
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(value)
+
+
+def test_schema_errors_name_the_rule_not_only_its_index(tmp_path):
+    rules = [{"name": "Fine", "expr": "up == 0"}, {"name": "HighErr", "expr": "up == 0", "for": "-300"}]
+    message = refusal(tmp_path, rules=rules)
+    assert "rules[1] (HighErr).for: Value error, invalid duration '-300': a duration cannot be negative" in (
+        message
+    )
+
+
+def test_bad_time_interval_and_zero_repeat_interval_are_refused_by_load_config(tmp_path):
+    routing = {
+        "route": {
+            "receiver": "r",
+            "repeat_interval": "0s",
+            "routes": [{"matchers": ['team="db"'], "mute_time_intervals": ["nights"]}],
+        },
+        "time_intervals": [
+            {"name": "nights", "time_intervals": [{"times": [{"start_time": "22:00", "end_time": "06:00"}]}]}
+        ],
+    }
+    message = refusal(tmp_path, policy={"routing": routing})
+    assert "invalid monitoring configuration" in message
+    assert "routing.route: repeat_interval must be greater than zero (got 0s)" in message
+    assert "time interval 'nights': times 22:00-06:00: the start must be before the end" in message
+    assert "22:00-24:00 and 00:00-06:00" in message
+
+
+def test_on_call_restrictions_and_escalation_windows_are_checked_like_time_intervals(tmp_path):
+    layer = {
+        "name": "nights",
+        "users": ["ann"],
+        "start": "2026-01-01T00:00:00Z",
+        "restrictions": [
+            {"times": [{"start_time": "18:00", "end_time": "09:00"}]},  # a night layer may span midnight
+            {"location": "Mars/Base", "months": ["jan"]},
+        ],
+    }
+    levels = [{"name": "chat", "targets": ["ann"], "active": [{"weekdays": ["saturday:monday"]}]}]
+    message = refusal(
+        tmp_path, oncall=[{"name": "primary", "layers": [layer]}], policy={"escalation": {"levels": levels}}
+    )
+    assert "oncall 'primary' layer 'nights': restrictions [1]: location 'Mars/Base' is not a known" in message
+    assert "restrictions [1]: months 'jan': 'jan' is not a month" in message
+    assert "18:00-09:00" not in message
+    assert "policy.escalation level 'chat': active: weekdays 'saturday:monday': the start is after" in message
