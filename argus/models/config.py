@@ -235,6 +235,20 @@ class EscalationPolicy(Model):
         ]
     )
     renotify_acknowledged_after: Duration = timedelta(hours=4)
+    # Whom a route's `receiver` pages: its own levels. A receiver not listed pages `levels`;
+    # once any is listed, every receiver a route names must be (see Policy), as in Alertmanager,
+    # so that a misspelt receiver is a configuration error, not a page to the wrong people.
+    receivers: dict[str, list[EscalationLevel]] = Field(default_factory=dict)
+
+    def levels_for(self, receiver: str) -> list[EscalationLevel]:
+        return self.receivers[receiver] if receiver in self.receivers else self.levels
+
+    def all_levels(self) -> list[tuple[str, EscalationLevel]]:
+        """Every level, with where it is configured (for checks and for who may decide)."""
+        out = [(f"policy.escalation level {lvl.name!r}", lvl) for lvl in self.levels]
+        for receiver, levels in self.receivers.items():
+            out += [(f"policy.escalation.receivers[{receiver!r}] level {lvl.name!r}", lvl) for lvl in levels]
+        return out
 
 
 class VerificationPolicy(Model):
@@ -306,6 +320,32 @@ class Policy(Model):
     review_docs: bool = False
     sources: list[str] = Field(default_factory=list)
     demo: bool = False
+
+    def for_receiver(self, receiver: str) -> Policy:
+        """The policy an incident of `receiver` runs with: its escalation levels are the
+        receiver's own (`escalation.receivers`), or the default ones."""
+        if receiver not in self.escalation.receivers:
+            return self
+        escalation = self.escalation.model_copy(update={"levels": self.escalation.receivers[receiver]})
+        return self.model_copy(update={"escalation": escalation})
+
+    @model_validator(mode="after")
+    def _receivers_defined(self) -> Policy:
+        defined = self.escalation.receivers
+        if not defined:
+            return self
+
+        def walk(route: Route, path: str) -> None:
+            if route.receiver is not None and route.receiver not in defined:
+                raise ValueError(
+                    f"routing route {path}: receiver {route.receiver!r} is not in "
+                    f"policy.escalation.receivers (defined: {sorted(defined)})"
+                )
+            for i, child in enumerate(route.routes):
+                walk(child, f"{path}/{i}")
+
+        walk(self.routing.route, "root")
+        return self
 
     @model_validator(mode="after")
     def _freeze_intervals(self) -> Policy:
@@ -505,18 +545,15 @@ class ArgusConfig(Model):
         schedules = {s.name for s in self.oncall}
         if len(schedules) != len(self.oncall):
             raise ValueError("oncall: schedule names must be unique")
-        for lvl in self.policy.escalation.levels:
+        for where, lvl in self.policy.escalation.all_levels():
             for target in lvl.targets:
                 if target.startswith("oncall:") and target.removeprefix("oncall:") not in schedules:
                     raise ValueError(
-                        f"policy.escalation level {lvl.name!r}: unknown on-call schedule {target!r}"
-                        f" (known: {sorted(schedules)})"
+                        f"{where}: unknown on-call schedule {target!r} (known: {sorted(schedules)})"
                     )
             for ch in lvl.channels:
                 if ch not in self.notify.channels:
-                    raise ValueError(
-                        f"policy.escalation level {lvl.name!r}: channel {ch!r} is not in notify.channels"
-                    )
+                    raise ValueError(f"{where}: channel {ch!r} is not in notify.channels")
         if self.people:
             for sched in self.oncall:
                 users = [u for layer in sched.layers for u in layer.users]

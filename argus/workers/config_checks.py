@@ -170,8 +170,8 @@ def routing_window_problems(config: ArgusConfig) -> list[str]:
                 f"maintenance window {mw.name!r}: ends_at {mw.ends_at.isoformat()} is not after "
                 f"starts_at {mw.starts_at.isoformat()}"
             )
-    for level in config.policy.escalation.levels:
-        problems += _spec_problems(f"policy.escalation level {level.name!r}: active", level.active)
+    for where, level in config.policy.escalation.all_levels():
+        problems += _spec_problems(f"{where}: active", level.active)
     for sched in config.oncall:
         for layer in sched.layers:
             # On-call restrictions may span midnight (a night layer 18:00-09:00, see in_windows).

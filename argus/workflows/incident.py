@@ -130,7 +130,7 @@ class IncidentWorkflow(Paging):
     @workflow.run
     async def run(self, inp: IncidentInput) -> IncidentState:
         self.inp = inp
-        self.policy = inp.policy
+        self.policy = inp.policy.for_receiver(inp.receiver)  # whom its route's receiver pages
         self._group_firing = inp.firing_count
         info = workflow.info()
         self.wf_key = f"{info.workflow_id}/{info.run_id}"

@@ -79,3 +79,29 @@ def test_on_call_restrictions_and_escalation_windows_are_checked_like_time_inter
     assert "restrictions [1]: months 'jan': 'jan' is not a month" in message
     assert "18:00-09:00" not in message
     assert "policy.escalation level 'chat': active: weekdays 'saturday:monday': the start is after" in message
+
+
+def test_a_route_receiver_missing_from_the_escalation_receivers_is_refused_naming_the_route(tmp_path):
+    """As in Alertmanager: once receivers are configured, a route naming another one (a typo)
+    is a configuration error, not a page to the default levels."""
+    policy = {
+        "routing": {
+            "route": {"receiver": "oncall", "routes": [{"matchers": ['team="db"'], "receiver": "dbaa"}]}
+        },
+        "escalation": {
+            "receivers": {
+                "oncall": [{"name": "primary", "targets": ["carol"]}],
+                "dba": [{"name": "dba on-call", "targets": ["dora"]}],
+            }
+        },
+    }
+    message = refusal(tmp_path, policy=policy)
+    assert "route root/0" in message and "'dbaa'" in message and "['dba', 'oncall']" in message
+    policy["routing"]["route"]["routes"][0]["receiver"] = "dba"
+    cfg = load_config(write(tmp_path, policy=policy))
+    assert [lvl.targets for lvl in cfg.policy.for_receiver("dba").escalation.levels] == [["dora"]]
+    assert cfg.policy.for_receiver("nobody") is cfg.policy, "not listed: the default levels"
+    # A receiver's levels are checked like the default ones.
+    policy["escalation"]["receivers"]["dba"][0]["targets"] = ["oncall:dba-rota"]
+    message = refusal(tmp_path, policy=policy)
+    assert "policy.escalation.receivers['dba'] level 'dba on-call'" in message and "dba-rota" in message

@@ -205,6 +205,45 @@ async def test_oncall_target_resolved_when_paged_and_may_decide(ts_env, tmp_path
     assert final.status == IncidentStatus.CLOSED
 
 
+async def test_an_incident_pages_the_levels_of_its_route_s_receiver(ts_env, tmp_path):
+    """The route's receiver travels with the incident: a `dba` incident pages dba's levels, and
+    escalates within them; an incident of a receiver not listed pages the default levels."""
+    pol = policy(
+        routing={"route": {"receiver": "oncall", "routes": [{"matchers": ['team="db"'], "receiver": "dba"}]}},
+        escalation={
+            "reminder_interval": "30m",
+            "reminders_per_level": 0,
+            "levels": [{"name": "on-call", "targets": ["carol"]}],
+            "receivers": {
+                "oncall": [{"name": "on-call", "targets": ["carol"]}],
+                "dba": [
+                    {"name": "dba on-call", "targets": ["dora"], "wait": "10m"},
+                    {"name": "dba lead", "targets": ["dirk"]},
+                ],
+            },
+        },
+    )
+    world = World(signature="cpu")
+    tq = f"tq-{uuid.uuid4().hex[:6]}"
+    worker, rt = make_worker(ts_env.client, tmp_path, world, tq, config=config(tmp_path))
+    async with worker:
+        inp = incident_input(pol).model_copy(update={"receiver": "dba"})
+        handle = await ts_env.client.start_workflow(
+            IncidentWorkflow.run, inp, id=inp.incident_id, task_queue=tq
+        )
+        await wait_for(
+            handle,
+            lambda s: any(e.kind == "notified" and "Approval request" in e.message for e in s.timeline),
+            "approval request sent",
+        )
+        request = next(r for r in outbox(rt) if r["kind"] == "approval_request")
+        assert request["recipients"] == ["dora", "alice"], "dba's first level, not the default one"
+        await ts_env.sleep(timedelta(minutes=11))
+        s = await wait_for(handle, lambda s: "escalated" in kinds(s), "escalated within dba's levels")
+        assert any("escalated to dba lead (dirk)" in e.message for e in s.timeline)
+        await handle.terminate()
+
+
 async def test_channel_down_incident_goes_on_retries_in_timeline(ts_env, tmp_path):
     """Slack answers 503 every time: the outbox still gets every page and escalation goes on;
     Slack's failure and each retry are in the timeline, then it gives up; nothing is duplicated."""

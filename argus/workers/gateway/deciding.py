@@ -59,7 +59,7 @@ def may_decide(config: ArgusConfig, directory: Directory, person: str, at: datet
         return groups
     if person in pol.approvers or set(groups) & set(pol.approver_groups):
         return groups
-    targets = [t for lvl in config.policy.escalation.levels for t in lvl.targets]
+    targets = [t for _, lvl in config.policy.escalation.all_levels() for t in lvl.targets]
     if person in directory.resolve(targets, at).people:
         return groups
     return None

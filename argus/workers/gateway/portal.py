@@ -252,7 +252,14 @@ def router(ctx: GatewayContext) -> APIRouter:
             except OnCallError as exc:
                 schedules.append(exc)
         levels = []
-        for lvl in cfg.policy.escalation.levels:
+        esc = cfg.policy.escalation
+        shown = list(esc.levels)  # a receiver's own levels, named after it
+        shown += [
+            lvl.model_copy(update={"name": f"{r}: {lvl.name}"})
+            for r, ls in esc.receivers.items()
+            for lvl in ls
+        ]
+        for lvl in shown:
             try:
                 who = directory.resolve(lvl.targets, now)
                 levels.append((lvl, who.people, who.unresolved))
