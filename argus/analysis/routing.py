@@ -147,6 +147,7 @@ class GroupAction(Model):
     receiver: str
     alerts: list[Alert]
     decisions: list[RouteDecision]
+    decisions_dropped: int = 0  # older ones the group did not keep (MAX_GROUP_DECISIONS)
     firing_count: int = 0
 
 
@@ -1087,6 +1088,7 @@ class Router:
                                 receiver=g.route.receiver,
                                 alerts=_sample([e.alert for e in g.alerts.values()]),
                                 decisions=g.decisions,
+                                decisions_dropped=g.decisions_dropped,
                                 firing_count=len(firing),
                             )
                         )
@@ -1096,7 +1098,7 @@ class Router:
                             self._corr_gen += 1
                         g.last_flush = now
                         g.dirty, g.resolved_dirty = {}, False
-                        g.decisions = []
+                        g.decisions, g.decisions_dropped = [], 0
                         continue
                     for a in firing:
                         d = self._inhibition(a, now)
@@ -1125,6 +1127,7 @@ class Router:
                             receiver=g.route.receiver,
                             alerts=_sample(changed),
                             decisions=g.decisions,
+                            decisions_dropped=g.decisions_dropped,
                             firing_count=sum(
                                 1 for e in g.alerts.values() if e.alert.status == AlertStatus.FIRING
                             ),
@@ -1132,7 +1135,7 @@ class Router:
                     )
                 g.last_flush = now
                 g.dirty, g.resolved_dirty = {}, False
-                g.decisions = []
+                g.decisions, g.decisions_dropped = [], 0
                 # Resolved alerts have been told; keep only what still fires.
                 for fp, e in list(g.alerts.items()):
                     if e.alert.status != AlertStatus.RESOLVED:
@@ -1155,7 +1158,7 @@ class Router:
             return
         g.incident_open = False
         g.dirty, g.resolved_dirty = {}, False
-        g.decisions = []
+        g.decisions, g.decisions_dropped = [], 0
         for fp in [fp for fp, e in g.alerts.items() if e.alert.status == AlertStatus.RESOLVED]:
             self._drop_entry(g, fp)
         if not g.alerts:

@@ -45,6 +45,7 @@ class IncidentInput(Model):
     receiver: str = "default"
     backfill: bool = False
     decisions: list[RouteDecision] = Field(default_factory=list)
+    decisions_dropped: int = 0  # earlier ones the router did not keep (too many at once)
     monitoring_workflow_id: str | None = None
     firing_count: int | None = None  # see AlertsSignal.firing_count
     policy: Policy = Field(default_factory=Policy)
@@ -53,6 +54,7 @@ class IncidentInput(Model):
 class AlertsSignal(Model):
     alerts: list[Alert]
     decisions: list[RouteDecision] = Field(default_factory=list)
+    decisions_dropped: int = 0  # see IncidentInput
     # How many alerts of the group still fire: a large group sends only a sample of its
     # alerts, so the incident learns "all resolved" from this count, not from the sample.
     firing_count: int | None = None

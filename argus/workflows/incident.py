@@ -91,22 +91,25 @@ MAX_UPDATE_DECISIONS = 10
 QUIET_DECISIONS = ("duplicate", "new_group")  # not news for an open incident's timeline
 
 
-def omitted_decisions(left_out: list[RouteDecision]) -> tuple[str, dict[str, Any]]:
+def omitted_decisions(left_out: list[RouteDecision], dropped: int = 0) -> tuple[str, dict[str, Any]]:
     """The timeline entry (message, data) that stands for routing decisions not listed one by
-    one: how many, of which kind (most first), and how many alerts they concern. Deterministic:
-    the same decisions give the same entry on every replay."""
+    one: how many, of which kind (most first), and how many alerts they concern; plus `dropped`,
+    older ones the router did not keep (counted only). Deterministic: the same decisions give the
+    same entry on every replay."""
     kinds: dict[str, int] = {}
     for d in left_out:
         kinds[d.kind.value] = kinds.get(d.kind.value, 0) + 1
     kinds = dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
     alerts = len({d.fingerprint for d in left_out})
     breakdown = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
-    n = len(left_out)
-    message = (
-        f"{n} earlier routing decision{'s' if n != 1 else ''} not listed: {breakdown} "
-        f"({alerts} alert{'s' if alerts != 1 else ''})"
-    )
-    return message, {"decision": "omitted", "alert": "", "omitted": n, "kinds": kinds, "alerts": alerts}
+    n = len(left_out) + dropped
+    if dropped:  # of unknown kinds: the router kept only their count
+        breakdown = ", ".join([*filter(None, [breakdown]), f"{dropped} not kept by the router"])
+    message = f"{n} earlier routing decision{'s' if n != 1 else ''} not listed: {breakdown}"
+    if left_out:
+        message += f" ({alerts} alert{'s' if alerts != 1 else ''})"
+    data = {"decision": "omitted", "alert": "", "omitted": n, "kinds": kinds, "alerts": alerts}
+    return message, {**data, "dropped": dropped} if dropped else data
 
 
 def _error_text(exc: BaseException) -> str:
@@ -148,7 +151,7 @@ class IncidentWorkflow(Paging):
             backfill=inp.backfill,
         )
         self._log("opened", f"Incident opened from {len(firing)} firing alert(s) in group {inp.group_key}")
-        self._log_routing(inp.decisions, MAX_OPEN_DECISIONS)
+        self._log_routing(inp.decisions, MAX_OPEN_DECISIONS, inp.decisions_dropped)
 
         self.s.number = await self._quick_step(
             IncidentCreator.open_incident, OpenRecord(state=self.s, run_id=info.run_id)
@@ -709,7 +712,9 @@ class IncidentWorkflow(Paging):
             by_fp[a.fingerprint] = a
         # Each decision but the quiet ones is news for the timeline.
         self._log_routing(
-            [d for d in sig.decisions if d.kind.value not in QUIET_DECISIONS], MAX_UPDATE_DECISIONS
+            [d for d in sig.decisions if d.kind.value not in QUIET_DECISIONS],
+            MAX_UPDATE_DECISIONS,
+            sig.decisions_dropped,
         )
         alerts = list(by_fp.values())
         if len(alerts) > MAX_ALERTS:
@@ -867,13 +872,14 @@ class IncidentWorkflow(Paging):
         if len(self.s.timeline) > MAX_TIMELINE:
             del self.s.timeline[1 : len(self.s.timeline) - MAX_TIMELINE + 1]
 
-    def _log_routing(self, decisions: list[RouteDecision], limit: int) -> None:
+    def _log_routing(self, decisions: list[RouteDecision], limit: int, dropped: int = 0) -> None:
         """The latest `limit` decisions one by one, preceded by one entry counting the earlier ones
-        left out. Timeline state only (no command): replays of older runs are unaffected."""
+        left out (here, or by the router: `dropped`). Timeline state only (no command): replays of
+        older runs are unaffected."""
         shown = decisions[-limit:] if limit > 0 else []
         left_out = decisions[: len(decisions) - len(shown)]
-        if left_out:
-            message, data = omitted_decisions(left_out)
+        if left_out or dropped:
+            message, data = omitted_decisions(left_out, dropped)
             self._log("routing", message, data=data)
         for d in shown:
             self._log("routing", d.reason, data={"alert": d.alertname, "decision": d.kind.value})

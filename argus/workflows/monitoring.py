@@ -813,6 +813,7 @@ class MonitoringWorkflow:
                     scope=self.scope,
                     receiver=action.receiver,
                     decisions=action.decisions,
+                    decisions_dropped=action.decisions_dropped,
                     firing_count=action.firing_count,
                     monitoring_workflow_id=workflow.info().workflow_id,
                     policy=self.policy,
@@ -831,7 +832,10 @@ class MonitoringWorkflow:
             await workflow.get_external_workflow_handle(action.incident_id).signal(
                 "add_alerts",
                 AlertsSignal(
-                    alerts=action.alerts, decisions=action.decisions, firing_count=action.firing_count
+                    alerts=action.alerts,
+                    decisions=action.decisions,
+                    decisions_dropped=action.decisions_dropped,
+                    firing_count=action.firing_count,
                 ),
             )
         except Exception as exc:

@@ -111,3 +111,37 @@ def test_incidents_show_renders_the_left_out_count(incident, capsys):
     console.print(routing_table(incident.s, []))  # its "Alert Router decisions" table
     text = console.export_text()
     assert "omitted" in text and "20 earlier routing decisions not listed: 20 inhibited" in text
+
+
+def test_decisions_the_router_did_not_keep_reach_the_timeline_as_a_count(incident):
+    """A group keeps its latest MAX_GROUP_DECISIONS (50) explanations until its incident is told;
+    the older ones it counts, and the count travels with the update."""
+    from argus.analysis.routing import MAX_GROUP_DECISIONS
+
+    cfg = RoutingConfig.model_validate(
+        {
+            "route": {"receiver": "d", "group_by": ["service"], "group_wait": "0s", "group_interval": "1m"},
+            "correlation": {"enabled": False},
+        }
+    )
+    r = Router(cfg, RouterState(), "s")
+    r.ingest([Alert(labels={"alertname": "Down", "service": "api"}, starts_at=T0)], T0)
+    r.due(T0)
+    t = T0 + timedelta(seconds=5)
+    r.ingest([Alert(labels={"alertname": f"W{i}", "service": "api"}, starts_at=t) for i in range(70)], t)
+    [update] = r.due(T0 + timedelta(minutes=1))
+    assert len(update.decisions) == MAX_GROUP_DECISIONS and update.decisions_dropped == 20
+    incident.add_alerts(
+        AlertsSignal(
+            alerts=update.alerts, decisions=update.decisions, decisions_dropped=update.decisions_dropped
+        )
+    )
+    [summary] = [e for e in incident.s.timeline if e.kind == "routing" and e.data["decision"] == "omitted"]
+    assert summary.message == (
+        "60 earlier routing decisions not listed: 40 grouped, 20 not kept by the router (40 alerts)"
+    )
+    # The count starts again after each update.
+    t += timedelta(minutes=2)
+    r.ingest([Alert(labels={"alertname": "X", "service": "api"}, starts_at=t)], t)
+    [again] = r.due(t + timedelta(minutes=1))
+    assert again.decisions_dropped == 0
