@@ -329,6 +329,8 @@ class SilenceRequest(Model):
 
     matchers: list[Matcher]
     duration: Duration = timedelta(hours=1)
+    # A planned silence (a maintenance announced ahead) starts then; unset or past: now.
+    starts_at: UtcDateTime | None = None
     created_by: str
     comment: str = ""
     request_id: str = ""

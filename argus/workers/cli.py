@@ -680,6 +680,9 @@ def silence_add(
         list[str], typer.Argument(help='Label matchers, e.g. service="payments" alertname=~"High.*"')
     ],
     duration: Annotated[str, typer.Option(help="How long, e.g. 30m, 2h, 1d")] = "1h",
+    starts: Annotated[
+        str | None, typer.Option(help="When it starts: RFC 3339 (2026-12-01T22:00:00Z) or +2h; default now")
+    ] = None,
     comment: Annotated[str, typer.Option(help="Why")] = "",
     author: Annotated[str | None, typer.Option(help="Who (default: you)")] = None,
     scope: str = "default",
@@ -692,13 +695,23 @@ def silence_add(
         try:
             parsed = [Matcher.parse(m) for m in matchers]
             dur = parse_duration(duration)
+            start = None
+            if starts and starts.startswith("+"):
+                start = datetime.now(UTC) + parse_duration(starts[1:])
+            elif starts:
+                start = _parse_when(starts, "starts")
         except ValueError as exc:
             raise CliError(str(exc), code=2) from exc
         cfg = _config(config)
         client = await _client(cfg, temporal)
         by = _authorize(cfg, "responder", "silence add", " ".join(matchers), author)
         req = SilenceRequest(
-            matchers=parsed, duration=dur, created_by=by, comment=comment, request_id=uuid.uuid4().hex[:12]
+            matchers=parsed,
+            duration=dur,
+            starts_at=start,
+            created_by=by,
+            comment=comment,
+            request_id=uuid.uuid4().hex[:12],
         )
         try:
             s = await client.get_workflow_handle(f"monitoring-{scope}").execute_update(
@@ -708,7 +721,7 @@ def silence_add(
             raise CliError(
                 f"silence refused: {getattr(getattr(exc, 'cause', None), 'message', exc)}"
             ) from exc
-        out.print(f"silence {s.id} until {s.ends_at.isoformat()}")
+        out.print(f"silence {s.id} from {s.starts_at.isoformat()} until {s.ends_at.isoformat()}")
         return 0
 
     run(main())

@@ -851,7 +851,8 @@ class MonitoringWorkflow:
             await self._tell_people(
                 f"silence/{silence.id}/{verb}",
                 f"Silence {silence.id} {verb} by {silence.created_by}",
-                f"Matchers: {', '.join(map(str, silence.matchers))}\nUntil: {silence.ends_at.isoformat()}\n"
+                f"Matchers: {', '.join(map(str, silence.matchers))}\n"
+                f"From: {silence.starts_at.isoformat()}\nUntil: {silence.ends_at.isoformat()}\n"
                 f"Comment: {silence.comment}",
             )
 
@@ -937,11 +938,12 @@ class MonitoringWorkflow:
                 if s.id == f"sil-{req.request_id}":
                     return s
         self.state.silence_seq += 1
+        starts = max(now, req.starts_at) if req.starts_at is not None else now
         silence = Silence(
             id=f"sil-{req.request_id}" if req.request_id else f"sil-{self.state.silence_seq}",
             matchers=req.matchers,
-            starts_at=now,
-            ends_at=now + req.duration,
+            starts_at=starts,
+            ends_at=starts + req.duration,
             created_by=req.created_by,
             comment=req.comment,
         )

@@ -323,3 +323,33 @@ async def test_a_token_revoked_elsewhere_stops_working_within_the_cache_time(gw)
         assert r.status_code == 401 and "revoked" in r.json()["error"]
     finally:
         gw.svc.token_cache_seconds = 5.0
+
+
+async def test_a_responder_plans_a_silence_in_the_portal_and_a_bad_start_is_named(gw):
+    """The portal's New silence form with a Starts time: the silence is pending until then; a
+    start that is not a time is refused, naming the field, and nothing is added."""
+    from urllib.parse import unquote_plus
+
+    from argus.models import Silence
+    from argus.workflows.monitoring import MonitoringWorkflow
+
+    r = await call(gw, requests(gw)["alertmanager v2"], gw.bearer(Role.RESPONDER))  # the scope runs
+    assert r.status_code < 300, r.text
+    monitoring = gw.ctx.client.get_workflow_handle(f"monitoring-{gw.scope}")
+    starts = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    browser, csrf = gw.browser(Principal(user="rita", role=Role.RESPONDER, via="token"))
+    async with browser:
+        form = {"csrf": csrf, "scope": gw.scope, "matchers": 'service="payments"', "duration": "3h"}
+        r = await browser.post("/portal/silences", data={**form, "starts": "next tuesday"})
+        flash = unquote_plus(r.headers["location"])
+        assert (
+            r.status_code == 303 and "silence refused: starts_at: Input should be a valid datetime" in flash
+        )
+        r = await browser.post("/portal/silences", data={**form, "starts": starts.isoformat()})
+        flash = unquote_plus(r.headers["location"])
+        assert r.status_code == 303 and f"from {starts:%Y-%m-%d %H:%M} until" in flash, flash
+        page = await browser.get(f"/portal/silences?scope={gw.scope}")
+    silences = await monitoring.query(MonitoringWorkflow.silences, result_type=list[Silence])
+    [planned] = [s for s in silences if s.created_by == "rita"]
+    assert planned.starts_at == starts and planned.ends_at == starts + timedelta(hours=3)
+    assert "pending" in page.text

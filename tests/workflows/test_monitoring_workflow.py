@@ -130,6 +130,39 @@ async def test_silence_holds_alert_notifies_and_releases_it_when_it_expires(ts_e
         await handle.terminate()
 
 
+async def test_a_planned_silence_holds_alerts_only_from_its_start(ts_env, tmp_path):
+    """`argus silence add --starts`: a maintenance announced ahead. Before its start alerts route
+    as usual; from its start they are silenced, until start + duration."""
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    worker, rt = make_worker(ts_env.client, tmp_path, World(), tq)
+    async with worker:
+        handle = await start(ts_env.client, tq, scope, batch(), monitoring_policy(resolve_timeout="6h"))
+        planned = await handle.execute_update(
+            MonitoringWorkflow.add_silence,
+            SilenceRequest(
+                matchers=[Matcher.parse('service="payments"')],
+                duration=timedelta(hours=2),
+                starts_at=await ts_env.get_current_time() + timedelta(hours=1),
+                created_by="alice",
+                comment="db maintenance",
+                request_id="planned",
+            ),
+        )
+        assert planned.ends_at - planned.starts_at == timedelta(hours=2)
+        await handle.signal(MonitoringWorkflow.ingest, batch(alert("HighLatency", service="payments")))
+        st = await eventually(lambda: _status(handle, lambda s: s.alerts_received == 1))
+        assert st.counts.get("silenced") is None and st.counts.get("new_group") == 1, "not started yet"
+        await ts_env.sleep(timedelta(hours=1, minutes=1))
+        await handle.signal(MonitoringWorkflow.ingest, batch(alert("Errors", service="payments")))
+        await eventually(lambda: _status(handle, lambda s: s.counts.get("silenced") == 1))
+        decisions = await handle.query(MonitoringWorkflow.recent_decisions)
+        [held] = [d for d in decisions if d.kind == "silenced"]
+        assert held.alertname == "Errors" and planned.id in held.reason
+        bodies = [r["body"] for r in rt.channels["outbox"].records() if r["kind"] == "silence"]
+        assert any(f"From: {planned.starts_at.isoformat()}" in b for b in bodies), bodies
+        await handle.terminate()
+
+
 async def _status(handle, ok) -> MonitoringStatus | None:  # type: ignore[no-untyped-def]
     s = await handle.query(MonitoringWorkflow.status)
     return s if ok(s) else None

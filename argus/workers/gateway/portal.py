@@ -213,9 +213,11 @@ def router(ctx: GatewayContext) -> APIRouter:
             matchers = [Matcher.parse(m) for m in form.get("matchers", "").split() if m]
             if not matchers:
                 raise ValueError("give at least one matcher, e.g. service=payments")
+            starts = form.get("starts", "").strip()
             req = SilenceRequest(
                 matchers=matchers,
                 duration=parse_duration(form.get("duration", "1h")),
+                starts_at=starts or None,  # RFC 3339; validated (and named) by the model
                 created_by=who.user,
                 comment=form.get("comment", ""),
                 request_id=form.get("request_id") or uuid.uuid4().hex[:12],
@@ -226,7 +228,10 @@ def router(ctx: GatewayContext) -> APIRouter:
         s = await views.add_silence(ctx, scope, req)
         request.state.audit_target = f"silence {s.id}"
         request.state.audit_detail = ", ".join(map(str, s.matchers))
-        return _back("/portal/silences", f"silence {s.id} until {s.ends_at:%Y-%m-%d %H:%M} UTC")
+        return _back(
+            "/portal/silences",
+            f"silence {s.id} from {s.starts_at:%Y-%m-%d %H:%M} until {s.ends_at:%Y-%m-%d %H:%M} UTC",
+        )
 
     @r.post("/silences/{silence_id}/expire")
     async def silence_expire(request: Request, silence_id: str) -> Response:
