@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import zlib
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -11,6 +12,10 @@ import orjson
 from pydantic import Field, field_validator
 
 from .common import Model, UtcDateTime, construct_unvalidated
+
+# Prometheus's label name syntax: ASCII only (`café`, `x²` are not names, whatever
+# str.isalnum says).
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
@@ -156,16 +161,17 @@ class Alert(Model):
     @field_validator("labels")
     @classmethod
     def _labels_valid(cls, labels: dict[str, str]) -> dict[str, str]:
-        if not labels:
-            raise ValueError("an alert needs at least one label")
+        # An empty value is no label (Prometheus's rule; Alertmanager drops such labels before
+        # it stores an alert, so its webhook never carries them): dropped here, so the alert
+        # gets the same fingerprint whichever way it arrives.
+        if any(v == "" for v in labels.values()):
+            labels = {k: v for k, v in labels.items() if v != ""}
         if "alertname" not in labels:
-            raise ValueError("label 'alertname' is required")
+            if not labels:
+                raise ValueError("an alert needs at least one label: 'alertname' is required (non-empty)")
+            raise ValueError("label 'alertname' is required (a non-empty string)")
         for name in labels:
-            if (
-                not name
-                or not (name[0].isalpha() or name[0] == "_")
-                or not all(c.isalnum() or c == "_" for c in name)
-            ):
+            if not LABEL_NAME.fullmatch(name):
                 raise ValueError(f"invalid label name {name!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)")
         return labels
 

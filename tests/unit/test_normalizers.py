@@ -4,23 +4,28 @@ endpoints: one alert model, stable fingerprints across paths, bad input named fi
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
+import subprocess
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from temporalio.service import RPCError
 
 from argus.integrations.normalizers import PayloadError
 from argus.integrations.normalizers.alertmanager import from_v2, from_webhook
 from argus.integrations.normalizers.datadog import from_datadog
+from argus.integrations.normalizers.fast_v2 import compact_from_v2
 from argus.integrations.normalizers.fields import label_name, tag_labels
 from argus.integrations.normalizers.generic import from_generic
 from argus.integrations.normalizers.grafana import from_grafana
 from argus.integrations.normalizers.nagios import from_nagios, normalise
 from argus.integrations.normalizers.splunk import from_splunk
-from argus.models import AlertBatch, AlertStatus, ArgusConfig, labels_fingerprint
+from argus.models import Alert, AlertBatch, AlertStatus, ArgusConfig, labels_fingerprint
 from argus.models.alert import CompactBatch, alert_from_compact, labels_fingerprints
 from argus.workers.gateway import create_app
 from tests.unit.gateway_kit import gateway_app, gateway_context
@@ -378,3 +383,251 @@ async def test_require_token_holds_with_auth_off(ts_env, tmp_path: Path):
             await ctx.coalescer.close()
         [batch] = await signalled_batches(ts_env.client, "tok")
         assert [a.labels["alertname"] for a in batch.alerts] == ["TokenProbe"]
+
+
+# --- the audit's cases: one rule per field on every path ----------------------------------------
+def webhook(*alerts: dict) -> dict:
+    return {"version": "4", "status": "firing", "alerts": [{"status": "firing", **a} for a in alerts]}
+
+
+def grafana(*alerts: dict) -> dict:
+    return {"version": "1", "alerts": [{"status": "firing", **a} for a in alerts]}
+
+
+def test_empty_label_values_are_dropped_on_every_path_so_a_relayed_alert_keeps_its_fingerprint():
+    # Alertmanager drops `team: ""` before it stores the alert, so its webhook relays {alertname: X}.
+    relayed = from_webhook(webhook({"labels": {"alertname": "X"}}), NOW)[0]
+    posted = {"alertname": "X", "team": ""}
+    [fast] = compact_from_v2([{"labels": dict(posted)}], NOW)
+    assert fast["l"] == {"alertname": "X"}
+    assert labels_fingerprints([fast["l"]]) == [relayed.fingerprint]
+    for alert in (
+        from_v2([{"labels": dict(posted)}], NOW)[0],
+        from_webhook(webhook({"labels": dict(posted)}), NOW)[0],
+        from_generic({"labels": dict(posted)} | {"name": "X"}, NOW)[0],
+        from_grafana(grafana({"labels": dict(posted)}), NOW)[0],
+    ):
+        assert alert.labels == {"alertname": "X"} and alert.fingerprint == relayed.fingerprint
+
+
+def test_an_empty_alertname_is_refused_naming_the_field_on_every_path():
+    empty = {"alertname": "", "service": "db"}
+    assert problems(compact_from_v2, [{"labels": dict(empty)}]) == [
+        "[0].labels.alertname: label 'alertname' is required (a non-empty string)"
+    ]
+    assert problems(from_v2, [{"labels": dict(empty)}]) == [
+        "[0].labels.alertname: label 'alertname' is required (a non-empty string)"
+    ]
+    assert problems(from_webhook, webhook({"labels": dict(empty)})) == [
+        "alerts[0].labels.alertname: label 'alertname' is required (a non-empty string)"
+    ]
+    assert problems(from_generic, {"labels": dict(empty)}) == [
+        "alert: give 'name' or labels.alertname (a non-empty string)"
+    ]
+    assert problems(from_grafana, grafana({"labels": dict(empty)})) == [
+        "alerts[0].labels.alertname: field required"
+    ]
+
+
+@pytest.mark.parametrize("name", ["café", "x²", "ñ", "team-name", "1x"])
+def test_label_names_are_prometheus_names_on_every_alertmanager_and_generic_path(name):
+    labels = {"alertname": "X", name: "a"}
+    expected = f"invalid label name {name!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)"
+    assert problems(compact_from_v2, [{"labels": dict(labels)}]) == [f"[0].labels: {expected}"]
+    assert problems(from_v2, [{"labels": dict(labels)}]) == [f"[0].labels: {expected}"]
+    assert problems(from_webhook, webhook({"labels": dict(labels)})) == [f"alerts[0].labels: {expected}"]
+    assert problems(from_generic, {"labels": dict(labels)}) == [f"alert.labels: {expected}"]
+    with pytest.raises(ValueError, match="invalid label name"):  # the model, for every other source
+        Alert(labels=labels, starts_at=NOW)
+    # Grafana maps vendor names on purpose (and says so): `café` → `caf_`.
+    assert "caf_" in from_grafana(grafana({"labels": {"alertname": "X", "café": "a"}}), NOW)[0].labels
+
+
+def test_an_end_before_the_start_is_refused_naming_endsat():
+    times = {"startsAt": "2030-01-01T00:00:00Z", "endsAt": "2029-01-01T00:00:00Z"}
+    msg = "endsAt: 2029-01-01T00:00:00+00:00 is before startsAt 2030-01-01T00:00:00+00:00"
+    for fn, payload, where in (
+        (compact_from_v2, [{"labels": LABELS, **times}], "[0]."),
+        (from_v2, [{"labels": LABELS, **times}], "[0]."),
+        (
+            from_webhook,
+            {"version": "4", "alerts": [{"status": "resolved", "labels": LABELS, **times}]},
+            "alerts[0].",
+        ),
+        (from_grafana, {"alerts": [{"status": "resolved", "labels": LABELS, **times}]}, "alerts[0]."),
+        (from_generic, {"name": "X", "status": "resolved", **times}, "alert."),
+    ):
+        assert problems(fn, payload) == [f"{where}{msg} (start time must be before end time)"], fn
+    # A resolution posted with its end only (Alertmanager takes it): the start is the end.
+    [rec] = compact_from_v2([{"labels": LABELS, "endsAt": "2026-05-04T11:00:00Z"}], NOW)
+    assert rec["s"] == "r" and rec["t"] == rec["e"] == datetime(2026, 5, 4, 11, tzinfo=UTC).timestamp()
+    [a] = from_v2([{"labels": LABELS, "endsAt": "2026-05-04T11:00:00Z"}], NOW)
+    assert a.starts_at == a.ends_at == datetime(2026, 5, 4, 11, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-W01-1", "2026-01-01", "2026-123", "20260101T100000Z", "2026-01-01T10", "10:00:00Z", "now"]
+)
+def test_timestamps_that_are_not_rfc3339_date_times_are_refused(text):
+    msg = f"invalid timestamp {text!r} (use RFC 3339, e.g. 2026-01-01T00:00:00Z)"
+    assert problems(compact_from_v2, [{"labels": LABELS, "startsAt": text}]) == [f"[0].startsAt: {msg}"]
+    assert problems(from_webhook, webhook({"labels": LABELS, "startsAt": text})) == [
+        f"alerts[0].startsAt: {msg}"
+    ]
+    assert problems(from_grafana, grafana({"labels": LABELS, "startsAt": text})) == [
+        f"alerts[0].startsAt: {msg}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-01t10:00:00z", datetime(2026, 1, 1, 10, tzinfo=UTC)),  # RFC 3339 allows lowercase
+        ("2026-01-01T10:00:00.123456789Z", datetime(2026, 1, 1, 10, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-01-01T12:00:00+02:00", datetime(2026, 1, 1, 10, tzinfo=UTC)),
+        ("2026-01-01 10:00:00Z", datetime(2026, 1, 1, 10, tzinfo=UTC)),  # RFC 3339's space
+        ("2026-01-01T10:00:00", datetime(2026, 1, 1, 10, tzinfo=UTC)),  # no offset: UTC
+    ],
+)
+def test_rfc3339_timestamps_are_accepted(text, expected):
+    [rec] = compact_from_v2([{"labels": dict(LABELS), "startsAt": text}], NOW)
+    assert rec["t"] == expected.timestamp()
+    assert from_webhook(webhook({"labels": LABELS, "startsAt": text}), NOW)[0].starts_at == expected
+
+
+def test_label_values_that_are_numbers_are_refused_on_the_alertmanager_and_generic_paths():
+    # 1, 1.0 and 1e0 would be three fingerprints of one alert; Alertmanager's v2 API refuses them.
+    raw = b'[{"labels":{"alertname":"X","code":1.0}}]'
+    assert problems(compact_from_v2, orjson.loads(raw)) == ["[0].labels.code: must be a string, got float"]
+    assert problems(from_v2, orjson.loads(raw)) == ["[0].labels.code: must be a string, got float"]
+    assert problems(from_webhook, webhook({"labels": {"alertname": "X", "code": 1}})) == [
+        "alerts[0].labels.code: must be a string, got int"
+    ]
+    assert problems(from_generic, {"name": "X", "labels": {"code": 1}}) == [
+        "alert.labels.code: must be a string, got int"
+    ]
+    assert problems(from_grafana, grafana({"labels": {"alertname": "X", "code": 1}})) == [
+        "alerts[0].labels.code: must be a string, got int"
+    ]
+
+
+def test_fields_of_the_wrong_type_are_refused_not_dropped():
+    assert problems(from_datadog, {**DATADOG, "tags": {"env": "prod"}}) == [
+        'tags: must be a string ("$TAGS") or a list of strings, got dict'
+    ]
+    assert problems(from_datadog, {**DATADOG, "tags": 7}) == [
+        'tags: must be a string ("$TAGS") or a list of strings, got int'
+    ]
+    assert problems(from_datadog, {**DATADOG, "tags": ["env:prod", 3]}) == [
+        "tags[1]: must be a string, got int"
+    ]
+    good = GRAFANA["alerts"][0]
+    assert problems(from_grafana, grafana({**good, "values": {"B": "abc", "C": 1}})) == [
+        "alerts[0].values.B: must be a number, got str"
+    ]
+    assert problems(from_grafana, grafana({**good, "dashboardURL": 5})) == [
+        "alerts[0].dashboardURL: must be a string, got int"
+    ]
+    assert from_grafana(grafana({**good, "values": {"A": None, "B": 2}}), NOW)[0].value == 2, "null: no value"
+    legacy = {"ruleName": "CPU", "state": "alerting"}
+    assert problems(from_grafana, {**legacy, "ruleUrl": 5, "message": ["x"]}) == [
+        "message: must be a string, got list",
+        "ruleUrl: must be a string, got int",
+    ]
+    assert problems(from_grafana, {**legacy, "evalMatches": [{"metric": 5, "value": "lots"}]}) == [
+        "evalMatches[0].metric: must be a string, got int",
+        "evalMatches[0].value: must be a number, got str",
+    ]
+    assert problems(from_generic, {"name": "X", "source": 5}) == ["alert.source: must be a string, got int"]
+    assert problems(from_generic, {"name": "X", "source": {"a": 1}}) == [
+        "alert.source: must be a string, got dict"
+    ]
+    nagios = {"notification_type": "PROBLEM", "host_name": "db-1", "state": "CRITICAL"}
+    for attempt in ({"a": 1}, "x", 0, "1.5", True):
+        assert problems(from_nagios, {**nagios, "attempt": attempt}) == [
+            f"attempt: must be a whole number from 1 ($SERVICEATTEMPT$), got {attempt!r}"
+        ]
+    assert from_nagios({**nagios, "attempt": "3"}, NOW)[0].annotations["nagios_attempt"] == "3"
+    assert "nagios_attempt" not in from_nagios({**nagios, "attempt": ""}, NOW)[0].annotations
+
+
+def test_vendor_names_that_map_to_one_label_never_lose_a_value_silently():
+    # Grafana: identity labels; two values for one label is the rule's mistake: refused, both named.
+    both = {"alertname": "X", "team-name": "a", "team_name": "b"}
+    assert problems(from_grafana, grafana({"labels": both})) == [
+        "alerts[0].labels: labels 'team-name' and 'team_name' both map to label 'team_name'"
+        " with different values; rename one"
+    ]
+    same = from_grafana(grafana({"labels": {**both, "team_name": "a"}}), NOW)[0]
+    assert same.labels == {"alertname": "X", "team_name": "a"}, "the same value twice loses nothing"
+    assert problems(
+        from_grafana, {"ruleName": "CPU", "state": "alerting", "tags": {"a.b": "1", "a-b": "2"}}
+    ) == ["tags: labels 'a-b' and 'a.b' both map to label 'a_b' with different values; rename one"]
+    # Splunk: result fields are annotations; all are kept, deterministically named.
+    [a] = from_splunk({"search_name": "x", "result": {"a.b": "3", "a-b": "1", "a_b": "2"}}, NOW)
+    assert {k: v for k, v in a.annotations.items() if k.startswith("result_")} == {
+        "result_a_b": "2",  # the field already spelt so keeps its name
+        "result_a_b_2": "1",
+        "result_a_b_3": "3",
+    }
+    [b] = from_splunk({"search_name": "x", "result": {"a_b": "2", "a-b": "1", "a.b": "3"}}, NOW)
+    assert b.annotations == a.annotations, "whatever the order of the fields"
+    # Splunk `env` and `environment`: both stay when they differ; one is `environment` otherwise.
+    [c] = from_splunk({"search_name": "x", "result": {"env": "dev", "environment": "prod"}}, NOW)
+    assert c.labels == {"alertname": "x", "env": "dev", "environment": "prod"}
+    [d] = from_splunk({"search_name": "x", "result": {"env": "prod", "environment": "prod"}}, NOW)
+    [e] = from_splunk({"search_name": "x", "result": {"env": "prod"}}, NOW)
+    assert d.labels == e.labels == {"alertname": "x", "environment": "prod"}
+    # Datadog: a tag key given twice (multi-valued tags) or two keys that map to one keep all values.
+    assert tag_labels("role:web,team:a,role:db,a-b:1,a_b:2") == {"role": "db,web", "team": "a", "a_b": "1,2"}
+    assert tag_labels("role:db,role:web") == tag_labels("role:web,role:db")
+
+
+def _doc(heading: str) -> str:
+    text = (Path(__file__).parents[2] / "docs" / "monitoring.md").read_text()
+    start = text.index("```", text.index(heading))
+    return text[text.index("\n", start) + 1 : text.index("```", start + 3)]
+
+
+def test_the_documented_datadog_template_sends_every_field_the_normaliser_reads():
+    template = orjson.loads(_doc("Datadog webhook payload"))
+    assert all(v.startswith("$") for v in template.values()), "Datadog variables only"
+    filled = {
+        **template,
+        "alert_title": "Checkout p99 high",
+        "transition": "Triggered",
+        "date": "1777896000000",
+    }
+    filled |= {"scope": "host:web-1", "tags": "env:prod", "alert_type": "error", "value": "1.42"}
+    filled = {k: ("" if isinstance(v, str) and v.startswith("$") else v) for k, v in filled.items()}
+    assert from_datadog(filled, NOW)[0].value == 1.42
+    # A variable the Datadog site leaves unexpanded is no value, not a refused notification.
+    assert from_datadog({**filled, "value": "$METRIC_VALUE"}, NOW)[0].value is None
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="the documented Nagios command needs jq")
+def test_the_documented_nagios_command_json_escapes_plugin_output():
+    block = _doc("Nagios command")
+    command = block[block.index("command_line") + len("command_line") : block.rindex("}")]
+    command = command.replace("\\\n", " ")
+    assert " | " in command, "the JSON is built by a tool that escapes it, then piped to curl"
+    producer = command.split(" | ")[0]
+    macros = {
+        "NOTIFICATIONTYPE": "PROBLEM",
+        "HOSTNAME": "win-1",
+        "HOSTADDRESS": "10.0.0.5",
+        "SERVICEDESC": "Disk C",
+        "SERVICESTATE": "CRITICAL",
+        "SERVICEOUTPUT": 'c:\\ - total: 50.00 Gb\tused: 49.10 Gb (98%) "C:\\Windows"',
+        "TIMET": "1777896000",
+        "HOSTGROUPNAME": "windows",
+        "SERVICEATTEMPT": "3",
+    }
+    # What Nagios runs: each $MACRO$ replaced by its value, $$ by $.
+    line = re.sub(r"\$([A-Z]*)\$", lambda m: macros[m.group(1)] if m.group(1) else "$", producer)
+    out = subprocess.run(
+        ["/bin/sh", "-c", line], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    crit, _ = from_nagios(orjson.loads(out), NOW)
+    assert crit.annotations["description"] == macros["SERVICEOUTPUT"]
+    assert crit.annotations["nagios_attempt"] == "3" and crit.labels["host"] == "win-1"

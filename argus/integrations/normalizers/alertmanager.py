@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from argus.models import Alert, AlertStatus
 
-from .common import PayloadError, parse_time, problems_from, string_map
+from .common import PayloadError, clean_labels, parse_time, problems_from, string_map, time_range
 
 
 def _build(
@@ -20,9 +20,12 @@ def _build(
         return None
     before = len(problems)
     labels = string_map(raw.get("labels"), f"{where}.labels", problems, required=True)
+    if len(problems) == before:
+        labels = clean_labels(labels, f"{where}.labels", problems)
     annotations = string_map(raw.get("annotations"), f"{where}.annotations", problems)
-    starts = parse_time(raw.get("startsAt"), f"{where}.startsAt", problems) or now
+    starts = parse_time(raw.get("startsAt"), f"{where}.startsAt", problems)
     ends = parse_time(raw.get("endsAt"), f"{where}.endsAt", problems)
+    starts = time_range(starts, ends, where, now, problems)
     generator = raw.get("generatorURL")
     if generator is not None and not isinstance(generator, str):
         problems.append(f"{where}.generatorURL: must be a string")

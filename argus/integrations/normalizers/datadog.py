@@ -6,15 +6,19 @@ ARGUS documents this template (docs/monitoring.md) and reads these fields:
     {"id": "$ID", "alert_id": "$ALERT_ID", "title": "$EVENT_TITLE", "alert_title": "$ALERT_TITLE",
      "transition": "$ALERT_TRANSITION", "alert_type": "$ALERT_TYPE", "priority": "$ALERT_PRIORITY",
      "metric": "$ALERT_METRIC", "scope": "$ALERT_SCOPE", "tags": "$TAGS", "date": "$DATE",
-     "hostname": "$HOSTNAME", "link": "$LINK", "body": "$EVENT_MSG", "value": "$ALERT_METRIC_VALUE"}
+     "hostname": "$HOSTNAME", "link": "$LINK", "body": "$EVENT_MSG"}
 
 Identity: `alertname` is the monitor's title (`alert_title`, else `title` without Datadog's
 `[Triggered]`-style prefix), `datadog_monitor_id` the monitor id, plus the labels of the
 alert's scope (`host:web-1,service:checkout` → `host`, `service`), so a multi-alert monitor
 gives one ARGUS alert per group. `tags` become annotations only: they may change between
-notifications and must not change the fingerprint. `transition` Recovered (or alert_type
-success) resolves; Triggered, Re-Triggered, Warn, Renotify, No Data fire. Severity comes from
-`priority` (P1..P5) or else `alert_type`. `date` is epoch milliseconds.
+notifications and must not change the fingerprint. `tags` must be a string or a list of
+strings; a tag key given more than once keeps all its values (`fields.tag_labels`). An
+optional `value` (Datadog's webhook variables include none for the metric's value; a payload
+may add one) is read as a number; left as an unexpanded `$VARIABLE` it counts as no value.
+`transition` Recovered (or alert_type success) resolves; Triggered, Re-Triggered, Warn,
+Renotify, No Data fire. Severity comes from `priority` (P1..P5) or else `alert_type`. `date`
+is epoch milliseconds.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .common import PayloadError, problems_from
 from .fields import number, tag_labels, timestamp
 
 _PREFIX = re.compile(r"^\s*\[[^\]]*\]\s*")
+_UNEXPANDED = re.compile(r"\$[A-Z][A-Z0-9_]*")
 _RESOLVED = {"recovered", "resolved"}
 _FIRING = {"triggered", "re-triggered", "retriggered", "warn", "renotify", "no data", "no_data", "alert"}
 _TYPE_SEVERITY = {"error": "critical", "warning": "warning", "info": "info", "success": "info"}
@@ -83,9 +88,21 @@ def _one(raw: Any, where: str, now: datetime, problems: list[str]) -> Alert | No
     if alert_type and alert_type not in _TYPE_SEVERITY:
         p.append(f"alert_type: must be one of {sorted(_TYPE_SEVERITY)}, got {text['alert_type']!r}")
     starts = timestamp(raw.get("date"), "date", p) or now
-    value = number(raw.get("value"))
-    if raw.get("value") not in (None, "") and value is None:
-        p.append(f"value: must be a number, got {raw.get('value')!r}")
+    raw_value = raw.get("value")
+    if isinstance(raw_value, str) and _UNEXPANDED.fullmatch(raw_value.strip()):
+        raw_value = None  # a variable this Datadog site does not fill in: no value
+    value = number(raw_value)
+    if raw_value not in (None, "") and value is None:
+        p.append(f"value: must be a number, got {raw_value!r}")
+    tags = raw.get("tags")
+    if tags is not None and not isinstance(tags, str | list):
+        p.append(f'tags: must be a string ("$TAGS") or a list of strings, got {type(tags).__name__}')
+    elif isinstance(tags, list):
+        p.extend(
+            f"tags[{i}]: must be a string, got {type(t).__name__}"
+            for i, t in enumerate(tags)
+            if not isinstance(t, str)
+        )
     problems.extend(f"{where}.{x}" if where else x for x in p)
     if p:
         return None
@@ -111,7 +128,7 @@ def _one(raw: Any, where: str, now: datetime, problems: list[str]) -> Alert | No
         )
         if v
     }
-    for key, val in tag_labels(raw.get("tags") or "").items():
+    for key, val in tag_labels(tags or "").items():
         annotations.setdefault(f"tag_{key}", val)
     try:
         return Alert(

@@ -28,8 +28,35 @@ def label_name(raw: str) -> str:
     return name
 
 
+def mapped_labels(raw: dict[str, str], where: str, problems: list[str]) -> dict[str, str]:
+    """Labels with their names mapped (`label_name`). Two names that map to the same label
+    (`team-name` and `team_name`) with different values are refused, naming both: keeping
+    either would silently drop the other, and the label is part of the alert's identity.
+    Empty values are no labels (see `Alert`) and never collide."""
+    out: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for key, value in raw.items():
+        if value == "":
+            continue
+        name = label_name(key)
+        if name in out and out[name] != value:
+            first, second = sorted((origin[name], key))
+            problems.append(
+                f"{where}: labels {first!r} and {second!r} both map to label {name!r}"
+                f" with different values; rename one"
+            )
+            continue
+        out[name] = value
+        origin.setdefault(name, key)
+    return out
+
+
 def tag_labels(tags: Any) -> dict[str, str]:
-    """`"env:prod,service:checkout,canary"` or `["env:prod", ...]` → labels (bare tags get "true")."""
+    """`"env:prod,service:checkout,canary"` or `["env:prod", ...]` → labels (bare tags get "true").
+
+    A key given more than once (Datadog's multi-valued tags, `role:web,role:db`), or keys that
+    map to the same name (`a-b:1,a_b:2`), keep all their values: the distinct values, sorted,
+    joined with "," (`role` = "db,web"), the same whatever order the tags come in."""
     items: list[str]
     if isinstance(tags, str):
         items = [t for t in (x.strip() for x in tags.split(",")) if t]
@@ -37,11 +64,12 @@ def tag_labels(tags: Any) -> dict[str, str]:
         items = [str(t).strip() for t in tags if str(t).strip()]
     else:
         return {}
-    out: dict[str, str] = {}
+    values: dict[str, set[str]] = {}
     for item in items:
         key, sep, value = item.partition(":")
-        out.setdefault(label_name(key), value if sep else "true")
-    return out
+        values.setdefault(label_name(key), set()).add(value if sep else "true")
+    # (an empty value, `env:`, is no value when the key has others)
+    return {name: ",".join(sorted(vs - {""} or vs)) for name, vs in values.items()}
 
 
 def number(value: Any) -> float | None:

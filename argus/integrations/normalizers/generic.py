@@ -7,8 +7,14 @@
                  "status": "firing" | "resolved",     # default firing
                  "startsAt": "RFC 3339" | unix seconds,  # default: now
                  "endsAt": ...,                        # optional
-                 "value": 0.97}]}                      # optional
+                 "value": 0.97,                        # optional
+                 "source": "my-script"}]}              # optional, a string
 A single alert object without the "alerts" wrapper is accepted too.
+
+Label and annotation values must be JSON strings, as on the Alertmanager endpoints: a number is
+refused (422), not converted, because 1, 1.0 and 1e0 would be three fingerprints of one alert.
+Label names must match `[a-zA-Z_][a-zA-Z0-9_]*` (no mapping here); an empty label value means
+no label, as in Alertmanager. `endsAt` may not be before `startsAt`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pydantic import ValidationError
 
 from argus.models import Alert, AlertStatus
 
-from .common import PayloadError, parse_time, problems_from, string_map
+from .common import PayloadError, clean_labels, parse_time, problems_from, string_map, time_range
 
 
 def from_generic(payload: Any, now: datetime) -> list[Alert]:
@@ -45,18 +51,27 @@ def from_generic(payload: Any, now: datetime) -> list[Alert]:
         if name is not None:
             if not isinstance(name, str) or not name:
                 problems.append(f"{where}.name: must be a non-empty string")
+            elif labels.get("alertname") not in (None, "", name):
+                problems.append(
+                    f"{where}.name: {name!r} differs from labels.alertname {labels['alertname']!r}; give one"
+                )
             else:
-                labels.setdefault("alertname", name)
-        if "alertname" not in labels:
-            problems.append(f"{where}: give 'name' or labels.alertname")
+                labels["alertname"] = name
+        if len(problems) == before:
+            missing = f"{where}: give 'name' or labels.alertname (a non-empty string)"
+            labels = clean_labels(labels, f"{where}.labels", problems, missing)
         status = raw.get("status", "firing")
         if status not in ("firing", "resolved"):
             problems.append(f"{where}.status: must be 'firing' or 'resolved', got {status!r}")
         value = raw.get("value")
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             problems.append(f"{where}.value: must be a number")
-        starts = parse_time(raw.get("startsAt"), f"{where}.startsAt", problems) or now
+        source = raw.get("source")
+        if source is not None and not isinstance(source, str):
+            problems.append(f"{where}.source: must be a string, got {type(source).__name__}")
+        starts = parse_time(raw.get("startsAt"), f"{where}.startsAt", problems)
         ends = parse_time(raw.get("endsAt"), f"{where}.endsAt", problems)
+        starts = time_range(starts, ends, where, now, problems)
         annotations = string_map(raw.get("annotations"), f"{where}.annotations", problems)
         if len(problems) > before:
             continue
@@ -69,7 +84,7 @@ def from_generic(payload: Any, now: datetime) -> list[Alert]:
                     starts_at=starts,
                     ends_at=ends,
                     value=value,
-                    source=str(raw.get("source") or "generic"),
+                    source=source or "generic",
                 )
             )
         except ValidationError as exc:

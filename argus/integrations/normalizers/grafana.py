@@ -15,10 +15,14 @@ Legacy dashboard alerts (before Grafana 8: `ruleName`, `state`, `evalMatches`) a
 too: one alert per eval match (or one for the rule), labels from the rule's tags and the
 match's tags, resolved when `state` is `ok`.
 
-Label names are mapped to Prometheus names (`fields.label_name`); the fingerprint is
-recomputed from the labels, so an alert that also reaches ARGUS through Alertmanager gets the
-same one. The alert's value is the first numeric entry of `values` (Grafana lists the query
-and reduce results before the threshold condition).
+Label names are mapped to Prometheus names (`fields.label_name`); two that map to the same
+name with different values (`team-name`, `team_name`) are refused with both named
+(`fields.mapped_labels`). The fingerprint is recomputed from the labels, so an alert that also
+reaches ARGUS through Alertmanager gets the same one. The alert's value is the first numeric
+entry of `values` (Grafana lists the query and reduce results before the threshold condition);
+every entry must be a number, or null (no value, as for NaN). `endsAt` may not be before
+`startsAt`. Fields of the wrong type (`dashboardURL: 5`, a legacy `message` that is a list)
+are refused, not ignored.
 """
 
 from __future__ import annotations
@@ -30,14 +34,33 @@ from pydantic import ValidationError
 
 from argus.models import Alert, AlertStatus
 
-from .common import PayloadError, problems_from, string_map
-from .fields import label_name, number, timestamp
+from .common import PayloadError, problems_from, string_map, time_range
+from .fields import mapped_labels, timestamp
 
 _LEGACY_FIRING = {"alerting": AlertStatus.FIRING, "no_data": AlertStatus.FIRING, "ok": AlertStatus.RESOLVED}
 
 
 def _labels(raw: Any, where: str, problems: list[str], required: bool = False) -> dict[str, str]:
-    return {label_name(k): v for k, v in string_map(raw, where, problems, required=required).items()}
+    return mapped_labels(string_map(raw, where, problems, required=required), where, problems)
+
+
+def _text(raw: dict, key: str, where: str, problems: list[str]) -> str | None:
+    """An optional string field; None when absent or null, a problem when of another type."""
+    value = raw.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    problems.append(f"{where}{key}: must be a string, got {type(value).__name__}")
+    return None
+
+
+def _number(value: Any, where: str, problems: list[str]) -> float | None:
+    """A JSON number, or null for no value; anything else is a problem."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        problems.append(f"{where}: must be a number, got {type(value).__name__}")
+        return None
+    return float(value)
 
 
 def _unified_alert(raw: Any, where: str, now: datetime, problems: list[str]) -> Alert | None:
@@ -46,24 +69,27 @@ def _unified_alert(raw: Any, where: str, now: datetime, problems: list[str]) -> 
         return None
     before = len(problems)
     labels = _labels(raw.get("labels"), f"{where}.labels", problems, required=True)
-    if labels and "alertname" not in labels:
+    if len(problems) == before and "alertname" not in labels:  # (missing, or empty)
         problems.append(f"{where}.labels.alertname: field required")
     annotations = string_map(raw.get("annotations"), f"{where}.annotations", problems)
     status = raw.get("status", "firing")
     if status not in ("firing", "resolved"):
         problems.append(f"{where}.status: must be 'firing' or 'resolved', got {status!r}")
-    starts = timestamp(raw.get("startsAt"), f"{where}.startsAt", problems) or now
+    starts = timestamp(raw.get("startsAt"), f"{where}.startsAt", problems)
     ends = timestamp(raw.get("endsAt"), f"{where}.endsAt", problems)
+    starts = time_range(starts, ends, where, now, problems)
     values = raw.get("values")
     value = None
     if values is not None:
         if not isinstance(values, dict):
             problems.append(f"{where}.values: must be an object of numbers")
         else:
-            value = next((n for n in (number(v) for v in values.values()) if n is not None), None)
+            numbers = [_number(v, f"{where}.values.{k}", problems) for k, v in values.items()]
+            value = next((n for n in numbers if n is not None), None)
     for key in ("dashboardURL", "panelURL", "silenceURL"):
-        if isinstance(raw.get(key), str) and raw[key]:
-            annotations.setdefault(f"grafana_{key[:-3].lower()}_url", raw[key])
+        url = _text(raw, key, f"{where}.", problems)
+        if url:
+            annotations.setdefault(f"grafana_{key[:-3].lower()}_url", url)
     generator = raw.get("generatorURL")
     if generator is not None and not isinstance(generator, str):
         problems.append(f"{where}.generatorURL: must be a string")
@@ -94,32 +120,40 @@ def _legacy(payload: dict, now: datetime) -> list[Alert]:
     if state not in _LEGACY_FIRING:
         problems.append(f"state: must be one of {sorted(_LEGACY_FIRING)}, got {state!r}")
     tags = _labels(payload.get("tags"), "tags", problems)
+    title = _text(payload, "title", "", problems)
+    message = _text(payload, "message", "", problems)
+    rule_url = _text(payload, "ruleUrl", "", problems)
+    rule_id = payload.get("ruleId")
+    if rule_id is not None and (isinstance(rule_id, bool) or not isinstance(rule_id, int | str)):
+        problems.append(f"ruleId: must be a number or a string, got {type(rule_id).__name__}")
     matches = payload.get("evalMatches") or []
     if not isinstance(matches, list):
         problems.append("evalMatches: must be a list")
         matches = []
     if problems:
         raise PayloadError(problems)
-    annotations = {
-        k: v
-        for k, v in (("summary", payload.get("title")), ("description", payload.get("message")))
-        if isinstance(v, str) and v
-    }
-    if isinstance(payload.get("ruleId"), int | str):
-        annotations["grafana_rule_id"] = str(payload["ruleId"])
+    annotations = {k: v for k, v in (("summary", title), ("description", message)) if v}
+    if rule_id is not None:
+        annotations["grafana_rule_id"] = str(rule_id)
     base = {**tags, "alertname": str(name)}
     out: list[Alert] = []
     for i, m in enumerate(matches or [None]):
         labels = dict(base)
         value = None
         if m is not None:
+            where = f"evalMatches[{i}]"
             if not isinstance(m, dict):
-                problems.append(f"evalMatches[{i}]: must be an object")
+                problems.append(f"{where}: must be an object")
                 continue
-            labels.update(_labels(m.get("tags"), f"evalMatches[{i}].tags", problems))
-            if isinstance(m.get("metric"), str) and m["metric"]:
-                labels.setdefault("metric", m["metric"])
-            value = number(m.get("value"))
+            before = len(problems)
+            labels.update(_labels(m.get("tags"), f"{where}.tags", problems))
+            metric = _text(m, "metric", f"{where}.", problems)
+            if metric:
+                labels.setdefault("metric", metric)
+            # null when Grafana had no data for the match
+            value = _number(m.get("value"), f"{where}.value", problems)
+            if len(problems) > before:
+                continue
         try:
             out.append(
                 Alert(
@@ -128,7 +162,7 @@ def _legacy(payload: dict, now: datetime) -> list[Alert]:
                     status=_LEGACY_FIRING[state],
                     starts_at=now,
                     ends_at=now if state == "ok" else None,
-                    generator_url=payload.get("ruleUrl") if isinstance(payload.get("ruleUrl"), str) else None,
+                    generator_url=rule_url or None,
                     source="grafana",
                     value=value,
                 )

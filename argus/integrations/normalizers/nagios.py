@@ -9,6 +9,8 @@ documents one (docs/monitoring.md) that posts:
      "hostgroup": "$HOSTGROUPNAME$", "attempt": "$SERVICEATTEMPT$"}
 
 Host notifications leave out `service_description` and send `$HOSTSTATE$`/`$HOSTOUTPUT$`.
+`attempt`, when given, must be a whole number from 1; it is kept as the annotation
+`nagios_attempt` (not a label: it changes between notifications of one problem).
 Identity: `alertname` is the service description (or `HostDown` for host checks), `host` the
 host, `instance` its address, `service` the host group (else the host), `severity` from the
 state (CRITICAL/DOWN critical, WARNING/UNKNOWN/UNREACHABLE warning).
@@ -66,6 +68,18 @@ def _str(payload: dict, key: str, problems: list[str], required: bool = False) -
     return v.strip()
 
 
+def _attempt(value: Any, problems: list[str]) -> int | None:
+    """`$SERVICEATTEMPT$` (or `$HOSTATTEMPT$`): a whole number from 1; empty means not given."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdecimal() and value.strip().isascii():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.append(f"attempt: must be a whole number from 1 ($SERVICEATTEMPT$), got {value!r}")
+        return None
+    return value
+
+
 def normalise(payload: Any, now: datetime) -> tuple[list[Alert], str | None]:
     """The alerts of one notification, and why it was ignored if it carries none."""
     if not isinstance(payload, dict):
@@ -79,6 +93,7 @@ def normalise(payload: Any, now: datetime) -> tuple[list[Alert], str | None]:
     group = _str(payload, "hostgroup", problems)
     output = _str(payload, "output", problems)
     at = timestamp(payload.get("timestamp"), "timestamp", problems) or now
+    attempt = _attempt(payload.get("attempt"), problems)
     if kind and kind not in _NO_STATE_CHANGE and kind not in ("PROBLEM", "RECOVERY"):
         problems.append(f"notification_type: unknown Nagios notification type {kind!r}")
     if state and state not in _SEVERITY:
@@ -95,6 +110,8 @@ def normalise(payload: Any, now: datetime) -> tuple[list[Alert], str | None]:
     annotations = {"summary": f"{service_desc or 'host'} on {host} is {state}"}
     if output:
         annotations["description"] = output
+    if attempt is not None:
+        annotations["nagios_attempt"] = str(attempt)
     severity = _SEVERITY[state] if kind == "PROBLEM" else None
     out = []
     try:

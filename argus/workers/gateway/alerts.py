@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 
 from argus.integrations.normalizers.alertmanager import from_webhook
 from argus.integrations.normalizers.common import PayloadError, problems_from
-from argus.integrations.normalizers.fast_v2 import compact_from_v2
+from argus.integrations.normalizers.fast_v2 import RECORD_GROWTH, compact_from_v2
 from argus.integrations.normalizers.generic import from_generic
 from argus.models import Alert, ChangeEvent
 from argus.models.alert import alert_to_compact
@@ -28,10 +28,22 @@ ALERTS = Counter("argus_gateway_alerts_total", "Alerts accepted", ["endpoint"])
 Normaliser = Callable[[Any, datetime], list[Alert]] | Callable[[Any, datetime], list[dict]]
 
 
-async def accept(ctx: GatewayContext, request: Request, endpoint: str, normalise: Normaliser) -> int:
+async def accept(
+    ctx: GatewayContext,
+    request: Request,
+    endpoint: str,
+    normalise: Normaliser,
+    *,
+    growth_bound: int | None = None,
+) -> int:
     """Validate the whole payload, then make every alert in it durable, or refuse it all.
 
-    `normalise` returns Alerts, or compact records (the v2 hot path, see `fast_v2`)."""
+    `normalise` returns Alerts, or compact records (the v2 hot path, see `fast_v2`).
+    `growth_bound`: if given, no record the normaliser returns is more than that many bytes
+    larger than the request body (as for `compact_from_v2`, see `fast_v2.RECORD_GROWTH`), so
+    records are measured only when the body could hold one too large. Without it every record
+    is measured: a normaliser may repeat a field (Nagios keeps the host three times, Splunk
+    prefixes every field), so a body under the limit can make an alert over it."""
     ctx.check_token(request, endpoint)
     payload = await ctx.json(request, endpoint)
     try:
@@ -40,9 +52,12 @@ async def accept(ctx: GatewayContext, request: Request, endpoint: str, normalise
     except PayloadError as exc:
         REJECTED.labels(endpoint, "invalid").inc()
         raise GatewayError(422, "invalid alert payload; nothing was accepted", exc.problems) from exc
-    if request.state.body_bytes > MAX_ALERT_BYTES:  # only then can one alert be too large
+    # An alert too large for a signal would fail the whole coalesced batch, other requests'
+    # alerts with it (503 for all): refuse it here, before it joins one.
+    if growth_bound is None or request.state.body_bytes + growth_bound > MAX_ALERT_BYTES:
         too_large = [
-            f"alert {i}: {n} bytes as ARGUS keeps it (labels, annotations, generatorURL)"
+            f"alert {i}: {n} bytes as ARGUS keeps it (labels, annotations, generatorURL);"
+            f" alertname {str(rec['l'].get('alertname', ''))[:80]!r}"
             for i, rec in enumerate(alerts)
             if (n := len(orjson.dumps(rec))) > MAX_ALERT_BYTES
         ]
@@ -77,7 +92,7 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     @r.post("/api/v2/alerts", summary="Alertmanager v2 alerts API (Prometheus can post here)")
     async def am_v2(request: Request) -> Response:
-        await accept(ctx, request, "am_v2", compact_from_v2)
+        await accept(ctx, request, "am_v2", compact_from_v2, growth_bound=RECORD_GROWTH)
         return Response(status_code=200)
 
     @r.post("/api/v1/alerts/alertmanager", summary="Alertmanager webhook receiver (version 4)")
