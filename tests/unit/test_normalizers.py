@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -605,7 +604,6 @@ def test_the_documented_datadog_template_sends_every_field_the_normaliser_reads(
     assert from_datadog({**filled, "value": "$METRIC_VALUE"}, NOW)[0].value is None
 
 
-@pytest.mark.skipif(shutil.which("jq") is None, reason="the documented Nagios command needs jq")
 def test_the_documented_nagios_command_json_escapes_plugin_output():
     block = _doc("Nagios command")
     command = block[block.index("command_line") + len("command_line") : block.rindex("}")]
