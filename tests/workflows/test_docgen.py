@@ -196,7 +196,7 @@ async def test_review_gate_refuses_and_publishes_on_approval(dev_temporal, tmp_p
             base = {"approver": "alice", "decision": DecisionKind.APPROVE, "proposal_hash": req["hash"]}
             return ApprovalDecision(**{**base, **kw})
 
-        with pytest.raises(WorkflowUpdateFailedError, match="") as caught:
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
             await handle.execute_update(DocGenWorkflow.submit_review, decision(approver="mallory"))
         assert "not a reviewer" in str(caught.value.cause)
         with pytest.raises(WorkflowUpdateFailedError) as caught:
