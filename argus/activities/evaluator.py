@@ -13,12 +13,21 @@ Then, for each series: it fires once it has breached for `for`, stays firing whi
 and for `keep_firing_for` after (so an anomaly, which scores high at its onset only, stays one
 alert), and resolves after that. That memory (pending, firing) lives in the Monitoring
 workflow and is passed in and out, so a crashed worker neither forgets a pending alert nor
-fires one twice. A rule whose source failed keeps its state: an outage is not a recovery.
+fires one twice. A rule whose source failed keeps its state: an outage is not a recovery. Its
+firing alerts are sent again as they were (same labels and start, last measured value), with a
+`source_down` annotation saying why, so the router keeps refreshing them instead of resolving
+them after `resolve_timeout`; its pending series keep their start and fire on no guess.
+
+Values are Prometheus's floats, nan and ±inf included, and compare as in PromQL: nan never
+reaches a threshold (no breach), +inf reaches every one. A threshold rule's PromQL has done its
+comparison already, so every series it returns breaches whatever its value, as in Prometheus;
+the anomaly detector ignores non-finite points (score 0).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -65,9 +74,19 @@ def _series_labels(name: str, static: dict[str, str], labels: dict[str, str]) ->
     return out
 
 
+def _format_value(value: float | None) -> str:
+    if value is None:
+        return ""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:.4g}"
+
+
 def _render(text: str, labels: dict[str, str], value: float | None) -> str:
     # Prometheus-style {{ $labels.x }} / {{ $value }} without a template engine on alert text.
-    out = text.replace("{{ $value }}", f"{value:.4g}" if value is not None else "")
+    out = text.replace("{{ $value }}", _format_value(value))
     for k, v in labels.items():
         out = out.replace(f"{{{{ $labels.{k} }}}}", v)
     return out
@@ -80,18 +99,23 @@ def apply_breaches(
     state: EvaluatorState,
     at: datetime,
     errors: list[str] | None = None,
+    failed_reasons: dict[str, str] | None = None,
 ) -> EvaluateResult:
-    """The shared life cycle: pending → firing (after `for`) → kept (`keep_firing_for`) → resolved."""
+    """The shared life cycle: pending → firing (after `for`) → kept (`keep_firing_for`) → resolved.
+
+    A rule in `failed` (its query failed; `failed_reasons` may say why) was not measured: its
+    firing series are sent again unchanged, noted `source_down`, and nothing of it resolves.
+    """
     pending = dict(state.pending)
     firing = {k: v.model_copy() for k, v in state.firing.items()}
     alerts: list[Alert] = []
     seen: set[str] = set()
 
-    def emit(rec: FiringRecord, value: float | None) -> None:
+    def emit(rec: FiringRecord, value: float | None, note: dict[str, str] | None = None) -> None:
         alerts.append(
             Alert(
                 labels=rec.labels,
-                annotations=rec.annotations,
+                annotations={**rec.annotations, **note} if note else rec.annotations,
                 status=AlertStatus.FIRING,
                 starts_at=rec.starts_at,
                 source="evaluator",
@@ -122,9 +146,14 @@ def apply_breaches(
         if key in seen:
             continue
         rule = key.split("/", 1)[0]
-        if rule in failed:
-            continue
         rec = firing.get(key)
+        if rule in failed:
+            # Not measured: still firing as last seen. Sent again (same labels and start, so a
+            # repeat to the router) lest the router resolve it after `resolve_timeout`.
+            if rec is not None:
+                why = (failed_reasons or {}).get(rule) or "query failed"
+                emit(rec, rec.value, {"source_down": f"{why}; firing as last measured"})
+            continue
         timing = timings.get(rule)
         if rec is not None and timing is not None and rec.last_breach is not None:
             if at - rec.last_breach < timing.keep_firing_for:
@@ -215,6 +244,7 @@ def evaluate_rules(
     timings.update({s.name: Timing(annotations=s.annotations) for s in slos or []})
     breaches: list[Breach] = []
     failed: set[str] = set()
+    reasons: dict[str, str] = {}
     errors: list[str] = []
     slo_results: dict[str, list[RuleResult]] = {}
     for res in results:
@@ -227,6 +257,7 @@ def evaluate_rules(
         if res.error:
             errors.append(f"rule {res.rule}: {res.error}")
             failed.add(res.rule)
+            reasons[res.rule] = res.error
             continue
         breaches += rule_breaches(rule, res.samples, (scores or {}).get(rule.name))
     for name, parts in slo_results.items():
@@ -234,8 +265,10 @@ def evaluate_rules(
         breaches += found
         if window_failed:
             failed.add(name)
-            errors += [f"slo {name} ({r.window_seconds:g}s): {r.error}" for r in parts if r.error]
-    return apply_breaches(timings, breaches, failed, state, at, errors)
+            slo_errors = [f"slo {name} ({r.window_seconds:g}s): {r.error}" for r in parts if r.error]
+            errors += slo_errors
+            reasons[name] = "; ".join(slo_errors)
+    return apply_breaches(timings, breaches, failed, state, at, errors, reasons)
 
 
 def score_points(

@@ -43,7 +43,7 @@ def error_ratios(errors: list[Sample], total: list[Sample]) -> list[Sample]:
     by_key = {_key(s.labels): s for s in errors}
     out = []
     for t in total:
-        if t.value <= 0:
+        if not t.value > 0:  # no traffic, or NaN (Prometheus's 0/0): no ratio
             continue
         e = by_key.get(_key(t.labels))
         err = e.value if e is not None else 0.0
@@ -69,7 +69,8 @@ def evaluate(slo: SloConfig, ratios: dict[float, list[Sample]]) -> list[SloBreac
             if long_s is None or short_s is None:
                 continue  # that window could not be measured: no verdict for the pair
             long_burn, short_burn = long_s.value / budget, short_s.value / budget
-            if long_burn < pair.factor or short_burn < pair.factor:
+            # As PromQL's `>=`: NaN (0/0) reaches no factor, +Inf reaches every one.
+            if not (long_burn >= pair.factor and short_burn >= pair.factor):
                 continue
             b = breaches.setdefault((key, pair.severity), SloBreach(dict(long_s.labels), pair.severity, 0.0))
             b.burn_rate = max(b.burn_rate, long_burn)

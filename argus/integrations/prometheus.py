@@ -2,11 +2,21 @@
 
 The client is blocking (requests), so calls run in a thread. Its own retries are off: the
 activity's retry policy decides. Start and end are always passed explicitly as aware UTC.
+
+* Prometheus's errors are reported with its own `errorType` and `error` when the answer has
+  them; `bad_data` and `execution` (HTTP 400, 422) are permanent: no retry fixes the query.
+* An answer of HTTP 200 without `data` (`"status": "error"` from a proxy or Thanos) is an error
+  naming that, not a KeyError.
+* Values are Prometheus's strings: "NaN", "+Inf" and "-Inf" become float nan and ±inf, which
+  `Sample` keeps across Temporal's JSON converter; the Evaluator compares them as PromQL does.
+* A scalar result is one sample without labels; any other non-vector result is refused.
+* The client returns only `data.result`, so Prometheus's `warnings` are not seen here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 
@@ -16,6 +26,16 @@ from urllib3.util.retry import Retry
 from argus.models import Sample, Series, SourceHealth
 
 from .base import IntegrationError, PermanentError
+
+# Prometheus's error types that no retry can fix (HTTP 400 and 422 in its API).
+PERMANENT_ERROR_TYPES = ("bad_data", "execution")
+_ERROR_TYPE = re.compile(r'"errorType"\s*:\s*"([^"]*)"')
+_ERROR = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _is_scalar(result: object) -> bool:
+    """A scalar answer's `result` is `[time, "value"]`, not a list of samples."""
+    return isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict)
 
 
 class PrometheusSource:
@@ -31,10 +51,19 @@ class PrometheusSource:
         try:
             return fn(*args, **kwargs)
         except PrometheusApiClientException as exc:
-            text = str(exc)
-            if "bad_data" in text or "400" in text or "422" in text:
-                raise PermanentError(f"prometheus {self.name}: {text}") from exc
-            raise IntegrationError(f"prometheus {self.name}: {text}") from exc
+            text = str(exc)  # "HTTP Status Code 400 (b'{...the answer...}')"
+            etype, error = _ERROR_TYPE.search(text), _ERROR.search(text)
+            if etype and error:
+                text = f"{etype.group(1)}: {error.group(1)} ({text.split(' (', 1)[0]})"
+            permanent = any(t in text for t in PERMANENT_ERROR_TYPES) or " 400" in text or " 422" in text
+            raise (PermanentError if permanent else IntegrationError)(
+                f"prometheus {self.name}: {text}"
+            ) from exc
+        except (KeyError, TypeError) as exc:  # HTTP 200 whose body is not a successful answer
+            raise IntegrationError(
+                f"prometheus {self.name}: answered HTTP 200 without a result (an error status from a "
+                "proxy or Thanos, or not Prometheus's query API)"
+            ) from exc
         except Exception as exc:  # connection errors, timeouts
             raise IntegrationError(
                 f"prometheus {self.name} unreachable: {type(exc).__name__}: {exc}"
@@ -43,10 +72,27 @@ class PrometheusSource:
     async def instant(self, expr: str, at: datetime) -> list[Sample]:
         ts = at.astimezone(UTC).timestamp()
         result = await asyncio.to_thread(self._call, self._client.custom_query, expr, params={"time": ts})
+        if _is_scalar(result):
+            t, v = result
+            return [Sample(labels={}, value=float(v), ts=float(t))]
+        if not isinstance(result, list):
+            raise PermanentError(
+                f"prometheus {self.name}: {expr!r} returns a {type(result).__name__}; an instant "
+                "query needs a vector or a scalar"
+            )
         out = []
         for item in result:
+            if not isinstance(item, dict):
+                raise PermanentError(
+                    f"prometheus {self.name}: {expr!r} returns neither a vector nor a scalar"
+                )
             if "value" not in item:
-                continue
+                if "values" in item:  # a range vector (`up[5m]`): no single value to compare
+                    raise PermanentError(
+                        f"prometheus {self.name}: {expr!r} returns a range vector; an instant query "
+                        "needs a vector or a scalar"
+                    )
+                continue  # a native histogram sample: no single value to compare
             t, v = item["value"]
             out.append(Sample(labels=item.get("metric", {}), value=float(v), ts=float(t)))
         return out

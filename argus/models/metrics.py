@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from .common import Model
 
+# Prometheus answers "NaN" (0/0, common in ratios), "+Inf" and "-Inf". JSON has no such numbers:
+# pydantic writes them as null by default, which a `float` field then refuses, so a collect result
+# holding one could never be decoded by the workflow. As strings ("NaN", "Infinity", "-Infinity")
+# they validate back to the same floats.
+_INF_NAN = ConfigDict(ser_json_inf_nan="strings")
+
 
 class Sample(Model):
-    """One element of an instant vector."""
+    """One element of an instant vector. `value` may be nan or ±inf, as Prometheus returns."""
+
+    model_config = _INF_NAN
 
     labels: dict[str, str]
     value: float
@@ -16,7 +24,9 @@ class Sample(Model):
 
 
 class Series(Model):
-    """One element of a range result; `points` are (unix seconds, value)."""
+    """One element of a range result; `points` are (unix seconds, value), values may be nan/±inf."""
+
+    model_config = _INF_NAN
 
     labels: dict[str, str]
     points: list[tuple[float, float]] = Field(default_factory=list)

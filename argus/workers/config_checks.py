@@ -3,8 +3,8 @@
 Each problem names the rule, SLO or route and what is wrong, so `argus config` and every
 process that loads the file refuse it before anything runs: malformed PromQL (parsed by
 `promql_parser`), a template that uses a label the expression cannot return, a rule on the
-wrong kind of source, an unknown time interval on a route, a time interval or maintenance
-window Alertmanager would refuse, a zero group_interval or repeat_interval.
+wrong kind of source, `for` on an anomaly rule, an unknown time interval on a route, a time
+interval or maintenance window Alertmanager would refuse, a zero group_interval or repeat_interval.
 """
 
 from __future__ import annotations
@@ -71,6 +71,14 @@ def check_rule(rule: RuleConfig, source_type: str | None, source_name: str | Non
         labels, problems = LOG_RULE_LABELS[rule.type], []
         if not rule.expr.strip():
             problems.append(f"{what}: empty query (use e.g. `level:error`)")
+    if rule.type == "anomaly" and rule.for_ > timedelta(0):
+        # The detector scores an incident's onset high and the points after it low, so a series
+        # never breaches for long: with `for` the rule would never fire.
+        problems.append(
+            f"{what}: `for: {format_duration(rule.for_)}` does not apply to anomaly rules (the detector "
+            "scores only an incident's onset, so the rule would never fire); remove it, and use "
+            "`min_score` to ask for more certainty and `keep_firing_for` to hold the alert"
+        )
     if problems:
         return problems
     return check_rule_labels(rule.name, labels, rule.labels, rule.annotations)

@@ -51,11 +51,14 @@ def test_for_duration_then_fire_then_resolve():
         a.status == AlertStatus.FIRING and a.starts_at == T0 and a.annotations["summary"] == "checkout at 2.5"
     )
     assert a.labels == {"service": "checkout", "alertname": "HighLatency"}
-    # The source fails: state is kept, nothing resolves.
+    # The source fails: state is kept, nothing resolves; the firing alert is sent again as it was.
     failed = evaluate_rules(
         [r], [RuleResult(rule=r.name, error="down")], out.state, T0 + timedelta(seconds=40)
     )
-    assert failed.alerts == [] and failed.state == out.state and failed.errors == ["rule HighLatency: down"]
+    assert failed.state == out.state and failed.errors == ["rule HighLatency: down"]
+    assert [(x.status, x.starts_at, x.labels, x.value) for x in failed.alerts] == [
+        (AlertStatus.FIRING, T0, a.labels, 2.5)
+    ]
     gone = evaluate_rules([r], [RuleResult(rule=r.name)], out.state, T0 + timedelta(seconds=50))
     [a] = gone.alerts
     assert a.status == AlertStatus.RESOLVED and a.ends_at == T0 + timedelta(seconds=50)
@@ -70,6 +73,44 @@ def test_keep_firing_for_holds_an_alert_through_short_gaps():
         assert [a.status for a in out.alerts] == [AlertStatus.FIRING]
     out = evaluate_rules([r], [RuleResult(rule=r.name)], out.state, T0 + timedelta(seconds=61))
     assert [a.status for a in out.alerts] == [AlertStatus.RESOLVED]
+
+
+def test_source_outage_longer_than_resolve_timeout_keeps_alerts_firing():
+    """An outage is not a recovery: the router must not resolve what the evaluator holds firing."""
+    from argus.analysis.routing import Router, RouterState
+    from argus.models import Policy
+
+    r, r2 = rule(), rule(name="Pending", expr="errors > 0", **{"for": "1h"})
+    policy = Policy()
+    router = Router(policy.routing, RouterState(), "s")
+    timeout = policy.routing.resolve_timeout
+    state, first = EvaluatorState(), None
+    minutes = int(2 * timeout.total_seconds() // 60) + 4
+    for minute in range(minutes):
+        at = T0 + timedelta(minutes=minute)
+        down = 2 <= minute < minutes - 2
+        results = [
+            RuleResult(rule=r.name, error="source prom is down (timed out)")
+            if down
+            else RuleResult(rule=r.name, samples=[sample(2.0)]),
+            RuleResult(rule=r2.name, error="source prom is down (timed out)")
+            if down
+            else RuleResult(rule=r2.name, samples=[sample(1.0)]),
+        ]
+        out = evaluate_rules([r, r2], results, state, at)
+        state = out.state
+        if first is None:
+            first = out.alerts[0]
+        assert [a.fingerprint for a in out.alerts] == [first.fingerprint], "the pending rule stays pending"
+        [a] = out.alerts
+        assert a.status == AlertStatus.FIRING and a.starts_at == T0 and a.labels == first.labels
+        assert ("source_down" in a.annotations) == down
+        if down:
+            assert "source prom is down (timed out)" in a.annotations["source_down"]
+        router.ingest(out.alerts, at)
+        decisions = router.sweep(at)
+        assert not [d for d in decisions if d.kind.value == "resolved"], f"resolved at minute {minute}"
+    assert len(state.pending) == 2 and len(state.firing) == 1
 
 
 def test_log_error_threshold():
@@ -211,10 +252,13 @@ def test_slo_alerts_through_the_evaluator():
     assert (
         a.annotations["burn_windows"] == "1h/5m, 6h/30m" and "20.0x over 1h" in a.annotations["description"]
     )
-    # One window failed to answer: no verdict, and the firing alert is kept, not resolved.
+    # One window failed to answer: no verdict, and the firing alert is kept (sent again), not resolved.
     partial = [RuleResult(rule=slo.name, window_seconds=3600, error="timeout")]
     kept = evaluate_rules([], partial, out.state, T0 + timedelta(minutes=1), slos=[slo])
-    assert kept.alerts == [] and kept.state.firing == out.state.firing
+    assert kept.state.firing == out.state.firing
+    [k] = kept.alerts
+    assert (k.status, k.labels, k.starts_at) == (AlertStatus.FIRING, a.labels, a.starts_at)
+    assert k.annotations["source_down"].startswith("slo CheckoutAvailability (3600s): timeout")
     calm = [RuleResult(rule=slo.name, window_seconds=w, samples=ratio(0.0)) for w in (3600, 300, 21600, 1800)]
     done = evaluate_rules([], calm, out.state, T0 + timedelta(minutes=2), slos=[slo])
     assert [a.status for a in done.alerts] == [AlertStatus.RESOLVED]
@@ -343,6 +387,15 @@ def test_config_errors_name_the_rule_and_the_problem(tmp_path, rules, message):
         load_config(write(tmp_path, rules))
     assert message in str(exc.value)
     assert str(tmp_path / "argus.yaml") in str(exc.value)
+
+
+def test_anomaly_rule_with_for_is_refused_naming_the_rule(tmp_path):
+    # The detector scores only an incident's onset: `for` would keep such a rule from ever firing.
+    rules = [{"name": "LatAnom", "type": "anomaly", "expr": "latency", "for": "1m", "keep_firing_for": "10m"}]
+    with pytest.raises(ConfigError, match=r"rule 'LatAnom': `for: 1m` does not apply to anomaly rules"):
+        load_config(write(tmp_path, rules))
+    rules[0]["for"] = "0s"
+    assert load_config(write(tmp_path, rules)).rules[0].type == "anomaly"
 
 
 def test_valid_rules_and_slos_load(tmp_path):
