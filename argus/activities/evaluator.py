@@ -92,6 +92,27 @@ def _render(text: str, labels: dict[str, str], value: float | None) -> str:
     return out
 
 
+def _firing_alert(rec: FiringRecord, value: float | None, note: dict[str, str] | None = None) -> Alert:
+    return Alert(
+        labels=rec.labels,
+        annotations={**rec.annotations, **note} if note else rec.annotations,
+        status=AlertStatus.FIRING,
+        starts_at=rec.starts_at,
+        source="evaluator",
+        value=value,
+    )
+
+
+def still_firing(state: EvaluatorState, why: str) -> list[Alert]:
+    """Every alert `state` holds as firing, as last sent, noted `source_down`: what the Monitoring
+    workflow sends again when the pull failed as a whole (no rule was measured), so that an
+    outage of the collector does not resolve them after `resolve_timeout` either."""
+    return [
+        _firing_alert(rec, rec.value, {"source_down": f"{why}; firing as last measured"})
+        for rec in state.firing.values()
+    ]
+
+
 def apply_breaches(
     timings: dict[str, Timing],
     breaches: list[Breach],
@@ -112,16 +133,7 @@ def apply_breaches(
     seen: set[str] = set()
 
     def emit(rec: FiringRecord, value: float | None, note: dict[str, str] | None = None) -> None:
-        alerts.append(
-            Alert(
-                labels=rec.labels,
-                annotations={**rec.annotations, **note} if note else rec.annotations,
-                status=AlertStatus.FIRING,
-                starts_at=rec.starts_at,
-                source="evaluator",
-                value=value,
-            )
-        )
+        alerts.append(_firing_alert(rec, value, note))
 
     for b in breaches:
         timing = timings.get(b.rule)

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     import orjson
 
     from argus.activities.collector import Collector
-    from argus.activities.evaluator import Evaluator
+    from argus.activities.evaluator import Evaluator, still_firing
     from argus.activities.notifier import Notifier
     from argus.activities.orchestration import Orchestration
     from argus.analysis.routing import SLOW_PATH_COST, AlertEntry, GroupAction, Router, RouterState
@@ -82,6 +82,7 @@ REBUILD_IN_PARTS = "monitoring-rebuild-the-carried-state-in-parts"
 REBUILD_PART = 4000  # tracked alerts rebuilt per workflow task (about 80 ms on an idle core)
 PACK_IN_PARTS = "monitoring-pack-the-hand-over-in-parts"
 SETTLED_HOLDS = "monitoring-flapping-counted-across-resolutions-and-held-groups-wait"
+PULL_FAILED_REFRESH = "monitoring-a-failed-pull-refreshes-what-fires"
 PACK_PART = 4000  # tracked alerts packed per workflow task (about 0.15 s on an idle core)
 # After packing, the hand-over waits in short tasks (an activity round trip each, 10-40 ms) until
 # no batch has arrived for HANDOVER_QUIET, so that gateways have seen it and hold their batches,
@@ -780,6 +781,11 @@ class MonitoringWorkflow:
         except ActivityError as exc:
             workflow.logger.warning("pull failed in scope %s: %s", self.scope, exc.cause or exc)
             self.state.health = [SourceHealth(source="collector", ok=False, detail=str(exc.cause or exc))]
+            if self.state.evaluator.firing and workflow.patched(PULL_FAILED_REFRESH):
+                # Nothing was measured: what fires still fires (an outage is not a recovery).
+                refreshed = still_firing(self.state.evaluator, f"pull failed: {exc.cause or exc}")
+                self.state.alerts_received += len(refreshed)
+                self.router.ingest(refreshed, at)
             return
         self.state.health = collected.health
         self.state.last_pull = at.isoformat()

@@ -191,3 +191,55 @@ async def test_wake_up_timers_follow_deadlines_near_and_far(ts_env, tmp_path):
         assert {a.name for a in state.alerts} == {"Slow"}
         await handle.terminate()
         await incident.terminate()
+
+
+async def test_a_pull_that_fails_as_a_whole_keeps_what_fires_firing(ts_env, tmp_path):
+    """The collect activity fails outright (every retry): nothing was measured, so the alerts the
+    evaluator holds as firing are sent again, noted `source_down`, and the router does not resolve
+    them after resolve_timeout (an outage is not a recovery)."""
+    from datetime import UTC, datetime
+
+    from temporalio import activity
+    from temporalio.exceptions import ApplicationError
+    from temporalio.worker import Worker
+
+    from argus.activities.orchestration import Orchestration
+    from argus.models.agents import EvaluatorState, FiringRecord
+    from argus.workflows.monitoring import MonitoringState, pack_state
+
+    @activity.defn(name="collect")
+    async def collect(req) -> None:  # type: ignore[no-untyped-def]
+        raise ApplicationError("prometheus prom unreachable: ConnectionRefusedError", non_retryable=True)
+
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    pol = monitoring_policy(resolve_timeout="5m").model_copy(
+        update={"sources": ["prom"], "poll_interval": timedelta(minutes=1)}
+    )
+    pol.routing.route.group_wait = timedelta(hours=1)  # no incident within the test
+    held = FiringRecord(
+        labels={"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"},
+        starts_at=datetime.now(UTC) - timedelta(hours=1),
+        value=0.3,
+    )
+    carried = pack_state(MonitoringState(evaluator=EvaluatorState(firing={"HighErrorRate/x": held})))
+    worker = Worker(
+        ts_env.client,
+        task_queue=tq,
+        workflows=[MonitoringWorkflow],
+        activities=[collect, Orchestration().next_chunk],
+    )
+    async with worker:
+        handle = await ts_env.client.start_workflow(
+            MonitoringWorkflow.run,
+            MonitoringInput(scope=scope, policy=pol, carried=carried),
+            id=f"monitoring-{scope}",
+            task_queue=tq,
+        )
+        await eventually(lambda: _status(handle, lambda s: s.groups == 1))
+        await ts_env.sleep(timedelta(minutes=12))
+        st = await eventually(lambda: _status(handle, lambda s: s.alerts_received >= 10))
+        assert st.groups == 1 and "resolved" not in st.counts, st.counts
+        assert not next(h for h in st.health if h.source == "collector").ok
+        decisions = await handle.query(MonitoringWorkflow.recent_decisions)
+        assert not [d for d in decisions if d.kind == "resolved"]
+        await handle.terminate()
