@@ -11,6 +11,20 @@ source costs the pull nothing. When the backoff ends the next pull tries it agai
 success clears the failure count: it recovers on its own. Its health (ok, why not, latency,
 consecutive failures, last success) goes back to the workflow for `argus status` and
 `/api/v1/sources`, and into the worker's Prometheus metrics (`argus_source_*`).
+
+What counts against a source: connection errors, timeouts, 5xx and other retryable
+`IntegrationError`s (an Elasticsearch partial result among them), refused credentials, and a
+failed health probe. A query error (the source answered and refused or could not run this
+query: PromQL `bad_data`, an unexpected result type, a `PermanentError`) fails only its rule,
+with the reason; the source stays healthy and its other rules run.
+
+A slow source starves only itself. Prometheus and Elasticsearch run their blocking clients in a
+thread pool of their own, and a timed-out call is not abandoned while its thread still runs
+(`asyncio.wait_for` would stop waiting but leave the thread blocked): each source has a gate of
+`concurrency` calls in flight,
+a timed-out call keeps its place until it really ends, and while one is still stuck the source
+is refused at once as slow ("source X is slow: ..."). So a hung source holds at most
+`concurrency` threads, and the other sources keep answering.
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ from prometheus_client import Gauge
 from temporalio import activity
 
 from argus.analysis.slo import error_ratios
-from argus.integrations.base import LogSource, MetricsSource
+from argus.integrations.base import IntegrationError, LogSource, MetricsSource, PermanentError
 from argus.models import Sample, SourceHealth
 from argus.models.agents import CollectRequest, CollectResult, RuleResult
 from argus.models.config import RuleConfig
@@ -45,6 +59,82 @@ METRIC_RULES = ("threshold", "anomaly")
 
 class SourceDown(Exception):
     """The source is in its backoff after a failure; not asked this time."""
+
+
+class SourceSlow(SourceDown):
+    """Earlier calls to the source are still running after their timeout; not asked this time."""
+
+
+class Unhealthy(IntegrationError):
+    """A health probe answered, but not ok."""
+
+
+def source_fault(exc: BaseException) -> bool:
+    """Does this error count against the source's health (rather than only the rule's)?
+
+    Yes for timeouts, connection errors and retryable `IntegrationError`s (5xx, 429, partial
+    results); no for a query error: a `PermanentError` (the source answered and refused this
+    query) unless it says the whole source is refused (`source_fault = True`, e.g. credentials),
+    or an unexpected result the source could not read (TypeError, ValueError, ...).
+    """
+    if isinstance(exc, PermanentError):
+        return bool(getattr(exc, "source_fault", False))
+    return isinstance(exc, SourceDown | TimeoutError | OSError | IntegrationError)
+
+
+def describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, Unhealthy) else f"{type(exc).__name__}: {exc}"
+
+
+class SourceGate:
+    """Calls in flight to one source (at most `limit`), and those still running after their
+    timeout (`stuck`). Lives on one event loop; not thread-safe (it needs not be)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.loop = asyncio.get_running_loop()
+        self.running = 0
+        self.stuck = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def refuse_if_stuck(self, name: str, timeout: float) -> None:
+        if self.stuck:
+            raise SourceSlow(
+                f"source {name} is slow: {self.stuck} earlier call(s) still running after their "
+                f"{timeout:g}s timeout; not asked"
+            )
+
+    async def acquire(self, check: Callable[[], None]) -> None:
+        """A place for one call; `check` (raising) runs first and after every wait."""
+        while True:
+            check()
+            if self.running < self.limit:
+                self.running += 1
+                return
+            fut: asyncio.Future[None] = self.loop.create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def release(self) -> None:
+        self.running -= 1
+        self._wake()
+
+    def mark_stuck(self) -> None:
+        self.stuck += 1
+        self._wake()  # those waiting for a place are refused as slow now, not after it ends
+
+    def unstuck(self) -> None:
+        self.stuck -= 1
 
 
 @dataclass
@@ -115,6 +205,8 @@ class Collector:
         timeouts: dict[str, float] | None = None,
         base_backoff: float = 2.0,
         max_backoff: float = 60.0,
+        concurrency: int = 2,
+        abandon_after: float = 120.0,
     ) -> None:
         self.sources = sources
         self.logs = logs or {}
@@ -127,6 +219,13 @@ class Collector:
         self.trackers = {
             name: SourceTracker(name, base_backoff, max_backoff) for name in [*self.sources, *self.logs]
         }
+        # Calls in flight per source. 2: a hung source holds at most 2 threads (of its own pool)
+        # while its calls run out their timeout, then is refused until they end.
+        self.concurrency = concurrency
+        # A call still running this long after its timeout is cancelled and its place freed (a
+        # coroutine stops; a thread, which cannot be stopped, then no longer counts).
+        self.abandon_after = abandon_after
+        self.gates: dict[str, SourceGate] = {}
 
     # --- sources ---------------------------------------------------------------------------------
     def _metrics_source(self, name: str | None) -> MetricsSource | None:
@@ -139,22 +238,83 @@ class Collector:
             return self.logs.get(name)
         return next(iter(self.logs.values()), None)
 
+    def _gate(self, name: str) -> SourceGate:
+        gate = self.gates.get(name)
+        if gate is None or gate.loop is not asyncio.get_running_loop():
+            gate = self.gates[name] = SourceGate(self.concurrency)
+        return gate
+
     async def _ask(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        """One query to a source, with its timeout, backoff and health bookkeeping."""
+        """One query to a source, with its timeout, backoff, gate and health bookkeeping.
+
+        Raises `SourceDown` (backoff), `SourceSlow` (earlier calls stuck), `TimeoutError`, or
+        the call's own error. Only errors that are the source's fault (`source_fault`) count
+        as its failures; a query error that it answered counts as an answer.
+        """
         tracker = self.trackers.setdefault(name, SourceTracker(name))
-        tracker.check()
         timeout = self.timeouts.get(name, self.timeout)
+        gate = self._gate(name)
+
+        def check() -> None:
+            tracker.check()
+            try:
+                gate.refuse_if_stuck(name, timeout)
+            except SourceSlow as exc:
+                tracker.failed(str(exc).removeprefix(f"source {name} is "))
+                raise
+
+        await gate.acquire(check)
         started = time.monotonic()
         try:
-            result = await asyncio.wait_for(call(), timeout=timeout)
-        except TimeoutError:
+            task = asyncio.ensure_future(call())
+        except BaseException:
+            gate.release()
+            raise
+        task.add_done_callback(lambda _: gate.release())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            # Its thread may still be blocked: keep its place until it really ends.
+            gate.mark_stuck()
+            abandon = gate.loop.call_later(self.abandon_after, task.cancel)
+
+            def ended(t: asyncio.Future[Any]) -> None:
+                gate.unstuck()
+                abandon.cancel()
+                if not t.cancelled():
+                    t.exception()  # retrieved: it was reported as a timeout already
+
+            task.add_done_callback(ended)
             tracker.failed(f"timed out after {timeout:g}s")
-            raise
-        except Exception as exc:
-            tracker.failed(f"{type(exc).__name__}: {exc}")
-            raise
-        tracker.ok(time.monotonic() - started)
-        return result
+            raise TimeoutError(f"source {name} timed out after {timeout:g}s")
+        if task.cancelled():  # the call cancelled itself: a failure, never the activity's cancellation
+            tracker.failed("the call was cancelled")
+            raise IntegrationError(f"source {name}: the call was cancelled")
+        exc = task.exception()
+        if exc is None:
+            tracker.ok(time.monotonic() - started)
+            return task.result()
+        if source_fault(exc):
+            tracker.failed(describe(exc))
+        elif isinstance(exc, PermanentError):
+            tracker.ok(time.monotonic() - started)  # it answered: refusing this query is not being down
+        raise exc
+
+    @staticmethod
+    def _error(name: str, exc: Exception) -> str:
+        """What a rule reports when its query failed."""
+        if isinstance(exc, SourceDown):
+            return str(exc)
+        if isinstance(exc, TimeoutError):
+            return f"source {name} timed out"
+        if source_fault(exc):
+            return f"source {name}: {exc}"
+        if isinstance(exc, PermanentError):
+            return f"query refused by source {name}: {exc}"
+        return f"unexpected answer from source {name}: {type(exc).__name__}: {exc}"
 
     # --- rules -----------------------------------------------------------------------------------
     async def run_rule(self, rule: RuleConfig, req: CollectRequest) -> RuleResult:
@@ -165,12 +325,8 @@ class Collector:
             return RuleResult(rule=rule.name, error=f"no {kind} source configured for rule {rule.name}")
         try:
             samples = await self._ask(source.name, lambda: self._query(rule, source, req))
-        except SourceDown as exc:
-            return RuleResult(rule=rule.name, error=str(exc))
-        except TimeoutError:
-            return RuleResult(rule=rule.name, error=f"source {source.name} timed out")
         except Exception as exc:
-            return RuleResult(rule=rule.name, error=f"source {source.name}: {exc}")
+            return RuleResult(rule=rule.name, error=self._error(source.name, exc))
         return RuleResult(rule=rule.name, samples=samples)
 
     async def _query(self, rule: RuleConfig, source: Any, req: CollectRequest) -> list[Sample]:
@@ -196,34 +352,32 @@ class Collector:
         if source is None:
             return RuleResult(rule=slo.name, window_seconds=seconds, error="no metrics source configured")
 
-        async def both() -> list[Sample]:
-            errors, total = await asyncio.gather(
-                source.instant(slo.query("errors", window), req.at),
-                source.instant(slo.query("total", window), req.at),
-            )
-            return error_ratios(errors, total)
+        def one(kind: str) -> Awaitable[list[Sample]]:
+            return self._ask(source.name, lambda: source.instant(slo.query(kind, window), req.at))
 
         try:
-            ratios = await self._ask(source.name, both)
-        except SourceDown as exc:
-            return RuleResult(rule=slo.name, window_seconds=seconds, error=str(exc))
-        except TimeoutError:
-            return RuleResult(rule=slo.name, window_seconds=seconds, error=f"source {source.name} timed out")
+            # Two calls, each through the source's gate (one call, one thread).
+            errors, total = await asyncio.gather(one("errors"), one("total"))
         except Exception as exc:
-            return RuleResult(rule=slo.name, window_seconds=seconds, error=f"source {source.name}: {exc}")
-        return RuleResult(rule=slo.name, window_seconds=seconds, samples=ratios)
+            return RuleResult(rule=slo.name, window_seconds=seconds, error=self._error(source.name, exc))
+        return RuleResult(rule=slo.name, window_seconds=seconds, samples=error_ratios(errors, total))
 
     async def _probe(self, name: str, source: MetricsSource | LogSource) -> SourceHealth:
         """Health of a source no rule used this pull (still honouring its backoff)."""
         tracker = self.trackers.setdefault(name, SourceTracker(name))
+
+        async def probe() -> SourceHealth:
+            try:
+                health = await source.health()
+            except Exception as exc:  # whatever it is, a probe that fails is the source's failure
+                raise Unhealthy(describe(exc)) from exc
+            if not health.ok:  # a failed probe is a failure only: never an answer first
+                raise Unhealthy(health.detail or "health check failed")
+            return health
+
         try:
-            health = await self._ask(name, source.health)
-        except SourceDown:
-            return tracker.health()
+            health = await self._ask(name, probe)
         except Exception:
-            return tracker.health()
-        if not health.ok:
-            tracker.failed(health.detail)
             return tracker.health()
         return health.model_copy(update={"last_success": tracker.last_success})
 

@@ -7,18 +7,31 @@ What ARGUS asks of the logs, always over an explicit UTC window:
 * counts per service for a `query_string` filter (log_errors rules);
 * new log patterns: the lines of the window and of a baseline before it, mined into templates
   with Drain (`argus.integrations.logs`), per service; templates only the window has are new.
+  Lines are read per service (up to `limit` of each, newest first), so a chatty service never
+  crowds a quiet one out of its window or its baseline.
 
-The client is blocking (elastic-transport on urllib3), so calls run in a thread. Its own
-retries are off (`max_retries=0`): the activity's retry policy decides. A 4xx that no retry
-fixes (bad query, refused credentials, not Elasticsearch at all) is a `PermanentError`.
+The client is blocking (elastic-transport on urllib3), so calls run in threads of this
+source's own small pool (`workers`), never the event loop's shared one: a hung cluster can
+only hold its own threads, never starve other sources. Its own retries are off
+(`max_retries=0`): the activity's retry policy decides. A 4xx that no retry fixes (bad query,
+refused credentials, not Elasticsearch at all) is a `PermanentError`; refused credentials, a
+missing index and a server that is not Elasticsearch are a `SourceRefused`, which the
+Collector counts against the source's health, not just the rule's.
+
+An answer is only taken when it is complete: a search with failed shards (`_shards.failed`) or
+`timed_out: true` is a partial result, and a count from it could read an outage as a recovery,
+so it raises `IntegrationError` ("3 of 5 shards failed (node_disconnected_exception ...)").
+An answer that is not a JSON object (an HTML page from a proxy) raises `IntegrationError` too.
 Secrets (API key or user/password) come from the secrets store, never from configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +42,7 @@ from elasticsearch import (
     BadRequestError,
     Elasticsearch,
     NotFoundError,
+    SerializationError,
     TransportError,
     UnsupportedProductError,
 )
@@ -40,6 +54,15 @@ from .logs import TemplateCount, new_templates
 
 DEFAULT_FIELDS = {"timestamp": "@timestamp", "service": "service", "level": "level", "message": "message"}
 MAX_SERVICES = 200
+WORKERS = 4  # threads of one source's own pool
+
+
+class SourceRefused(PermanentError):
+    """The cluster refuses every query (credentials, no such index, not Elasticsearch at all):
+    the source, not one rule's query, is unusable. The Collector counts it against the source's
+    health."""
+
+    source_fault = True
 
 
 def _iso(dt: datetime) -> str:
@@ -72,6 +95,7 @@ class ElasticsearchLogs:
         timeout: float = 5.0,
         fields: dict[str, str] | None = None,
         error_query: str | None = None,
+        workers: int = WORKERS,
     ) -> None:
         self.name = name
         self.url = url
@@ -87,31 +111,74 @@ class ElasticsearchLogs:
             max_retries=0,
             retry_on_timeout=False,
         )
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"argus-es-{name}")
 
     # --- plumbing --------------------------------------------------------------------------------
     def _call(self, fn, **kwargs):  # type: ignore[no-untyped-def]
         try:
             return fn(**kwargs)
         except UnsupportedProductError as exc:
-            raise PermanentError(
-                f"elasticsearch {self.name}: {self.url} is not Elasticsearch: {exc}"
-            ) from exc
+            raise SourceRefused(f"elasticsearch {self.name}: {self.url} is not Elasticsearch: {exc}") from exc
         except (AuthenticationException, AuthorizationException) as exc:
-            raise PermanentError(
+            raise SourceRefused(
                 f"elasticsearch {self.name}: credentials refused ({exc.status_code})"
             ) from exc
-        except NotFoundError as exc:
-            raise PermanentError(f"elasticsearch {self.name}: {self._reason(exc)}") from exc
+        except NotFoundError as exc:  # the source's index: every query of it fails alike
+            raise SourceRefused(f"elasticsearch {self.name}: {self._reason(exc)}") from exc
         except BadRequestError as exc:
             raise PermanentError(f"elasticsearch {self.name}: query refused: {self._reason(exc)}") from exc
         except ApiError as exc:
             raise IntegrationError(
                 f"elasticsearch {self.name}: HTTP {exc.status_code}: {self._reason(exc)}"
             ) from exc
+        except SerializationError as exc:  # a 2xx whose JSON does not parse
+            raise IntegrationError(f"elasticsearch {self.name}: unreadable answer: {exc}") from exc
         except TransportError as exc:  # connection refused, timeout
             raise IntegrationError(
                 f"elasticsearch {self.name} unreachable: {type(exc).__name__}: {exc}"
             ) from exc
+
+    async def _run(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """`fn` in this source's own thread pool (a hung cluster holds only its own threads)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def _object(self, resp: Any, what: str) -> dict[str, Any]:
+        """The answer's JSON object; anything else (an HTML page from a proxy, a list) is an error."""
+        body = resp.body if hasattr(resp, "body") else resp
+        if isinstance(body, dict):
+            return dict(body)
+        meta = getattr(resp, "meta", None)
+        ctype = meta.headers.get("content-type", "?") if meta is not None else "?"
+        text = body if isinstance(body, str) else repr(body)
+        raise IntegrationError(
+            f"elasticsearch {self.name}: {what} answered {ctype}, not a JSON object: {text[:120]!r}"
+        )
+
+    def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Refuse a partial result: failed shards or a server-side timeout."""
+        shards = body.get("_shards") or {}
+        failed = int(shards.get("failed") or 0)
+        total = shards.get("total", "?")
+        if failed:
+            reasons = []
+            for f in shards.get("failures") or []:
+                r = f.get("reason") if isinstance(f, dict) else None
+                if isinstance(r, dict):
+                    reasons.append(f"{r.get('type', 'error')}: {r.get('reason', '')}".strip(": "))
+                elif r:
+                    reasons.append(str(r))
+            why = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
+            raise IntegrationError(
+                f"elasticsearch {self.name}: {failed} of {total} shards failed{why}; partial result refused"
+            )
+        if body.get("timed_out"):
+            answered = shards.get("successful", "?")
+            raise IntegrationError(
+                f"elasticsearch {self.name}: search timed out on the server ({answered} of {total} "
+                "shards answered); partial result refused"
+            )
+        return body
 
     @staticmethod
     def _reason(exc: ApiError) -> str:
@@ -121,7 +188,9 @@ class ElasticsearchLogs:
             return f"{err.get('type', 'error')}: {err.get('reason', '')}".strip()
         return str(err or exc.message)
 
-    def _filter(self, start: datetime, end: datetime, query: str | None) -> dict[str, Any]:
+    def _filter(
+        self, start: datetime, end: datetime, query: str | None, *extra: dict[str, Any]
+    ) -> dict[str, Any]:
         clauses: list[dict[str, Any]] = [
             {
                 "range": {
@@ -135,11 +204,24 @@ class ElasticsearchLogs:
         ]
         if query:
             clauses.append({"query_string": {"query": query}})
+        clauses.extend(extra)
         return {"bool": {"filter": clauses}}
 
     async def _search(self, **body: Any) -> dict[str, Any]:
-        resp = await asyncio.to_thread(self._call, self._client.search, index=self.index, **body)
-        return dict(resp.body if hasattr(resp, "body") else resp)
+        resp = await self._run(self._call, self._client.search, index=self.index, **body)
+        return self._complete(self._object(resp, "search"))
+
+    def _records(self, resp: dict[str, Any]) -> list[dict[str, str]]:
+        out = []
+        for hit in resp.get("hits", {}).get("hits", []):
+            src = hit.get("_source") or {}
+            record = {
+                key: "" if _field(src, name) is None else str(_field(src, name))
+                for key, name in self.fields.items()
+            }
+            record["@timestamp"] = record.pop("timestamp")
+            out.append(record)
+        return out
 
     # --- LogSource -------------------------------------------------------------------------------
     async def bucketed_counts(
@@ -200,16 +282,51 @@ class ElasticsearchLogs:
             query=self._filter(start, end, query),
             sort=[{self.fields["timestamp"]: {"order": "desc"}}],
         )
-        out = []
-        for hit in resp.get("hits", {}).get("hits", []):
-            src = hit.get("_source") or {}
-            record = {
-                key: "" if _field(src, name) is None else str(_field(src, name))
-                for key, name in self.fields.items()
-            }
-            record["@timestamp"] = record.pop("timestamp")
-            out.append(record)
-        return out
+        return self._records(resp)
+
+    async def messages_per_service(
+        self,
+        start: datetime,
+        end: datetime,
+        limit: int,
+        query: str | None = None,
+        services: list[str] | None = None,
+    ) -> dict[str, list[dict[str, str]]]:
+        """Per service, its newest `limit` records (only `services`, when given).
+
+        One search reads the newest `limit` records of all services together, with a `terms`
+        aggregation of how many each service has; a service that got fewer than it has (a
+        chattier one filled the page) is then read alone (`term` filter), up to `limit`.
+        """
+        svc = self.fields["service"]
+        scope = [{"terms": {svc: services}}] if services is not None else []
+        sort = [{self.fields["timestamp"]: {"order": "desc"}}]
+        resp = await self._search(
+            size=limit,
+            query=self._filter(start, end, query, *scope),
+            sort=sort,
+            aggs={"by_service": {"terms": {"field": svc, "size": MAX_SERVICES}}},
+        )
+        lines: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for rec in self._records(resp):
+            lines[rec["service"]].append(rec)
+        buckets = resp.get("aggregations", {}).get("by_service", {}).get("buckets", [])
+        short = [
+            str(b["key"])
+            for b in buckets
+            if len(lines.get(str(b["key"]), [])) < min(int(b["doc_count"]), limit)
+        ]
+        alone = await asyncio.gather(
+            *(
+                self._search(
+                    size=limit, query=self._filter(start, end, query, {"term": {svc: name}}), sort=sort
+                )
+                for name in short
+            )
+        )
+        for name, one in zip(short, alone, strict=True):
+            lines[name] = self._records(one)
+        return dict(lines)
 
     async def new_patterns(
         self,
@@ -219,20 +336,22 @@ class ElasticsearchLogs:
         query: str | None,
         limit: int = 2000,
     ) -> dict[str, list[TemplateCount]]:
-        """Per service, log templates of [window_start, end] unseen in [baseline_start, window_start)."""
-        window, baseline = await asyncio.gather(
-            self.messages(window_start, end, limit, query),
-            self.messages(baseline_start, window_start, limit, query),
+        """Per service, log templates of [window_start, end] unseen in [baseline_start, window_start).
+
+        Window and baseline are each up to `limit` records per service, and the baseline is read
+        only for the services the window has.
+        """
+        window = await self.messages_per_service(window_start, end, limit, query)
+        if not window:
+            return {}
+        baseline = await self.messages_per_service(
+            baseline_start, window_start, limit, query, services=sorted(window)
         )
-        by_service_base: dict[str, list[str]] = defaultdict(list)
-        by_service_win: dict[str, list[str]] = defaultdict(list)
-        for rec in baseline:
-            by_service_base[rec["service"]].append(rec["message"])
-        for rec in reversed(window):  # oldest first, so examples are the first occurrences
-            by_service_win[rec["service"]].append(rec["message"])
         result = {}
-        for svc, lines in by_service_win.items():
-            found = await asyncio.to_thread(new_templates, by_service_base.get(svc, []), lines)
+        for svc, recs in sorted(window.items()):
+            lines = [r["message"] for r in reversed(recs)]  # oldest first: examples are first occurrences
+            base = [r["message"] for r in baseline.get(svc, [])]
+            found = await self._run(new_templates, base, lines)
             if found:
                 result[svc] = found
         return result
@@ -240,10 +359,10 @@ class ElasticsearchLogs:
     async def health(self) -> SourceHealth:
         started = time.monotonic()
         try:
-            info = await asyncio.to_thread(self._call, self._client.info)
+            info = self._object(await self._run(self._call, self._client.info), "cluster info")
         except IntegrationError as exc:
             return SourceHealth(source=self.name, ok=False, detail=str(exc))
-        version = (info.body if hasattr(info, "body") else info).get("version", {}).get("number", "?")
+        version = (info.get("version") or {}).get("number", "?")
         return SourceHealth(
             source=self.name,
             ok=True,
@@ -253,6 +372,7 @@ class ElasticsearchLogs:
 
     def close(self) -> None:
         self._client.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def from_config(source: Any, secret: Any) -> ElasticsearchLogs:
@@ -276,4 +396,4 @@ def from_config(source: Any, secret: Any) -> ElasticsearchLogs:
     )
 
 
-__all__ = ["ElasticsearchLogs", "from_config"]
+__all__ = ["ElasticsearchLogs", "SourceRefused", "from_config"]

@@ -1,7 +1,8 @@
 """Prometheus as a `MetricsSource`, through prometheus-api-client (instant and range PromQL).
 
-The client is blocking (requests), so calls run in a thread. Its own retries are off: the
-activity's retry policy decides. Start and end are always passed explicitly as aware UTC.
+The client is blocking (requests), so calls run in threads of this source's own pool (a hung
+Prometheus holds only its own threads, never the ones other sources use). Its own retries are
+off: the activity's retry policy decides. Start and end are always passed explicitly as aware UTC.
 
 * Prometheus's errors are reported with its own `errorType` and `error` when the answer has
   them; `bad_data` and `execution` (HTTP 400, 422) are permanent: no retry fixes the query.
@@ -16,8 +17,10 @@ activity's retry policy decides. Start and end are always passed explicitly as a
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
@@ -46,6 +49,15 @@ class PrometheusSource:
         self.url = url
         self.timeout = timeout
         self._client = PrometheusConnect(url=url, headers=headers, retry=Retry(total=0), timeout=timeout)
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"argus-prom-{name}")
+
+    async def _run(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """`fn` through `_call`, in this source's own thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(self._call, fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         try:
@@ -71,7 +83,7 @@ class PrometheusSource:
 
     async def instant(self, expr: str, at: datetime) -> list[Sample]:
         ts = at.astimezone(UTC).timestamp()
-        result = await asyncio.to_thread(self._call, self._client.custom_query, expr, params={"time": ts})
+        result = await self._run(self._client.custom_query, expr, params={"time": ts})
         if _is_scalar(result):
             t, v = result
             return [Sample(labels={}, value=float(v), ts=float(t))]
@@ -98,8 +110,7 @@ class PrometheusSource:
         return out
 
     async def range(self, expr: str, start: datetime, end: datetime, step_seconds: float) -> list[Series]:
-        result = await asyncio.to_thread(
-            self._call,
+        result = await self._run(
             self._client.custom_query_range,
             expr,
             start_time=start.astimezone(UTC),
@@ -117,7 +128,7 @@ class PrometheusSource:
     async def health(self) -> SourceHealth:
         started = time.monotonic()
         try:
-            await asyncio.to_thread(self._call, self._client.custom_query, "vector(1)")
+            await self._run(self._client.custom_query, "vector(1)")
         except IntegrationError as exc:
             return SourceHealth(source=self.name, ok=False, detail=str(exc))
         return SourceHealth(source=self.name, ok=True, latency_ms=(time.monotonic() - started) * 1000)

@@ -476,6 +476,14 @@ class ArchiveConfig(Model):
     url: str | None = None  # default: sqlite under state_dir
 
 
+class DetectorsConfig(Model):
+    """The worker's anomaly detector state (`argus.integrations.detector_store`)."""
+
+    max_cached: int = Field(default=5000, ge=1)  # detectors kept in memory, about 190 KiB each
+    flush_interval: Duration = timedelta(seconds=60)  # changed ones written back this often
+    retention: Duration = timedelta(days=7)  # a series not seen this long is forgotten
+
+
 class SandboxConfig(Model):
     url: str = "http://127.0.0.1:9100"
     enabled: bool = True
@@ -498,6 +506,7 @@ class ArgusConfig(Model):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
+    detectors: DetectorsConfig = Field(default_factory=DetectorsConfig)
     people: dict[str, Person] = Field(default_factory=dict)
     oncall: list[OnCallSchedule] = Field(default_factory=list)
     slos: list[SloConfig] = Field(default_factory=list)

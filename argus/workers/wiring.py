@@ -220,7 +220,12 @@ def build_runtime(config: ArgusConfig, secrets: Secrets | None = None) -> Runtim
         playbooks=load_playbooks(playbooks_dir(config, state)),
         signer=LinkSigner(secrets.require("link_secret").encode()),
         logs={s.name: es_from_config(s, secrets.get) for s in config.sources if s.type == "elasticsearch"},
-        detectors=DetectorStore(state / "detectors.db"),
+        detectors=DetectorStore(
+            state / "detectors.db",
+            max_cached=config.detectors.max_cached,
+            flush_seconds=config.detectors.flush_interval.total_seconds(),
+            retention_seconds=config.detectors.retention.total_seconds(),
+        ),
     )
     return rt
 

@@ -16,6 +16,11 @@ millis), `term`, `terms` and `query_string` (`field:value`, `field:(a OR b)`, `f
 `AND`/`OR`/`NOT`, bare words against `message`); `size`, `sort` on a field; `aggs` of `terms`
 (size, doc_count order) and `date_histogram` (`fixed_interval`, `min_doc_count`,
 `extended_bounds`), nested. Anything else is refused with ES's 400 `parsing_exception`.
+
+Partial results, as ES gives them by default (`allow_partial_search_results: true`): after
+`lose_shards(failed, total)` a search answers 200 with `_shards.failed` and `failures`, and
+the documents of the lost shards (every `total`-th one, by position) are missing from its hits
+and aggregations; `timed_out = True` marks answers `"timed_out": true`.
 """
 
 from __future__ import annotations
@@ -136,6 +141,8 @@ class FakeElasticsearch(FakeServer):
         self.product_header = product_header
         self.version = version
         self.indices: dict[str, list[dict[str, Any]]] = {}
+        self.shards = {"total": 1, "failed": 0, "reason": ""}
+        self.timed_out = False
         self.route("GET", r"/", self._info)
         self.route("HEAD", r"/", self._info)
         self.route("POST", r"/([^/_][^/]*)/_search", self._search)
@@ -145,6 +152,11 @@ class FakeElasticsearch(FakeServer):
     def index(self, name: str, docs: list[dict[str, Any]]) -> None:
         with self.lock:
             self.indices.setdefault(name, []).extend(docs)
+
+    def lose_shards(self, failed: int, total: int = 5, reason: str = "node_disconnected_exception") -> None:
+        """Searches answer with `failed` of `total` shards failed (0: all answer again)."""
+        with self.lock:
+            self.shards = {"total": total, "failed": failed, "reason": reason}
 
     def error_body(self, status: int) -> Any:
         kind = {400: "parsing_exception", 401: "security_exception", 404: "index_not_found_exception"}.get(
@@ -243,6 +255,9 @@ class FakeElasticsearch(FakeServer):
                 },
             )
         body = request.json() or {}
+        total, failed = int(self.shards["total"]), int(self.shards["failed"])
+        if failed:  # the documents of the lost shards are missing
+            docs = [d for i, d in enumerate(docs) if i % total >= failed]
         try:
             hits = [d for d in docs if self._matches(d, body.get("query") or {"match_all": {}})]
             aggs = {name: self._agg(spec, hits) for name, spec in (body.get("aggs") or {}).items()}
@@ -262,8 +277,8 @@ class FakeElasticsearch(FakeServer):
         size = int(body.get("size", 10))
         out: dict[str, Any] = {
             "took": 1,
-            "timed_out": False,
-            "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+            "timed_out": self.timed_out,
+            "_shards": {"total": total, "successful": total - failed, "skipped": 0, "failed": failed},
             "hits": {
                 "max_score": None,
                 "hits": [
@@ -272,6 +287,16 @@ class FakeElasticsearch(FakeServer):
                 ],
             },
         }
+        if failed:
+            out["_shards"]["failures"] = [
+                {
+                    "shard": k,
+                    "index": "logs",
+                    "node": f"node-{k}",
+                    "reason": {"type": str(self.shards["reason"]), "reason": f"shard [{k}] lost"},
+                }
+                for k in range(failed)
+            ]
         if body.get("track_total_hits", True) is not False:
             out["hits"]["total"] = {"value": len(hits), "relation": "eq"}
         if aggs:

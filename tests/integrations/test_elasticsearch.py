@@ -207,3 +207,110 @@ async def test_log_rules_through_the_collector(es):
         ("payments", "connection refused to payments-db:<NUM> after <NUM> ms", 9.0)
     ]
     assert [(h.source, h.ok) for h in result.health] == [("logs", True)]
+
+
+# --- partial results, odd answers, per-service baselines -------------------------------------------
+async def test_partial_results_are_a_failed_query_not_a_low_count(es, fake):
+    fake.lose_shards(4, total=5)
+    with pytest.raises(IntegrationError, match=r"4 of 5 shards failed \(node_disconnected_exception") as exc:
+        await es.counts(T0, T0 + timedelta(minutes=20), "level:error")
+    assert not isinstance(exc.value, PermanentError), "a retry may find the shards back"
+    with pytest.raises(IntegrationError, match="4 of 5 shards failed"):
+        await es.new_patterns(T0 + timedelta(minutes=14), T0 + timedelta(minutes=20), T0, None)
+    fake.lose_shards(0)
+    fake.timed_out = True
+    with pytest.raises(IntegrationError, match="timed out on the server"):
+        await es.error_counts(T0, T0 + timedelta(minutes=20), 300)
+    fake.timed_out = False
+    assert await es.counts(T0 + timedelta(minutes=10), T0 + timedelta(minutes=20), "level:error") == {
+        "payments": 9
+    }
+
+
+async def test_an_outage_of_shards_is_not_a_recovery(es, fake):
+    from argus.activities.evaluator import evaluate_rules
+    from argus.models.agents import EvaluatorState
+
+    rule = RuleConfig.model_validate(
+        {"name": "LogErrors", "type": "log_errors", "expr": "level:error", "window": "5m", "threshold": 5}
+    )
+    collector = Collector({}, [rule], logs={"logs": es})
+    at = T0 + timedelta(minutes=17)
+    first = await collector.collect(CollectRequest(scope="t", at=at))
+    out = evaluate_rules([rule], first.results, EvaluatorState(), at)
+    assert [a.status.value for a in out.alerts] == ["firing"]
+    fake.lose_shards(4, total=5)  # 200 OK, but only a fifth of the documents counted
+    second = await collector.collect(CollectRequest(scope="t", at=at + timedelta(seconds=1)))
+    [res] = second.results
+    assert not res.samples and "4 of 5 shards failed" in res.error
+    [health] = second.health
+    assert not health.ok and "4 of 5 shards failed" in health.detail and health.consecutive_failures == 1
+    out = evaluate_rules([rule], second.results, out.state, at + timedelta(seconds=1))
+    assert all(a.status.value == "firing" for a in out.alerts), "a partial count never resolves"
+
+
+async def test_an_answer_that_is_not_json_is_a_clear_source_error(es, fake):
+    fake.fail("POST", r"/logs-\*/_search", status=200, body="<html><body>proxy login</body></html>")
+    with pytest.raises(IntegrationError, match=r"search answered text/plain.*not a JSON object.*proxy login"):
+        await es.counts(T0, T0, None)
+    cut = fake.fail("POST", r"/logs-\*/_search", status=200, body='{"took":')
+    cut.reply.content_type = "application/json"  # JSON, cut short
+    with pytest.raises(IntegrationError, match="unreadable answer"):
+        await es.counts(T0, T0, None)
+
+
+async def test_refused_credentials_count_against_the_source_a_bad_query_only_against_its_rule(fake, es):
+    bad_query = RuleConfig.model_validate(
+        {"name": "Broken", "type": "log_errors", "expr": "message:{broken", "window": "5m"}
+    )
+    good = RuleConfig.model_validate({"name": "Fine", "type": "log_errors", "expr": "level:error"})
+    collector = Collector({}, [bad_query, good], logs={"logs": es})
+    result = await collector.collect(CollectRequest(scope="t", at=T0 + timedelta(minutes=17)))
+    broken, fine = result.results
+    assert broken.error.startswith("query refused by source logs:") and "parsing_exception" in broken.error
+    assert fine.error is None and fine.samples
+    assert [(h.source, h.ok) for h in result.health] == [("logs", True)]
+    wrong = ElasticsearchLogs("logs", fake.url, api_key="nope", timeout=2.0)
+    refused = await Collector({}, [good], logs={"logs": wrong}).collect(CollectRequest(scope="t", at=T0))
+    assert "credentials refused (401)" in refused.results[0].error
+    assert not refused.health[0].ok and "credentials refused (401)" in refused.health[0].detail
+    wrong.close()
+
+
+def chatty_and_quiet() -> list[dict]:
+    """`billing` logs its usual line in the baseline and again in the window, plus one new line
+    early in the window; `chatty` logs thousands of lines in both, after billing's."""
+    docs = [
+        {"@timestamp": iso(T0 + timedelta(minutes=5)), "service": "billing", "level": "error",
+         "message": "invoice 17 retry scheduled"},
+        {"@timestamp": iso(T0 + timedelta(minutes=60, seconds=10)), "service": "billing", "level": "error",
+         "message": "ledger lock timeout on account 991"},
+        {"@timestamp": iso(T0 + timedelta(minutes=62)), "service": "billing", "level": "error",
+         "message": "invoice 42 retry scheduled"},
+    ]  # fmt: skip
+    for i in range(3000):  # 20 minutes before the window, one line every 0.4 s
+        at = T0 + timedelta(minutes=40, milliseconds=400 * i)
+        docs.append({"@timestamp": iso(at), "service": "chatty", "level": "error", "message": f"miss {i}"})
+    for i in range(2500):  # all through the window, after billing's new line
+        at = T0 + timedelta(minutes=60, seconds=20, milliseconds=100 * i)
+        docs.append({"@timestamp": iso(at), "service": "chatty", "level": "error", "message": f"miss {i}"})
+    return docs
+
+
+async def test_new_patterns_read_each_service_on_its_own_so_a_chatty_one_crowds_no_one_out():
+    with FakeElasticsearch() as fake:
+        fake.index("logs-chatty", chatty_and_quiet())
+        es = ElasticsearchLogs("logs", fake.url, "logs-*", timeout=5.0)
+        window = T0 + timedelta(minutes=60)
+        found = await es.new_patterns(window, window + timedelta(minutes=5), T0, "level:error")
+        es.close()
+    assert {svc: [(t.template, t.count) for t in ts] for svc, ts in found.items()} == {
+        "billing": [("ledger lock timeout on account <NUM>", 1)]
+    }, "billing's usual line is in its own baseline; its new one is in its own window"
+    searches = [r.json() for r in fake.requests_to("POST", r"/logs-\*/_search")]
+    first_baseline = next(b for b in searches if any("terms" in c for c in b["query"]["bool"]["filter"]))
+    assert {"terms": {"service": ["billing", "chatty"]}} in first_baseline["query"]["bool"]["filter"]
+    alone = [b for b in searches if any("term" in c for c in b["query"]["bool"]["filter"])]
+    terms = [c["term"] for b in alone for c in b["query"]["bool"]["filter"] if "term" in c]
+    assert terms.count({"service": "billing"}) == 2, "crowded out of both, billing is read again alone"
+    assert len(searches) <= 5, "one search per range, and one per service that did not get its share"
