@@ -8,7 +8,7 @@ file and in a bounded in-memory cache in front of it:
   series' last timestamp is not fed again: the stored score of that point is returned. So an
   activity retried after a crash or timeout never feeds a detector the same point twice.
 * Up to `max_cached` detectors stay in memory (`detectors.max_cached` in the configuration;
-  5,000 by default, about 1 GiB when full). Past that, the least recently used one is dropped,
+  2,000 by default, about 380 MiB when full). Past that, the least recently used one is dropped,
   except within one `score_many` call (one evaluation, every series once): there the one used
   last is dropped instead, so with more series than the cache holds, `max_cached - 1` of them
   stay in memory from pull to pull and only the rest are read back, instead of every series
@@ -42,7 +42,7 @@ from pathlib import Path
 
 from argus.analysis.anomaly import StreamingDetector
 
-DEFAULT_MAX_CACHED = 5000
+DEFAULT_MAX_CACHED = 2000
 DEFAULT_RETENTION_SECONDS = 7 * 86400.0
 PRUNE_EVERY_SECONDS = 3600.0
 

@@ -479,7 +479,7 @@ class ArchiveConfig(Model):
 class DetectorsConfig(Model):
     """The worker's anomaly detector state (`argus.integrations.detector_store`)."""
 
-    max_cached: int = Field(default=5000, ge=1)  # detectors kept in memory, about 190 KiB each
+    max_cached: int = Field(default=2000, ge=1)  # detectors kept in memory, about 190 KiB each
     flush_interval: Duration = timedelta(seconds=60)  # changed ones written back this often
     retention: Duration = timedelta(days=7)  # a series not seen this long is forgotten
 

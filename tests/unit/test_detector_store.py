@@ -100,4 +100,4 @@ def test_cache_size_flush_and_retention_come_from_the_configuration(tmp_path: Pa
     finally:
         rt.detectors.close()
     default = ArgusConfig().detectors
-    assert default.max_cached == 5000 and default.retention.total_seconds() == 7 * DAY
+    assert default.max_cached == 2000 and default.retention.total_seconds() == 7 * DAY
