@@ -1107,7 +1107,7 @@ class Router:
                                 firing_count=len(firing),
                             )
                         )
-                        g.incident_open = True
+                        g.incident_open, g.open_held = True, None
                         if g.incident_closed_at is not None:
                             g.incident_closed_at = None
                             self._corr_gen += 1
@@ -1171,7 +1171,7 @@ class Router:
         g = self.state.groups.get(group_key_)
         if g is None:
             return
-        g.incident_open = False
+        g.incident_open, g.open_held = False, None  # due again after repeat_interval
         g.dirty, g.resolved_dirty = {}, False
         g.decisions, g.decisions_dropped = [], 0
         for fp in [fp for fp, e in g.alerts.items() if e.alert.status == AlertStatus.RESOLVED]:

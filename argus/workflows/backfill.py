@@ -73,9 +73,13 @@ class Episode:
         return min(a.starts_at for a in self.alerts.values())
 
 
-def route(alerts: list[Alert], inp: BackfillInput) -> list[Episode]:
+SETTLED_HOLDS = "backfill-flapping-counted-across-resolutions-and-held-groups-wait"
+
+
+def route(alerts: list[Alert], inp: BackfillInput, settled_holds: bool = True) -> list[Episode]:
     """The real router over the alerts in time order; returns every episode it opened."""
     router = Router(inp.policy.routing, RouterState(), scope="backfill")
+    router.settled_holds = settled_holds  # off for backfills begun before (they replay as they ran)
     current: dict[str, Episode] = {}
     episodes: list[Episode] = []
 
@@ -140,7 +144,8 @@ class BackfillWorkflow:
         joined = stitch([(w.start, found[i]) for i, w in enumerate(windows)])
         alerts = sorted(joined, key=lambda a: (a.ends_at or a.starts_at, a.fingerprint))
         self.progress.alerts_found = len({(a.fingerprint, a.starts_at) for a in alerts})
-        episodes = route(sorted(alerts, key=lambda a: (self._at(a), a.fingerprint)), inp)
+        ordered = sorted(alerts, key=lambda a: (self._at(a), a.fingerprint))
+        episodes = route(ordered, inp, settled_holds=workflow.patched(SETTLED_HOLDS))
         self.progress.incidents_found = len(episodes)
 
         self.progress.stage = "incidents"

@@ -104,3 +104,41 @@ def test_a_group_whose_alerts_are_all_inhibited_when_due_waits_for_a_change():
     r.ingest([alert("DatacenterDown", service="dc", status="resolved", at=t)], t)
     r.sweep(t)
     assert [a.labels["alertname"] for a in r.due(t) if a.kind == "open"] == ["HighLatency"]
+
+
+def test_a_group_held_when_due_opens_again_after_repeat_interval_once_its_incident_closed():
+    """A group held back once (flapping at its group_wait) opens when it settles; after its
+    incident closes with the alert still firing, it opens again after repeat_interval, as any."""
+    r = router(
+        route={**ROUTE, "group_wait": "30s", "repeat_interval": "4h"},
+        flap_threshold=3,
+        flap_window="10m",
+        correlation={"enabled": False},
+    )
+    t = T0
+    for i, status in enumerate(["firing", "resolved", "firing", "resolved", "firing"]):
+        t = T0 + timedelta(seconds=4 * i)
+        r.ingest([alert("Flappy", status=status, at=T0, service="api")], t)
+    r.sweep(T0 + timedelta(seconds=30))
+    assert r.due(T0 + timedelta(seconds=30)) == [], "held as flapping at group_wait"
+    opened_at = None
+    for m in range(1, 12):  # refreshed every minute; it settles after flap_window
+        now = T0 + timedelta(minutes=m)
+        r.ingest([alert("Flappy", at=T0, service="api")], now)
+        r.sweep(now)
+        if any(a.kind == "open" for a in r.due(now)):
+            opened_at = now
+            break
+    assert opened_at is not None, "opened once stable"
+    [key] = r.state.groups
+    closed = opened_at + timedelta(minutes=30)
+    r.incident_closed(key, closed)
+    reopened = []
+    for m in range(0, 5 * 60, 1):
+        now = closed + timedelta(minutes=m)
+        r.ingest([alert("Flappy", at=T0, service="api")], now)
+        r.sweep(now)
+        reopened += [now for a in r.due(now) if a.kind == "open"]
+        if reopened:
+            break
+    assert reopened and reopened[0] - closed == timedelta(hours=4)
