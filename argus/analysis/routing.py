@@ -244,7 +244,7 @@ def group_key(route: ResolvedRoute, glabels: dict[str, str]) -> str:
 def in_time_interval(interval: TimeInterval, now: datetime) -> bool:
     for spec in interval.time_intervals:
         local = now.astimezone(ZoneInfo(spec.location)) if spec.location != "UTC" else now
-        if spec.weekdays and not _in_weekdays(local.weekday(), spec.weekdays):
+        if spec.weekdays and not _in_ranges(local.weekday(), spec.weekdays, _weekday_index):
             continue
         if spec.days_of_month and not _in_day_ranges(local, spec.days_of_month):
             continue
@@ -279,21 +279,6 @@ _MONTHS = [
 
 def _weekday_index(s: str) -> int:
     return _DAYS.index(s.lower())
-
-
-def _in_weekdays(weekday: int, ranges: list[str]) -> bool:
-    """`weekday` (Monday 0) in any of `ranges`. A range runs forward from its first day to its
-    last in Alertmanager's week, Sunday to Saturday: `sunday:saturday` is every day, as there.
-    A range Alertmanager refuses because it crosses the end of its week (`saturday:sunday`,
-    `friday:monday`) wraps around instead: those days, Friday through Monday."""
-    for r in ranges:
-        lo, _, hi = r.partition(":")
-        a = (_weekday_index(lo) + 1) % 7  # Sunday 0, as Alertmanager counts
-        b = (_weekday_index(hi) + 1) % 7 if hi else a
-        day = (weekday + 1) % 7
-        if (a <= day <= b) if a <= b else (day >= a or day <= b):
-            return True
-    return False
 
 
 def _month_index(s: str) -> int:

@@ -223,6 +223,11 @@ def _range_problem(field: str, item: str, conv) -> str | tuple[int, int]:  # typ
 
 def _order_problem(field: str, item: str, lo: int, hi: int) -> str | None:
     """Alertmanager refuses a range that ends before it starts (it never matches)."""
+    if field == "weekdays" and lo > hi:
+        return (
+            f"weekdays {item!r}: the start is after the end (weeks run monday to sunday; "
+            "split a range over the weekend, e.g. ['friday:sunday', 'monday'])"
+        )
     if field == "months" and lo > hi:
         return (
             f"months {item!r}: the start is after the end (split a range over the new year, "

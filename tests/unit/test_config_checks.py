@@ -71,15 +71,14 @@ def test_on_call_restrictions_and_escalation_windows_are_checked_like_time_inter
             {"location": "Mars/Base", "months": ["jan"]},
         ],
     }
-    night = {"times": [{"start_time": "22:00", "end_time": "06:00"}]}  # not for an escalation level
-    levels = [{"name": "chat", "targets": ["ann"], "active": [night]}]
+    levels = [{"name": "chat", "targets": ["ann"], "active": [{"weekdays": ["saturday:monday"]}]}]
     message = refusal(
         tmp_path, oncall=[{"name": "primary", "layers": [layer]}], policy={"escalation": {"levels": levels}}
     )
     assert "oncall 'primary' layer 'nights': restrictions [1]: location 'Mars/Base' is not a known" in message
     assert "restrictions [1]: months 'jan': 'jan' is not a month" in message
     assert "18:00-09:00" not in message
-    assert "policy.escalation level 'chat': active: times 22:00-06:00: the start must be before" in message
+    assert "policy.escalation level 'chat': active: weekdays 'saturday:monday': the start is after" in message
 
 
 def test_a_route_receiver_missing_from_the_escalation_receivers_is_refused_naming_the_route(tmp_path):
