@@ -38,7 +38,7 @@ from argus.models import Alert, AlertStatus, Matcher, Route, RouteDecision, Rout
 from argus.models.alert import alert_from_compact
 from argus.models.common import Model, UtcDateTime, construct_unvalidated
 from argus.models.config import RoutingConfig
-from argus.models.routing import TimeInterval, matches_all
+from argus.models.routing import MONTHS, WEEKDAYS, TimeInterval, matches_all
 
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
@@ -260,29 +260,12 @@ def in_time_interval(interval: TimeInterval, now: datetime) -> bool:
     return False
 
 
-_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_MONTHS = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-]
-
-
 def _weekday_index(s: str) -> int:
-    return _DAYS.index(s.lower())
+    return WEEKDAYS.index(s.lower())
 
 
 def _month_index(s: str) -> int:
-    return int(s) if s.isdigit() else _MONTHS.index(s.lower()) + 1
+    return int(s) if s.isdigit() else MONTHS.index(s.lower()) + 1
 
 
 def _in_day_ranges(local: datetime, ranges: list[str]) -> bool:

@@ -240,9 +240,6 @@ class EscalationPolicy(Model):
     # so that a misspelt receiver is a configuration error, not a page to the wrong people.
     receivers: dict[str, list[EscalationLevel]] = Field(default_factory=dict)
 
-    def levels_for(self, receiver: str) -> list[EscalationLevel]:
-        return self.receivers[receiver] if receiver in self.receivers else self.levels
-
     def all_levels(self) -> list[tuple[str, EscalationLevel]]:
         """Every level, with where it is configured (for checks and for who may decide)."""
         out = [(f"policy.escalation level {lvl.name!r}", lvl) for lvl in self.levels]

@@ -168,8 +168,9 @@ class TimeRange(Model):
         return conv(self.start_time), conv(self.end_time)
 
 
-_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_MONTHS = [
+# Alertmanager's names, in the order ARGUS counts them (Monday 0; January 1).
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+MONTHS = [
     "january",
     "february",
     "march",
@@ -186,14 +187,14 @@ _MONTHS = [
 
 
 def _weekday(text: str) -> int:
-    if text.lower() not in _WEEKDAYS:
+    if text.lower() not in WEEKDAYS:
         raise ValueError(f"{text!r} is not a weekday (monday..sunday)")
-    return _WEEKDAYS.index(text.lower())
+    return WEEKDAYS.index(text.lower())
 
 
 def _month(text: str) -> int:
-    if text.lower() in _MONTHS:
-        return _MONTHS.index(text.lower()) + 1
+    if text.lower() in MONTHS:
+        return MONTHS.index(text.lower()) + 1
     if re.fullmatch(r"[0-9]+", text) and 1 <= int(text) <= 12:
         return int(text)
     raise ValueError(f"{text!r} is not a month (use january..december or 1..12)")
@@ -259,7 +260,7 @@ class TimeIntervalSpec(Model):
     def _days(cls, v: list[str]) -> list[str]:
         for item in v:
             for part in item.lower().split(":"):
-                if part not in _WEEKDAYS:
+                if part not in WEEKDAYS:
                     raise ValueError(f"invalid weekday {part!r}")
         return [x.lower() for x in v]
 

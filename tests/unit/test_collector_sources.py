@@ -4,7 +4,6 @@ against a rule, failed health probes, and a slow source that must starve only it
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from datetime import UTC, datetime
 
@@ -16,31 +15,10 @@ from argus.integrations.prometheus import PrometheusSource
 from argus.models import Sample, SourceHealth
 from argus.models.agents import CollectRequest
 from argus.models.config import RuleConfig
-from tests.fakes.base import FakeServer, Recorded, Reply
+from tests.fakes.prometheus import FakePrometheus
 
 T0 = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 REQ = CollectRequest(scope="s", at=T0)
-
-
-class FakePrometheus(FakeServer):
-    """`/api/v1/query`: a vector per known expression; `rate(x[5m]` is refused as Prometheus does."""
-
-    vendor = "prometheus"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[str, list[dict]] = {}
-        self.route("GET", r"/api/v1/query", self._query)
-
-    def _query(self, request: Recorded, _: re.Match[str]) -> Reply:
-        q = request.param("query") or ""
-        if q.count("(") != q.count(")"):
-            return Reply(
-                400, json={"status": "error", "errorType": "bad_data", "error": "unclosed left parenthesis"}
-            )
-        return Reply(
-            json={"status": "success", "data": {"resultType": "vector", "result": self.values.get(q, [])}}
-        )
 
 
 def rule(name: str, expr: str = "up == 0", source: str | None = None) -> RuleConfig:

@@ -4,7 +4,6 @@ rules), the Collector's source health, and load-time checks of rules."""
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from argus.models.agents import CollectRequest, EvaluateRequest, EvaluatorState,
 from argus.models.config import RuleConfig
 from argus.models.monitoring import SloConfig
 from argus.workers.settings import ConfigError, load_config
-from tests.fakes.base import FakeServer, Recorded, Reply
+from tests.fakes.prometheus import FakePrometheus
 
 T0 = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 
@@ -265,21 +264,6 @@ def test_slo_alerts_through_the_evaluator():
 
 
 # --- the Collector: a down or slow source never stops the loop, and recovers -----------------------
-class FakePrometheus(FakeServer):
-    vendor = "prometheus"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[str, list[dict]] = {}
-        self.route("GET", r"/api/v1/query", self._query)
-
-    def _query(self, request: Recorded, _: re.Match[str]) -> Reply:
-        q = request.param("query") or ""
-        return Reply(
-            json={"status": "success", "data": {"resultType": "vector", "result": self.values.get(q, [])}}
-        )
-
-
 async def test_down_source_is_backed_off_reported_and_recovers():
     good, bad = FakePrometheus().start(), FakePrometheus().start()
     try:

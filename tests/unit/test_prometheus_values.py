@@ -5,7 +5,6 @@ errorType and error."""
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,28 +20,11 @@ from argus.models.agents import CollectResult, EvaluateRequest, EvaluatorState, 
 from argus.models.config import RuleConfig
 from argus.models.monitoring import SloConfig
 from argus.workers.codec import data_converter
-from tests.fakes.base import FakeServer, Recorded, Reply
+from tests.fakes.base import Reply
+from tests.fakes.prometheus import FakePrometheus
 
 T0 = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 NAN, INF = float("nan"), float("inf")
-
-
-class FakePrometheus(FakeServer):
-    """Answers /api/v1/query and /api/v1/query_range with whatever body the test sets."""
-
-    vendor = "prometheus"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reply = Reply(json={"status": "success", "data": {"resultType": "vector", "result": []}})
-        self.route("GET", r"/api/v1/query(_range)?", self._answer)
-
-    def _answer(self, request: Recorded, _: re.Match[str]) -> Reply:
-        return self.reply
-
-    def answer(self, data: dict | None = None, status: int = 200, **extra) -> None:
-        body = {"status": "success", "data": data, **extra} if data is not None else extra
-        self.reply = Reply(status=status, json=body)
 
 
 @pytest.fixture
