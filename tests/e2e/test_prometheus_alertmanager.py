@@ -202,8 +202,10 @@ async def test_prometheus_and_alertmanager_into_one_incident(tmp_path: Path):
     assert PROMETHEUS and ALERTMANAGER, (
         "prometheus and prometheus-alertmanager missing: run scripts/system-deps"
     )
-    gateway_port, prom_port, am_port = free_port(), free_port(), free_port()
+    # The sandbox binds an ephemeral port of its own: started before the other ports are picked,
+    # it cannot take one of them between the pick and its server's bind (it once took Alertmanager's).
     sandbox = start_sandbox(port=0, warmup_s=60, log_file=tmp_path / "sandbox.log")
+    gateway_port, prom_port, am_port = free_port(), free_port(), free_port()
     am = Process(
         "alertmanager",
         [
