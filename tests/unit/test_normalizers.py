@@ -173,6 +173,35 @@ def test_grafana_legacy_payload_and_errors():
     assert "alerts[1].values: must be an object of numbers" in got
 
 
+def test_grafana_legacy_rule_name_and_tags_win_over_match_tags_and_the_match_value_is_kept():
+    legacy = {
+        "ruleName": "CPU high",
+        "state": "alerting",
+        "tags": {"service": "web", "alertname": "from-tag"},
+        "evalMatches": [
+            {"metric": "cpu", "value": 1, "tags": {"host": "web-1", "service": "db", "alertname": "x"}},
+            {"metric": "cpu", "value": 2, "tags": {"host": "web-2", "service": "web"}},
+        ],
+    }
+    first, second = from_grafana(legacy, NOW)
+    assert first.labels == {
+        "alertname": "CPU high",
+        "exported_alertname": "from-tag",
+        "exported_exported_alertname": "x",
+        "service": "web",
+        "exported_service": "db",
+        "host": "web-1",
+        "metric": "cpu",
+    }
+    assert second.labels == {
+        "alertname": "CPU high",
+        "exported_alertname": "from-tag",
+        "service": "web",
+        "host": "web-2",
+        "metric": "cpu",
+    }, "a match tag equal to the rule's is no clash"
+
+
 # --- Datadog ---------------------------------------------------------------------------------------
 DATADOG = {
     "id": "7392038475",
@@ -209,6 +238,14 @@ def test_datadog_trigger_and_recovery_are_one_alert():
     )
     assert recovered.status == AlertStatus.RESOLVED
     assert recovered.fingerprint == fired.fingerprint, "tags changed, identity did not"
+
+
+def test_a_datadog_scope_tag_named_like_a_label_argus_sets_is_kept_as_exported():
+    [a] = from_datadog({**DATADOG, "scope": "alertname:disk,datadog_monitor_id:9,host:web-1"}, NOW)
+    assert a.labels["alertname"] == "Checkout p99 high" and a.labels["exported_alertname"] == "disk"
+    assert a.labels["datadog_monitor_id"] == "12345678" and a.labels["exported_datadog_monitor_id"] == "9"
+    [b] = from_datadog({**DATADOG, "scope": "host:web-1,service:checkout,alertname:other"}, NOW)
+    assert b.fingerprint != from_datadog(DATADOG, NOW)[0].fingerprint, "the scope tag is part of the identity"
 
 
 def test_datadog_bad_fields_are_named():

@@ -11,7 +11,8 @@ ARGUS documents this template (docs/monitoring.md) and reads these fields:
 Identity: `alertname` is the monitor's title (`alert_title`, else `title` without Datadog's
 `[Triggered]`-style prefix), `datadog_monitor_id` the monitor id, plus the labels of the
 alert's scope (`host:web-1,service:checkout` → `host`, `service`), so a multi-alert monitor
-gives one ARGUS alert per group. `tags` become annotations only: they may change between
+gives one ARGUS alert per group. A scope tag named `alertname` or `datadog_monitor_id` is kept
+as `exported_alertname` (`fields.merge_exported`). `tags` become annotations only: they may change between
 notifications and must not change the fingerprint. `tags` must be a string or a list of
 strings; a tag key given more than once keeps all its values (`fields.tag_labels`). An
 optional `value` (Datadog's webhook variables include none for the metric's value; a payload
@@ -32,7 +33,7 @@ from pydantic import ValidationError
 from argus.models import Alert, AlertStatus
 
 from .common import PayloadError, problems_from
-from .fields import number, tag_labels, timestamp
+from .fields import merge_exported, number, tag_labels, timestamp
 
 _PREFIX = re.compile(r"^\s*\[[^\]]*\]\s*")
 _UNEXPANDED = re.compile(r"\$[A-Z][A-Z0-9_]*")
@@ -107,11 +108,10 @@ def _one(raw: Any, where: str, now: datetime, problems: list[str]) -> Alert | No
     if p:
         return None
     resolved = transition in _RESOLVED or (not transition and alert_type == "success")
-    labels = tag_labels(text["scope"] or "")
-    labels.pop("alertname", None)
-    labels["alertname"] = name  # type: ignore[assignment]
-    if text["alert_id"]:
-        labels["datadog_monitor_id"] = text["alert_id"]
+    # the monitor's name and id win over scope tags of the same names, which are kept as
+    # `exported_alertname`, ...
+    own = {"alertname": name} | ({"datadog_monitor_id": text["alert_id"]} if text["alert_id"] else {})
+    labels = merge_exported(own, tag_labels(text["scope"] or ""))  # type: ignore[arg-type]
     if "host" not in labels and text["hostname"]:
         labels["host"] = text["hostname"]
     severity = _PRIORITY_SEVERITY.get((text["priority"] or "").lower()) or _TYPE_SEVERITY.get(alert_type)

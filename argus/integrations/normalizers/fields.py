@@ -51,6 +51,22 @@ def mapped_labels(raw: dict[str, str], where: str, problems: list[str]) -> dict[
     return out
 
 
+def merge_exported(labels: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    """`labels` with `extra` added where it does not clash. A name `labels` already holds with
+    another value keeps its value; the clashing one is kept as `exported_<name>` (repeated as
+    needed), as Prometheus keeps a scraped label that clashes with a target label: nothing is
+    dropped and the winner does not depend on the order the fields came in."""
+    out = dict(labels)
+    for name, value in sorted(extra.items()):
+        if out.get(name, value) == value:
+            out[name] = value
+            continue
+        while name in out and out[name] != value:
+            name = "exported_" + name
+        out[name] = value
+    return out
+
+
 def tag_labels(tags: Any) -> dict[str, str]:
     """`"env:prod,service:checkout,canary"` or `["env:prod", ...]` → labels (bare tags get "true").
 

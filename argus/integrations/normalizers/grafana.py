@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from argus.models import Alert, AlertStatus
 
 from .common import PayloadError, problems_from, string_map, time_range
-from .fields import mapped_labels, timestamp
+from .fields import mapped_labels, merge_exported, timestamp
 
 _LEGACY_FIRING = {"alerting": AlertStatus.FIRING, "no_data": AlertStatus.FIRING, "ok": AlertStatus.RESOLVED}
 
@@ -135,7 +135,9 @@ def _legacy(payload: dict, now: datetime) -> list[Alert]:
     annotations = {k: v for k, v in (("summary", title), ("description", message)) if v}
     if rule_id is not None:
         annotations["grafana_rule_id"] = str(rule_id)
-    base = {**tags, "alertname": str(name)}
+    # the rule's name and tags win over a match's tags, as a Prometheus rule's labels win over
+    # its series' (a match tag `alertname` must not rename the alert); clashes are kept
+    base = merge_exported({"alertname": str(name)}, tags)
     out: list[Alert] = []
     for i, m in enumerate(matches or [None]):
         labels = dict(base)
@@ -146,7 +148,7 @@ def _legacy(payload: dict, now: datetime) -> list[Alert]:
                 problems.append(f"{where}: must be an object")
                 continue
             before = len(problems)
-            labels.update(_labels(m.get("tags"), f"{where}.tags", problems))
+            labels = merge_exported(labels, _labels(m.get("tags"), f"{where}.tags", problems))
             metric = _text(m, "metric", f"{where}.", problems)
             if metric:
                 labels.setdefault("metric", metric)
