@@ -9,7 +9,8 @@ source: after a failure the source is left alone for a backoff (2 s, doubling to
 rules report "source down" at once instead of waiting for another timeout, so one dead
 source costs the pull nothing. When the backoff ends the next pull tries it again; the first
 success clears the failure count: it recovers on its own. Its health (ok, why not, latency,
-consecutive failures, last success) goes back to the workflow for `argus status` and
+consecutive failures, last success, and the warnings it gave with its answers, such as
+Prometheus's "results truncated") goes back to the workflow for `argus status` and
 `/api/v1/sources`, and into the worker's Prometheus metrics (`argus_source_*`).
 
 What counts against a source: connection errors, timeouts, 5xx and other retryable
@@ -31,12 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from temporalio import activity
 
 from argus.analysis.slo import error_ratios
@@ -44,6 +45,7 @@ from argus.integrations.base import IntegrationError, LogSource, MetricsSource, 
 from argus.models import Sample, SourceHealth
 from argus.models.agents import CollectRequest, CollectResult, RuleResult
 from argus.models.config import RuleConfig
+from argus.models.metrics import warnings_of
 from argus.models.monitoring import SloConfig
 
 SOURCE_UP = Gauge("argus_source_up", "1 when the source answered its last query", ["source"])
@@ -54,7 +56,13 @@ SOURCE_LATENCY = Gauge("argus_source_latency_seconds", "Duration of the source's
 SOURCE_LAST_SUCCESS = Gauge(
     "argus_source_last_success_timestamp_seconds", "Unix time of the source's last good query", ["source"]
 )
+SOURCE_WARNINGS = Counter(
+    "argus_source_warnings_total",
+    "Warnings a source gave with its answers (Prometheus `warnings`)",
+    ["source"],
+)
 METRIC_RULES = ("threshold", "anomaly")
+MAX_WARNINGS = 10  # per source and pull, in its health
 
 
 class SourceDown(Exception):
@@ -151,14 +159,18 @@ class SourceTracker:
     last_latency: float | None = None
     retry_at: float = 0.0  # monotonic
     used: bool = False
+    warnings: list[str] = field(default_factory=list)  # what it warned about this pull
 
     def check(self) -> None:
         wait = self.retry_at - time.monotonic()
         if self.failures and wait > 0:
             raise SourceDown(f"source {self.name} is down ({self.last_error}); next try in {wait:.0f}s")
 
-    def ok(self, latency: float) -> None:
+    def ok(self, latency: float, warnings: Sequence[str] = ()) -> None:
         self.failures, self.backoffs, self.last_error, self.used = 0, 0, "", True
+        if warnings:
+            SOURCE_WARNINGS.labels(self.name).inc(len(warnings))
+            self.warnings = list(dict.fromkeys([*self.warnings, *warnings]))[-MAX_WARNINGS:]
         self.last_success, self.last_latency = time.time(), latency
         SOURCE_UP.labels(self.name).set(1)
         SOURCE_FAILURES.labels(self.name).set(0)
@@ -187,7 +199,8 @@ class SourceTracker:
         return SourceHealth(
             source=self.name,
             ok=True,
-            detail="answering",
+            detail="answering" if not self.warnings else f"answering, with {len(self.warnings)} warning(s)",
+            warnings=self.warnings,
             latency_ms=self.last_latency * 1000 if self.last_latency is not None else None,
             last_success=self.last_success,
         )
@@ -295,8 +308,9 @@ class Collector:
             raise IntegrationError(f"source {name}: the call was cancelled")
         exc = task.exception()
         if exc is None:
-            tracker.ok(time.monotonic() - started)
-            return task.result()
+            result = task.result()
+            tracker.ok(time.monotonic() - started, warnings_of(result))
+            return result
         if source_fault(exc):
             tracker.failed(describe(exc))
         elif isinstance(exc, PermanentError):
@@ -327,7 +341,7 @@ class Collector:
             samples = await self._ask(source.name, lambda: self._query(rule, source, req))
         except Exception as exc:
             return RuleResult(rule=rule.name, error=self._error(source.name, exc))
-        return RuleResult(rule=rule.name, samples=samples)
+        return RuleResult(rule=rule.name, samples=samples, warnings=warnings_of(samples))
 
     async def _query(self, rule: RuleConfig, source: Any, req: CollectRequest) -> list[Sample]:
         at = req.at
@@ -360,7 +374,12 @@ class Collector:
             errors, total = await asyncio.gather(one("errors"), one("total"))
         except Exception as exc:
             return RuleResult(rule=slo.name, window_seconds=seconds, error=self._error(source.name, exc))
-        return RuleResult(rule=slo.name, window_seconds=seconds, samples=error_ratios(errors, total))
+        return RuleResult(
+            rule=slo.name,
+            window_seconds=seconds,
+            samples=error_ratios(errors, total),
+            warnings=warnings_of(errors, total),
+        )
 
     async def _probe(self, name: str, source: MetricsSource | LogSource) -> SourceHealth:
         """Health of a source no rule used this pull (still honouring its backoff)."""
@@ -384,7 +403,7 @@ class Collector:
     @activity.defn(name="collect")
     async def collect(self, req: CollectRequest) -> CollectResult:
         for t in self.trackers.values():
-            t.used = False
+            t.used, t.warnings = False, []
         jobs = [self.run_rule(r, req) for r in self.all_rules]
         jobs += [self.run_slo(s, w, req) for s in self.slos for w in s.all_windows()]
         results = await asyncio.gather(*jobs)

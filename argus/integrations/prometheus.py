@@ -11,7 +11,10 @@ off: the activity's retry policy decides. Start and end are always passed explic
 * Values are Prometheus's strings: "NaN", "+Inf" and "-Inf" become float nan and ±inf, which
   `Sample` keeps across Temporal's JSON converter; the Evaluator compares them as PromQL does.
 * A scalar result is one sample without labels; any other non-vector result is refused.
-* The client returns only `data.result`, so Prometheus's `warnings` are not seen here.
+* Prometheus's `warnings` (and `infos`, Prometheus 3) ride beside `data` in a successful answer,
+  and the client returns only `data.result`. A response hook on the session the client is given
+  reads them (only when the body names them) into a thread-local slot that `_call`, on the same
+  thread, hands back with the result: `last_warnings` after `instant`/`range`.
 """
 
 from __future__ import annotations
@@ -19,14 +22,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import orjson
+import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
 from argus.models import Sample, Series, SourceHealth
+from argus.models.metrics import Answer
 
 from .base import IntegrationError, PermanentError
 
@@ -41,6 +48,30 @@ def _is_scalar(result: object) -> bool:
     return isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict)
 
 
+class _Notes(threading.local):
+    """What the last answer on this thread said besides its result."""
+
+    warnings: list[str]
+
+    def __init__(self) -> None:
+        self.warnings = []
+
+
+def _read_notes(notes: _Notes, response: requests.Response, *args: object, **kwargs: object) -> None:
+    body = response.content
+    if response.status_code != 200 or (b'"warnings"' not in body and b'"infos"' not in body):
+        return
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return  # the client reports a body that is not JSON
+    if isinstance(answer, dict):
+        for key in ("warnings", "infos"):
+            said = answer.get(key)
+            if isinstance(said, list):
+                notes.warnings.extend(str(x) for x in said)
+
+
 class PrometheusSource:
     def __init__(
         self, name: str, url: str, timeout: float = 10.0, headers: dict[str, str] | None = None
@@ -48,13 +79,24 @@ class PrometheusSource:
         self.name = name
         self.url = url
         self.timeout = timeout
-        self._client = PrometheusConnect(url=url, headers=headers, retry=Retry(total=0), timeout=timeout)
+        self._notes = _Notes()
+        session = requests.Session()
+        session.hooks["response"].append(functools.partial(_read_notes, self._notes))
+        self._client = PrometheusConnect(
+            url=url, headers=headers, retry=Retry(total=0), timeout=timeout, session=session
+        )
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"argus-prom-{name}")
 
     async def _run(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        """`fn` through `_call`, in this source's own thread pool."""
+        """`fn` through `_call`, in this source's own thread pool: (its result, the warnings
+        Prometheus gave with it)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(self._call, fn, *args, **kwargs))
+        return await loop.run_in_executor(self._pool, functools.partial(self._noted, fn, *args, **kwargs))
+
+    def _noted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._notes.warnings = []
+        result = self._call(fn, *args, **kwargs)
+        return result, list(dict.fromkeys(self._notes.warnings))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -83,10 +125,10 @@ class PrometheusSource:
 
     async def instant(self, expr: str, at: datetime) -> list[Sample]:
         ts = at.astimezone(UTC).timestamp()
-        result = await self._run(self._client.custom_query, expr, params={"time": ts})
+        result, warnings = await self._run(self._client.custom_query, expr, params={"time": ts})
         if _is_scalar(result):
             t, v = result
-            return [Sample(labels={}, value=float(v), ts=float(t))]
+            return Answer([Sample(labels={}, value=float(v), ts=float(t))], warnings)
         if not isinstance(result, list):
             raise PermanentError(
                 f"prometheus {self.name}: {expr!r} returns a {type(result).__name__}; an instant "
@@ -107,28 +149,31 @@ class PrometheusSource:
                 continue  # a native histogram sample: no single value to compare
             t, v = item["value"]
             out.append(Sample(labels=item.get("metric", {}), value=float(v), ts=float(t)))
-        return out
+        return Answer(out, warnings)
 
     async def range(self, expr: str, start: datetime, end: datetime, step_seconds: float) -> list[Series]:
-        result = await self._run(
+        result, warnings = await self._run(
             self._client.custom_query_range,
             expr,
             start_time=start.astimezone(UTC),
             end_time=end.astimezone(UTC),
             step=f"{max(step_seconds, 0.001):g}s",
         )
-        return [
-            Series(
-                labels=item.get("metric", {}),
-                points=[(float(t), float(v)) for t, v in item.get("values", [])],
-            )
-            for item in result
-        ]
+        return Answer(
+            (
+                Series(
+                    labels=item.get("metric", {}),
+                    points=[(float(t), float(v)) for t, v in item.get("values", [])],
+                )
+                for item in result
+            ),
+            warnings,
+        )
 
     async def health(self) -> SourceHealth:
         started = time.monotonic()
         try:
-            await self._run(self._client.custom_query, "vector(1)")
+            await self._run(self._client.custom_query, "vector(1)")  # (its warnings say nothing)
         except IntegrationError as exc:
             return SourceHealth(source=self.name, ok=False, detail=str(exc))
         return SourceHealth(source=self.name, ok=True, latency_ms=(time.monotonic() - started) * 1000)

@@ -28,6 +28,7 @@ class RuleResult(Model):
     samples: list[Sample] = Field(default_factory=list)
     error: str | None = None
     window_seconds: float | None = None  # SLOs: the error ratio over this window
+    warnings: list[str] = Field(default_factory=list)  # what the source said with its answer
 
 
 class CollectResult(Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import ConfigDict, Field
 
 from .common import Model
@@ -36,10 +38,27 @@ class Series(Model):
         return self.labels.get("__name__", "")
 
 
+class Answer(list):
+    """A source's answer to one query: its samples or series, and the warnings the source gave
+    with them (Prometheus's `warnings`: a truncated or partial answer, a metric that may not be
+    a counter, ...). A plain list to any caller that does not ask."""
+
+    def __init__(self, items: Iterable[object] = (), warnings: Iterable[str] = ()) -> None:
+        super().__init__(items)
+        self.warnings: list[str] = list(warnings)
+
+
+def warnings_of(*answers: object) -> list[str]:
+    """The warnings of these answers, each once, in order (none for a plain list)."""
+    return list(dict.fromkeys(w for a in answers for w in getattr(a, "warnings", ())))
+
+
 class SourceHealth(Model):
     source: str
     ok: bool
     detail: str = ""
+    # what the source last warned about while answering (it may be up and still warn)
+    warnings: list[str] = Field(default_factory=list)
     latency_ms: float | None = None
     consecutive_failures: int = 0
     last_success: float | None = None

@@ -350,6 +350,9 @@ def status(config: ConfigOpt = None, temporal: TemporalOpt = None, scope: str = 
             ok = "[green]yes[/]" if h.ok else "[red]no[/]"
             t.add_row(h.source, ok, h.detail, str(h.consecutive_failures), last)
         out.print(t)
+        for h in st.health:
+            for w in h.warnings:
+                out.print(f"[yellow]{h.source} warned:[/] {w}", markup=True, highlight=False)
         if st.last_pull:
             out.print(f"last pull {st.last_pull.isoformat()}")
         if st.counts:

@@ -8,15 +8,17 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from argus.activities.collector import Collector
 from argus.activities.evaluator import evaluate_rules, score_points
 from argus.analysis import slo as slo_analysis
 from argus.integrations.base import IntegrationError, PermanentError
 from argus.integrations.detector_store import DetectorStore
 from argus.integrations.prometheus import PrometheusSource
 from argus.models import Sample, Series
-from argus.models.agents import CollectResult, EvaluateRequest, EvaluatorState, RuleResult
+from argus.models.agents import CollectRequest, CollectResult, EvaluateRequest, EvaluatorState, RuleResult
 from argus.models.config import RuleConfig
 from argus.models.monitoring import SloConfig
 from argus.workers.codec import data_converter
@@ -146,12 +148,31 @@ def test_slo_nan_ratio_is_no_breach_inf_is():
 
 
 # --- warnings and errors ----------------------------------------------------------------------------
-async def test_an_answer_with_warnings_is_still_an_answer(prom):
-    """prometheus-api-client returns only `data.result`: warnings never fail a query."""
+async def test_an_answer_with_warnings_is_an_answer_and_its_warnings_are_surfaced(prom):
+    """prometheus-api-client returns only `data.result`; the warnings beside it reach the rule's
+    result, the source's health and `/metrics`, and never fail the query."""
+    mixed = "PromQL warning: encountered a mix of histograms and floats"
     src = PrometheusSource("prom", prom.url, timeout=2)
-    prom.answer(vector("2"), warnings=["PromQL warning: encountered a mix of histograms and floats"])
-    [s] = await src.instant("up", T0)
+    prom.answer(vector("2"), warnings=[mixed, mixed], infos=["PromQL info: metric might not be a counter"])
+    [s] = answer = await src.instant("up", T0)
     assert s.value == 2.0 and (await src.health()).ok
+    assert answer.warnings == [mixed, "PromQL info: metric might not be a counter"]
+    assert (await src.range("up", T0 - timedelta(minutes=5), T0, 60)).warnings == answer.warnings
+    before = REGISTRY.get_sample_value("argus_source_warnings_total", {"source": "prom"}) or 0
+    collector = Collector({"prom": src}, [RuleConfig(name="Up", expr="up")])
+    result = await collector.collect(CollectRequest(scope="s", at=T0))
+    assert result.results[0].warnings == answer.warnings and result.results[0].samples[0].value == 2
+    [health] = result.health
+    assert health.ok and health.warnings == answer.warnings and "2 warning(s)" in health.detail
+    assert REGISTRY.get_sample_value("argus_source_warnings_total", {"source": "prom"}) == before + 2
+    prom.answer(vector("2"))  # the next pull's answer says nothing: neither does the health
+    [health] = (await collector.collect(CollectRequest(scope="s", at=T0))).health
+    assert health.warnings == [] and health.detail == "answering"
+    # the warnings travel in the activity's result through Temporal's converter
+    decoded = data_converter(None).payload_converter.from_payloads(
+        data_converter(None).payload_converter.to_payloads([result]), [CollectResult]
+    )[0]
+    assert decoded.results[0].warnings == answer.warnings
 
 
 async def test_error_answers_are_named_and_only_bad_queries_are_permanent(prom):
