@@ -168,7 +168,8 @@ class TimeRange(Model):
         return conv(self.start_time), conv(self.end_time)
 
 
-# Alertmanager's names, in the order ARGUS counts them (Monday 0; January 1).
+# Alertmanager's names, in the order ARGUS counts them (Monday 0; January 1). Alertmanager's week
+# starts on Sunday; `alertmanager_weekdays` spells its `sunday:X` ranges in this order.
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 MONTHS = [
     "january",
@@ -184,6 +185,25 @@ MONTHS = [
     "november",
     "december",
 ]
+
+
+def alertmanager_weekdays(ranges: list[str]) -> list[str]:
+    """`ranges` with Alertmanager's Sunday-first ranges spelt in ARGUS's Monday-first week.
+
+    Alertmanager counts weeks from Sunday: `sunday:saturday` is every day and `sunday:tuesday`
+    Sunday to Tuesday, ranges ARGUS's week (Monday to Sunday) would read backwards. Each such
+    `sunday:X` becomes `sunday` plus `monday:X`. No range means something else in the two weeks:
+    every other range Alertmanager takes ARGUS reads the same way, and the ranges ARGUS takes
+    beyond those (`friday:sunday`), Alertmanager refuses. The configuration loader applies this,
+    so workflows only ever see Monday-first ranges and runs begun before replay as they ran."""
+    out: list[str] = []
+    for item in ranges:
+        lo, sep, hi = item.lower().partition(":")
+        if sep and lo == "sunday" and hi in WEEKDAYS and hi != "sunday":
+            out += ["sunday", "monday" if hi == "monday" else f"monday:{hi}"]
+        else:
+            out.append(item)
+    return out
 
 
 def _weekday(text: str) -> int:
@@ -224,10 +244,10 @@ def _range_problem(field: str, item: str, conv) -> str | tuple[int, int]:  # typ
 
 def _order_problem(field: str, item: str, lo: int, hi: int) -> str | None:
     """Alertmanager refuses a range that ends before it starts (it never matches)."""
-    if field == "weekdays" and lo > hi:
+    if field == "weekdays" and lo > hi and lo != WEEKDAYS.index("sunday"):
         return (
-            f"weekdays {item!r}: the start is after the end (weeks run monday to sunday; "
-            "split a range over the weekend, e.g. ['friday:sunday', 'monday'])"
+            f"weekdays {item!r}: the start is after the end (a range runs monday to sunday, or from "
+            "sunday as in Alertmanager; split one over the weekend, e.g. ['friday:sunday', 'monday'])"
         )
     if field == "months" and lo > hi:
         return (

@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from argus.models import ArgusConfig
+from argus.models.routing import alertmanager_weekdays
 
 DEFAULT_CONFIG = "default.yaml"
 
@@ -72,8 +73,20 @@ def load_config(path: str | Path | None = None) -> ArgusConfig:
         config = ArgusConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format(where, exc, data)) from exc
+    read_weeks_as_alertmanager(config)
     validate_rules(config, where)
     return config
+
+
+def read_weeks_as_alertmanager(config: ArgusConfig) -> None:
+    """Every time interval's `sunday:X` weekday range, spelt Monday-first
+    (`models.routing.alertmanager_weekdays`): routing intervals, escalation levels' `active`,
+    on-call layer restrictions."""
+    specs = [spec for ti in config.policy.routing.time_intervals for spec in ti.time_intervals]
+    specs += [spec for _, level in config.policy.escalation.all_levels() for spec in level.active]
+    specs += [spec for sched in config.oncall for layer in sched.layers for spec in layer.restrictions]
+    for spec in specs:
+        spec.weekdays = alertmanager_weekdays(spec.weekdays)
 
 
 def validate_rules(config: ArgusConfig, where: str) -> None:

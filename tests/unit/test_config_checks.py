@@ -81,6 +81,67 @@ def test_on_call_restrictions_and_escalation_windows_are_checked_like_time_inter
     assert "policy.escalation level 'chat': active: weekdays 'saturday:monday': the start is after" in message
 
 
+def test_weekday_ranges_from_sunday_are_read_as_alertmanager_reads_them_everywhere(tmp_path):
+    """Alertmanager's week starts on Sunday: `sunday:saturday` is every day, `sunday:tuesday`
+    Sunday to Tuesday. ARGUS's own `friday:sunday` keeps its meaning."""
+    from datetime import UTC, datetime, timedelta
+
+    from argus.analysis.routing import in_time_interval
+    from argus.integrations.oncall import in_windows
+    from argus.workflows.paging import level_active
+
+    week = [datetime(2026, 11, 29, 12, tzinfo=UTC) + timedelta(days=i) for i in range(7)]  # Sunday first
+
+    def days(matches) -> list[str]:
+        return [d.strftime("%a") for d in week if matches(d)]
+
+    intervals = [
+        {"name": "all", "time_intervals": [{"weekdays": ["sunday:saturday"]}]},
+        {"name": "early", "time_intervals": [{"weekdays": ["Sunday:tuesday", "friday"]}]},
+        {"name": "weekend", "time_intervals": [{"weekdays": ["friday:sunday"]}]},
+        {"name": "sun-mon", "time_intervals": [{"weekdays": ["sunday:monday"]}]},
+    ]
+    levels = [{"name": "chat", "targets": ["ann"], "active": [{"weekdays": ["sunday:wednesday"]}]}]
+    layer = {
+        "name": "l",
+        "users": ["ann"],
+        "start": "2026-01-01T00:00:00Z",
+        "restrictions": [{"weekdays": ["sunday:monday"]}],
+    }
+    config = load_config(
+        write(
+            tmp_path,
+            policy={"routing": {"time_intervals": intervals}, "escalation": {"levels": levels}},
+            oncall=[{"name": "primary", "layers": [layer]}],
+        )
+    )
+    got = {
+        ti.name: days(lambda d, ti=ti: in_time_interval(ti, d)) for ti in config.policy.routing.time_intervals
+    }
+    assert got == {
+        "all": ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"],
+        "early": ["Sun", "Mon", "Tue", "Fri"],
+        "weekend": ["Sun", "Fri", "Sat"],
+        "sun-mon": ["Sun", "Mon"],
+    }
+    [level] = config.policy.escalation.levels
+    assert days(lambda d: level_active(level, d)) == ["Sun", "Mon", "Tue", "Wed"]
+    restrictions = config.oncall[0].layers[0].restrictions
+    assert days(lambda d: in_windows(restrictions, d)) == ["Sun", "Mon"]
+    refused = refusal(
+        tmp_path,
+        policy={
+            "routing": {
+                "time_intervals": [
+                    {"name": "x", "time_intervals": [{"weekdays": ["saturday:sunday", "tuesday:monday"]}]}
+                ]
+            }
+        },
+    )
+    assert "weekdays 'tuesday:monday': the start is after the end" in refused
+    assert "saturday:sunday" not in refused
+
+
 def test_a_route_receiver_missing_from_the_escalation_receivers_is_refused_naming_the_route(tmp_path):
     """As in Alertmanager: once receivers are configured, a route naming another one (a typo)
     is a configuration error, not a page to the default levels."""
