@@ -4,8 +4,10 @@
 
 Phase 1 (throughput): 16 concurrent clients post Alertmanager-v2 batches of 50 alerts, as
 fast as each answer comes back, first to a real Alertmanager (in-memory only), then to ARGUS
-(every 2xx means the alerts are durable in Temporal on a SQLite file). Prints alerts/s and
-request latency percentiles for both.
+(every 2xx means the alerts are durable in Temporal on a SQLite file). Prints alerts/s, request
+latency percentiles and CPU per process for both. Alertmanager is stopped between the two (after
+its CPU of the next seconds is measured: it works off what it took), and ARGUS starts on a quiet
+machine.
 
 Phase 2 (latency): alerts that each open a new group (group_wait 0) at a steady rate, into a
 scope of their own (the burst left the default scope full); for each, the time from the POST
@@ -42,6 +44,7 @@ from loadkit import (  # noqa: E402
     task_trouble,
     wait_drained,
     wait_http,
+    wait_quiet,
 )
 
 from argus.analysis.routing import group_key, incident_id_for, resolve_routes  # noqa: E402
@@ -201,6 +204,8 @@ def argus_config(
     path.write_text(yaml.safe_dump(cfg))
     return path
 
+
+AFTERWORK_S = 3.0
 
 # The burst fills the default scope up to routing.max_tracked_alerts (its alerts stay firing), so
 # new alerts there are refused as over capacity; the latency phase uses a scope of its own, on the
@@ -373,10 +378,35 @@ async def main() -> None:
         print(
             f"load: {args.clients} clients x batches of {args.batch} for {args.seconds:.0f}s each", flush=True
         )
+        am_cpu0, gen_cpu0 = cpu_seconds(am.pid), cpu_seconds(os.getpid())
         am_res = await load(
             f"{am_url}/api/v2/alerts", args.seconds, args.clients, args.batch, args.groups, "am"
         )
+        am_cpu1, gen_cpu1 = cpu_seconds(am.pid), cpu_seconds(os.getpid())
+        am_res["cpu"] = {
+            name: {
+                "cpu_pct": round((b - a) / am_res["seconds"] * 100),
+                "us_per_alert": round((b - a) / max(1, am_res["alerts"]) * 1e6, 1),
+            }
+            for name, a, b in (("load generator", gen_cpu0, gen_cpu1), ("alertmanager", am_cpu0, am_cpu1))
+            if a is not None and b is not None
+        }
         print("alertmanager", json.dumps(am_res), flush=True)
+        # Alertmanager goes on working after its last answer (it dispatches what it took into its
+        # groups): up to a core for seconds. Measured, then stopped, and ARGUS's phase starts on a
+        # quiet machine, or it would pay for Alertmanager's backlog.
+        await asyncio.sleep(AFTERWORK_S)
+        after = cpu_seconds(am.pid)
+        if after is not None and am_cpu1 is not None:
+            am_res["cpu_after_phase_pct"] = round((after - am_cpu1) / AFTERWORK_S * 100)
+        am.terminate()
+        am.wait()
+        quiet_s = await wait_quiet()
+        print(
+            f"alertmanager went on using {am_res.get('cpu_after_phase_pct', '?')}% of a core for "
+            f"{AFTERWORK_S:g}s after its phase; stopped, machine quiet after {quiet_s:.1f}s more",
+            flush=True,
+        )
         flushes_before = await flush_figures(gw)
         # Where the two cores go during the ARGUS phase, per process and per acknowledged alert.
         procs = {"load generator": os.getpid(), "dev server": dev.proc.pid if dev.proc else None}
@@ -433,8 +463,9 @@ async def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
         dev.stop()
-        am.terminate()
-        am.wait()
+        if am.poll() is None:
+            am.terminate()
+            am.wait()
         if args.keep:
             print(f"kept {tmp}", flush=True)
         else:

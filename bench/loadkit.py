@@ -92,6 +92,27 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+async def wait_quiet(busy_below: float = 0.15, window: float = 1.0, timeout: float = 60) -> float:
+    """Wait until the machine's CPU is mostly idle over `window` seconds (at most `timeout`);
+    returns the seconds waited. A phase measured while an earlier one's process still works off
+    its backlog would be charged for that process's CPU."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        b0, t0 = _cpu_times()
+        await asyncio.sleep(window)
+        b1, t1 = _cpu_times()
+        if (b1 - b0) / max(1, t1 - t0) < busy_below:
+            break
+    return time.monotonic() - started
+
+
 def child_pids(pid: int) -> list[int]:
     """Direct children of a process (e.g. the gateway `argus up` starts), from /proc."""
     out: list[int] = []
