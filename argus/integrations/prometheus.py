@@ -13,8 +13,8 @@ off: the activity's retry policy decides. Start and end are always passed explic
 * A scalar result is one sample without labels; any other non-vector result is refused.
 * Prometheus's `warnings` (and `infos`, Prometheus 3) ride beside `data` in a successful answer,
   and the client returns only `data.result`. A response hook on the session the client is given
-  reads them (only when the body names them) into a thread-local slot that `_call`, on the same
-  thread, hands back with the result: `last_warnings` after `instant`/`range`.
+  reads them (only when the body names them) into a thread-local slot, read back on the same
+  thread after the call: `instant` and `range` return an `Answer`, a list with `.warnings`.
 """
 
 from __future__ import annotations
