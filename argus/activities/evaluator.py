@@ -27,9 +27,12 @@ the anomaly detector ignores non-finite points (score 0).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from temporalio import activity
 
@@ -67,29 +70,201 @@ class Timing:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
-def _series_labels(name: str, static: dict[str, str], labels: dict[str, str]) -> dict[str, str]:
-    out = {k: v for k, v in labels.items() if k != "__name__"}
-    out.update(static)
-    out["alertname"] = name
-    return out
+def _series_labels(
+    name: str, static: dict[str, str], labels: dict[str, str], value: float | None = None
+) -> dict[str, str]:
+    """The alert's labels: the series' (`__name__` dropped), the rule's on top, `alertname`.
+
+    The rule's label values are templates, expanded per series as Prometheus expands them
+    (`team: "{{ $labels.owner }}"`); `$labels` there are the series' labels (the rule's plain
+    ones standing in for a label the series lacks, as the load-time check allows). A label
+    whose value is empty is no label, as in Prometheus.
+    """
+    series = {k: v for k, v in labels.items() if k != "__name__"}
+    out = {**series, **static, "alertname": name}
+    templated = [k for k, v in static.items() if "{{" in v]
+    if templated:
+        context = {**{k: v for k, v in static.items() if k not in templated}, **series, "alertname": name}
+        out.update({k: _render(static[k], context, value) for k in templated})
+        out["alertname"] = name
+    return {k: v for k, v in out.items() if v != ""}
+
+
+# --- Prometheus-style templates ------------------------------------------------------------------
+# Alert text uses a small part of Go's text/template as Prometheus feeds it: `$labels.x`,
+# `.Labels.x`, `index $labels "x"`, `$value`/`.Value`, spaced or not, `{{-`/`-}}` trimming,
+# pipelines through `humanize`, `humanize1024`, `humanizePercentage`, `humanizeDuration`,
+# `printf`, `toUpper`, `toLower`, `title`. A missing label is empty (Prometheus's
+# missingkey=zero). Any other action is left as written rather than rendered wrong.
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
+_COMMANDS = re.compile(r'(?:[^|"]|"(?:\\.|[^"\\])*")+')
+_TOKENS = re.compile(r'"(?:\\.|[^"\\])*"|\S+')
+_LABEL_REF = re.compile(r"^(?:\$labels|\.Labels)\.([a-zA-Z_][a-zA-Z0-9_]*)$")
+_VERB = re.compile(r"%([-+# 0]*\d*(?:\.\d+)?)([a-zA-Z%])")
+_SI_BIG = ("k", "M", "G", "T", "P", "E", "Z", "Y")
+_SI_SMALL = ("m", "u", "n", "p", "f", "a", "z", "y")
+_BIN = ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi")
+
+
+class _Unsupported(Exception):
+    """An action this renderer does not know."""
 
 
 def _format_value(value: float | None) -> str:
+    # Go's `%v` of a float64, as Prometheus prints `{{ $value }}`: the shortest digits that
+    # round-trip, exponent form below 1e-4 and from 1e6 on (0.123456789, 2.5, 1e+06, +Inf).
     if value is None:
         return ""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    return f"{value:.4g}"
+    if value == 0:
+        return "0"
+    _, digits, exp = Decimal(repr(value)).normalize().as_tuple()
+    n, point = len(digits), len(digits) + int(exp)  # significant digits, digits before the point
+    if not -4 <= point - 1 < 6:
+        return f"{value:.{n - 1}e}"
+    return f"{value:.{max(n - point, 0)}f}"
+
+
+def _g4(v: float) -> str:
+    return _format_value(v) if math.isnan(v) or math.isinf(v) else f"{v:.4g}"
+
+
+def _humanize(v: float, base: float = 1000, big: tuple[str, ...] = _SI_BIG, unit: str = "") -> str:
+    # Prometheus's humanize family: %.4g of the value scaled to an SI (or binary) prefix.
+    if v == 0 or math.isnan(v) or math.isinf(v) or (base == 1024 and abs(v) <= 1):
+        return _g4(v) + (unit if v == 0 else "")
+    prefix = ""
+    if abs(v) >= 1:
+        for p in big:
+            if abs(v) < base:
+                break
+            prefix, v = p, v / base
+    else:
+        for p in _SI_SMALL:
+            if abs(v) >= 1:
+                break
+            prefix, v = p, v * 1000
+    return f"{_g4(v)}{prefix}{unit}"
+
+
+def _humanize_duration(v: float) -> str:
+    if math.isnan(v) or math.isinf(v) or abs(v) < 1:
+        return _humanize(v, big=(), unit="s")
+    sign, s = ("-" if v < 0 else ""), int(abs(v))
+    d, h, m, sec = s // 86400, s // 3600 % 24, s // 60 % 60, s % 60
+    if d:
+        return f"{sign}{d}d {h}h {m}m {sec}s"
+    if h:
+        return f"{sign}{h}h {m}m {sec}s"
+    if m:
+        return f"{sign}{m}m {sec}s"
+    return f"{sign}{abs(v):.4g}s"
+
+
+def _printf(fmt: str, *args: object) -> str:
+    # Go's verbs as alert texts use them: %v and a bare %g print a float as Go does.
+    queue = list(args)
+
+    def one(m: re.Match[str]) -> str:
+        flags, verb = m.group(1), m.group(2)
+        if verb == "%":
+            return "%"
+        if not queue:
+            raise _Unsupported("printf: missing argument")
+        arg = queue.pop(0)
+        if isinstance(arg, float) and (verb in "vs" or (verb == "g" and "." not in flags)):
+            return f"%{flags}s" % _format_value(arg)
+        if verb in "vsq":
+            return f"%{flags}s" % (json.dumps(arg) if verb == "q" else arg)
+        try:
+            return f"%{flags}{verb}" % arg
+        except (TypeError, ValueError) as exc:
+            raise _Unsupported(str(exc)) from exc
+
+    return _VERB.sub(one, fmt)
+
+
+def _number(x: object) -> float:
+    if isinstance(x, float):
+        return x
+    try:
+        return float(str(x))
+    except ValueError as exc:
+        raise _Unsupported(f"not a number: {x!r}") from exc
+
+
+_FUNCS = {
+    "humanize": lambda v: _humanize(_number(v)),
+    "humanize1024": lambda v: _humanize(_number(v), 1024, _BIN),
+    "humanizePercentage": lambda v: f"{_g4(_number(v) * 100)}%",
+    "humanizeDuration": lambda v: _humanize_duration(_number(v)),
+    "toUpper": lambda s: str(s).upper(),
+    "toLower": lambda s: str(s).lower(),
+    "title": lambda s: re.sub(r"(?<![\w'])\w", lambda m: m.group().upper(), str(s)),  # Go's: rest kept
+    "printf": lambda fmt, *args: _printf(str(fmt), *args),
+    "index": lambda labels, key: _index(labels, key),
+}
+
+
+def _index(labels: object, key: object) -> str:
+    if not isinstance(labels, dict):
+        raise _Unsupported(f"cannot index {labels!r}")
+    return labels.get(key, "")
+
+
+def _operand(token: str, labels: dict[str, str], value: float | None) -> object:
+    if token in ("$value", ".Value"):
+        return "" if value is None else value
+    if token in ("$labels", ".Labels"):
+        return labels
+    if m := _LABEL_REF.match(token):
+        return labels.get(m.group(1), "")
+    if token.startswith('"'):
+        return json.loads(token)
+    raise _Unsupported(token)
+
+
+def _pipeline(body: str, labels: dict[str, str], value: float | None) -> str:
+    result: object = None
+    for i, command in enumerate(_COMMANDS.findall(body)):
+        tokens = _TOKENS.findall(command)
+        if not tokens:
+            raise _Unsupported(body)
+        if i == 0 and len(tokens) == 1 and tokens[0] not in _FUNCS:
+            result = _operand(tokens[0], labels, value)
+            continue
+        func = _FUNCS.get(tokens[0])
+        if func is None:
+            raise _Unsupported(tokens[0])
+        args = [_operand(t, labels, value) for t in tokens[1:]] + ([result] if i else [])
+        try:
+            result = func(*args)
+        except TypeError as exc:  # wrong number of arguments
+            raise _Unsupported(str(exc)) from exc
+    return _format_value(result) if isinstance(result, float) else str(result)
 
 
 def _render(text: str, labels: dict[str, str], value: float | None) -> str:
-    # Prometheus-style {{ $labels.x }} / {{ $value }} without a template engine on alert text.
-    out = text.replace("{{ $value }}", _format_value(value))
-    for k, v in labels.items():
-        out = out.replace(f"{{{{ $labels.{k} }}}}", v)
-    return out
+    """Expand the Prometheus-style actions in `text`; one it does not know stays as written."""
+    if "{{" not in text:
+        return text
+    parts = _ACTION.split(text)  # text, trim-left, body, trim-right, text, ...
+    out = [parts[0]]
+    for i in range(1, len(parts), 4):
+        trim_left, body, trim_right, after = parts[i : i + 4]
+        try:
+            rendered = _pipeline(body.strip(), labels, value)
+        except _Unsupported:
+            out.append("{{" + (trim_left or "") + body + (trim_right or "") + "}}" + after)
+            continue
+        if trim_left:
+            out[-1] = out[-1].rstrip()
+        out.append(rendered)
+        out.append(after.lstrip() if trim_right else after)
+    return "".join(out)
 
 
 def _firing_alert(rec: FiringRecord, value: float | None, note: dict[str, str] | None = None) -> Alert:
@@ -142,15 +317,21 @@ def apply_breaches(
         key = f"{b.rule}/{labels_fingerprint(b.labels)}"
         seen.add(key)
         since = pending.setdefault(key, at)
-        if at - since < timing.for_:
-            continue
-        annotations = {k: _render(v, b.labels, b.value) for k, v in timing.annotations.items()}
-        annotations.update(b.annotations)
         rec = firing.get(key)
+        # Only a pending series waits for `for`. One that fires stays firing (and is sent) even
+        # if `for` was raised by a reload or the clock stepped back, as Prometheus keeps it:
+        # gone quiet, the router would resolve it and it would fire again, a false flap.
+        if rec is None and at - since < timing.for_:
+            continue
+        # What the rule's configuration says wins over what ARGUS writes by default (an SLO's
+        # summary and description, an anomaly's score).
+        annotations = {**b.annotations}
+        annotations.update({k: _render(v, b.labels, b.value) for k, v in timing.annotations.items()})
         if rec is None:
             rec = FiringRecord(labels=b.labels, starts_at=since, value=b.value)
             firing[key] = rec
         rec.value, rec.last_breach, rec.annotations = b.value, at, annotations
+        rec.keep_firing_since = None
         emit(rec, b.value)
 
     # Series not breaching now: kept firing within `keep_firing_for`, else resolved.
@@ -167,8 +348,13 @@ def apply_breaches(
                 emit(rec, rec.value, {"source_down": f"{why}; firing as last measured"})
             continue
         timing = timings.get(rule)
-        if rec is not None and timing is not None and rec.last_breach is not None:
-            if at - rec.last_breach < timing.keep_firing_for:
+        # Without `keep_firing_for` it resolves now, even if the clock stepped back. With it, it
+        # stays firing for that long from the first pull that found it gone (Prometheus's
+        # KeepFiringSince), so a keep of one pull interval holds it through one missed pull.
+        if rec is not None and timing is not None and timing.keep_firing_for:
+            if rec.keep_firing_since is None:
+                rec.keep_firing_since = at
+            if at - rec.keep_firing_since < timing.keep_firing_for:
                 emit(rec, rec.value)
                 continue
         if rec is not None:
@@ -179,7 +365,7 @@ def apply_breaches(
                     annotations=rec.annotations,
                     status=AlertStatus.RESOLVED,
                     starts_at=rec.starts_at,
-                    ends_at=at,
+                    ends_at=max(at, rec.starts_at),  # never before it started, clock skew or not
                     source="evaluator",
                     value=rec.value,
                 )
@@ -194,7 +380,7 @@ def rule_breaches(rule: RuleConfig, samples: list, scores: list[float] | None = 
     """The series of one rule's result that breach, with the rule's labels applied."""
     out = []
     for i, s in enumerate(samples):
-        labels = _series_labels(rule.name, rule.labels, s.labels)
+        labels = _series_labels(rule.name, rule.labels, s.labels, s.value)
         if rule.type == "threshold" or rule.type == "log_patterns":
             out.append(Breach(rule.name, labels, s.value))
         elif rule.type == "log_errors":
@@ -212,6 +398,17 @@ def rule_breaches(rule: RuleConfig, samples: list, scores: list[float] | None = 
                     )
                 )
     return out
+
+
+def _same_labels(breaches: list[Breach]) -> str | None:
+    """The first label set two of `breaches` share, printed as Prometheus prints one."""
+    seen: set[str] = set()
+    for b in breaches:
+        fp = labels_fingerprint(b.labels)
+        if fp in seen:
+            return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(b.labels.items())) + "}"
+        seen.add(fp)
+    return None
 
 
 def slo_breaches(slo: SloConfig, results: list[RuleResult]) -> tuple[list[Breach], bool]:
@@ -271,7 +468,16 @@ def evaluate_rules(
             failed.add(res.rule)
             reasons[res.rule] = res.error
             continue
-        breaches += rule_breaches(rule, res.samples, (scores or {}).get(rule.name))
+        found = rule_breaches(rule, res.samples, (scores or {}).get(rule.name))
+        if clash := _same_labels(found):
+            # As Prometheus: two series that become one alert are an error of the rule, not
+            # one alert whose value flips between them; what fires keeps firing, noted.
+            why = f"vector contains metrics with the same labelset after applying alert labels: {clash}"
+            errors.append(f"rule {res.rule}: {why}")
+            failed.add(res.rule)
+            reasons[res.rule] = why
+            continue
+        breaches += found
     for name, parts in slo_results.items():
         found, window_failed = slo_breaches(slo_by_name[name], parts)
         breaches += found

@@ -36,9 +36,9 @@ def error_ratios(errors: list[Sample], total: list[Sample]) -> list[Sample]:
     """errors / total per label set (labels must match exactly, `__name__` aside).
 
     A series with no traffic (total 0) has no ratio: no traffic spends no budget. An errors
-    series without a total is ignored; a total without errors means a ratio of 0 only if the
-    errors query returned other series (a query that returns nothing when there are no errors,
-    like `rate(errors[5m]) > 0`, then still gives 0 instead of nothing).
+    series without a total is ignored; a total without an errors series has a ratio of 0 (an
+    errors query like `rate(errors[5m]) > 0`, or on a counter never incremented, returns
+    nothing when there are no errors).
     """
     by_key = {_key(s.labels): s for s in errors}
     out = []

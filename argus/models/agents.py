@@ -40,7 +40,10 @@ class FiringRecord(Model):
     labels: dict[str, str]
     starts_at: UtcDateTime
     value: float | None = None
-    last_breach: UtcDateTime | None = None  # for `keep_firing_for`
+    last_breach: UtcDateTime | None = None
+    # the first pull since the last breach that found it not breaching: `keep_firing_for` counts
+    # from there, as Prometheus counts it (KeepFiringSince)
+    keep_firing_since: UtcDateTime | None = None
     annotations: dict[str, str] = Field(default_factory=dict)
 
 

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from .common import Model, UtcDateTime
 from .durations import Duration
 from .heartbeats import HeartbeatsConfig
-from .monitoring import CorrelationConfig, SloConfig
+from .monitoring import CorrelationConfig, SloConfig, labels_without_value
 from .people import OnCallSchedule, Person
 from .remediation import BlastRadius, Risk
 from .routing import InhibitRule, MaintenanceWindow, Matcher, Route, TimeInterval, TimeIntervalSpec
@@ -170,6 +170,11 @@ class RuleConfig(Model):
         if not _RULE_NAME.match(v):
             raise ValueError(f"rule name {v!r} must match [a-zA-Z_][a-zA-Z0-9_]*")
         return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_without_value(cls, v: dict[str, str]) -> dict[str, str]:
+        return labels_without_value(v)
 
 
 class ServiceConfig(Model):

@@ -13,6 +13,20 @@ from .durations import Duration, format_duration
 
 _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 WINDOW_PLACEHOLDER = "$window"
+# `{{ $value }}` / `{{ .Value }}` in a template action.
+_VALUE_IN_TEMPLATE = re.compile(r"\{\{[^}]*(?:\$value|\.Value)\b")
+
+
+def labels_without_value(labels: dict[str, str]) -> dict[str, str]:
+    """Refuse a rule label templated on the value: labels identify an alert, so each new value
+    would resolve one alert and fire another (Prometheus allows it; linters such as pint warn)."""
+    for name, text in labels.items():
+        if _VALUE_IN_TEMPLATE.search(text):
+            raise ValueError(
+                f"label {name!r} uses the value ({text!r}): labels identify the alert, so it would "
+                "become a new alert whenever the value changes; put the value in an annotation"
+            )
+    return labels
 
 
 class BurnRateWindow(Model):
@@ -84,6 +98,11 @@ class SloConfig(Model):
             raise ValueError(f"objective {v} must be a percentage strictly between 0 and 100 (e.g. 99.9)")
         return v
 
+    @field_validator("labels")
+    @classmethod
+    def _labels_without_value(cls, v: dict[str, str]) -> dict[str, str]:
+        return labels_without_value(v)
+
     @field_validator("errors", "total")
     @classmethod
     def _has_window(cls, v: str) -> str:
@@ -128,4 +147,4 @@ class CorrelationConfig(Model):
     topology: list[tuple[str, str]] = Field(default_factory=list)  # (caller, callee); from `services`
 
 
-__all__ = ["BurnRateWindow", "CorrelationConfig", "SloConfig", "workbook_windows"]
+__all__ = ["BurnRateWindow", "CorrelationConfig", "SloConfig", "labels_without_value", "workbook_windows"]

@@ -65,13 +65,33 @@ def test_for_duration_then_fire_then_resolve():
 
 
 def test_keep_firing_for_holds_an_alert_through_short_gaps():
+    """As Prometheus: `keep_firing_for` counts from the first evaluation that found the series
+    gone, not from its last breach, and a breach in between starts it over."""
     r = rule(keep_firing_for="1m")
-    out = evaluate_rules([r], [RuleResult(rule=r.name, samples=[sample(2)])], EvaluatorState(), T0)
-    for s in (20, 50):
-        out = evaluate_rules([r], [RuleResult(rule=r.name)], out.state, T0 + timedelta(seconds=s))
-        assert [a.status for a in out.alerts] == [AlertStatus.FIRING]
-    out = evaluate_rules([r], [RuleResult(rule=r.name)], out.state, T0 + timedelta(seconds=61))
-    assert [a.status for a in out.alerts] == [AlertStatus.RESOLVED]
+
+    def pull(state, s: int, breach: bool = False):  # type: ignore[no-untyped-def]
+        samples = [sample(2)] if breach else []
+        out = evaluate_rules(
+            [r], [RuleResult(rule=r.name, samples=samples)], state, T0 + timedelta(seconds=s)
+        )
+        return out, [a.status for a in out.alerts]
+
+    out, _ = pull(EvaluatorState(), 0, breach=True)
+    for s in (20, 50, 79):  # gone since 20: kept until 20 + 60
+        out, got = pull(out.state, s)
+        assert got == [AlertStatus.FIRING], s
+    out, got = pull(out.state, 80)
+    assert got == [AlertStatus.RESOLVED]
+    # A keep of one pull interval holds an alert through one missed pull.
+    r = rule(keep_firing_for="30s")
+    out, _ = pull(EvaluatorState(), 0, breach=True)
+    out, got = pull(out.state, 30)
+    assert got == [AlertStatus.FIRING], "one missed pull"
+    out, _ = pull(out.state, 60, breach=True)
+    out, got = pull(out.state, 90)
+    assert got == [AlertStatus.FIRING], "the breach at 60 started the keep over"
+    out, got = pull(out.state, 120)
+    assert got == [AlertStatus.RESOLVED]
 
 
 def test_source_outage_longer_than_resolve_timeout_keeps_alerts_firing():
