@@ -9,8 +9,15 @@ to it in the dependency map, and attaches the alert there, with the reason spell
 Rules, all explained in the reason:
 * same receiver only (correlation never changes who is told);
 * the group's first alert is at most `window` old, and the group still has a firing alert;
-* the alert's service is the group's, or within `max_hops` edges of one of its services in
-  the topology, either direction (callers and callees both show the symptom);
+* the alert began firing (its startsAt) at most `window` before the group's first alert did:
+  an alert firing for hours that reaches the router only now (sent late, or released when its
+  silence ended) is not a symptom of what began a minute ago;
+* the alert's service is the group's, or within `max_hops` edges of one of its services along
+  a chain of `depends_on`, either way round: the alert's service depends (through at most
+  `max_hops` edges) on one of the group's, or one of the group's on it (a failing dependency
+  makes its callers fail, directly or through others). Two services that only share a caller
+  or a dependency are not related through it: every backend of a gateway would otherwise be
+  one incident;
 * nearest first (same service before one hop before two), then the oldest group: the one
   that fired first is usually nearest to the root cause.
 
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 from argus.models.monitoring import CorrelationConfig
@@ -37,6 +44,13 @@ class GroupView:
     services: set[str] = field(default_factory=set)
     sources: set[str] = field(default_factory=set)
     firing: bool = True
+    # When the alert that opened the group began firing (its startsAt); None: unknown, then
+    # `created_at` stands for it.
+    onset: datetime | None = None
+
+    def began(self) -> datetime:
+        """When what the group is about began: its first alert's start, at most its opening."""
+        return self.onset if self.onset is not None and self.onset < self.created_at else self.created_at
 
 
 @dataclass
@@ -44,6 +58,11 @@ class Correlation:
     group_key: str
     hops: int
     reason: str
+
+
+# A group an alert may join, as `rank_related` orders them: hops, opening, key, the group, and
+# which of its services is that near.
+Candidate = tuple[int, datetime, str, GroupView, str]
 
 
 def neighbours(topology: list[tuple[str, str]]) -> dict[str, set[str]]:
@@ -54,11 +73,21 @@ def neighbours(topology: list[tuple[str, str]]) -> dict[str, set[str]]:
     return graph
 
 
+def directed(topology: list[tuple[str, str]], reverse: bool = False) -> dict[str, set[str]]:
+    """Each service's dependencies (its callers with `reverse`)."""
+    graph: dict[str, set[str]] = {}
+    for caller, callee in topology:
+        a, b = (callee, caller) if reverse else (caller, callee)
+        graph.setdefault(a, set()).add(b)
+    return graph
+
+
 def shortest_path(graph: dict[str, set[str]], a: str, b: str, max_hops: int) -> list[str] | None:
-    """Nodes from a to b (inclusive) over at most `max_hops` edges, ignoring direction."""
+    """Nodes from a to b (inclusive) over at most `max_hops` edges of `graph` (as given: pass
+    `neighbours` to ignore direction)."""
     if a == b:
         return [a]
-    if a not in graph or b not in graph:
+    if a not in graph:
         return None
     prev: dict[str, str] = {}
     queue = deque([(a, 0)])
@@ -67,7 +96,7 @@ def shortest_path(graph: dict[str, set[str]], a: str, b: str, max_hops: int) -> 
         node, depth = queue.popleft()
         if depth >= max_hops:
             continue
-        for nxt in sorted(graph[node]):
+        for nxt in sorted(graph.get(node, ())):  # sorted: the same path on every replay
             if nxt in seen:
                 continue
             seen.add(nxt)
@@ -89,31 +118,101 @@ def describe_path(path: list[str], topology: list[tuple[str, str]]) -> str:
     return ", ".join(parts)
 
 
-class Topology:
-    """The dependency map as an undirected graph, with distances from a service cached."""
+def _bfs(graph: dict[str, set[str]], service: str, max_hops: int) -> dict[str, int]:
+    found = {service: 0}
+    frontier = [service]
+    for hop in range(1, max_hops + 1):
+        nxt = []
+        for node in frontier:
+            for other in graph.get(node, ()):
+                if other not in found:
+                    found[other] = hop
+                    nxt.append(other)
+        frontier = nxt
+    return found
 
-    def __init__(self, edges: list[tuple[str, str]]) -> None:
+
+class Topology:
+    """The dependency map, with distances from a service cached.
+
+    `directed` (the default): services are related along chains of `depends_on` only, either
+    way round (what a service depends on, through others, and what depends on it). Off: the
+    map as an undirected graph, as runs of the monitoring workflow begun before replay it
+    (two callees of one caller were related through it)."""
+
+    def __init__(self, edges: list[tuple[str, str]], directed_: bool = True) -> None:
         self.edges = edges
         self.graph = neighbours(edges)
-        self._distances: dict[tuple[str, int], dict[str, int]] = {}
+        self.callees = directed(edges)
+        self.callers = directed(edges, reverse=True)
+        self.directed = directed_
+        self._distances: dict[tuple[str, int, bool], dict[str, int]] = {}
 
     def distances(self, service: str, max_hops: int) -> dict[str, int]:
         """Every service within `max_hops` of `service` (itself at 0)."""
-        key = (service, max_hops)
+        key = (service, max_hops, self.directed)
         found = self._distances.get(key)
         if found is None:
-            found = {service: 0}
-            frontier = [service]
-            for hop in range(1, max_hops + 1):
-                nxt = []
-                for node in frontier:
-                    for other in self.graph.get(node, ()):
-                        if other not in found:
-                            found[other] = hop
-                            nxt.append(other)
-                frontier = nxt
+            if self.directed:
+                found = _bfs(self.callers, service, max_hops)
+                for other, hops in _bfs(self.callees, service, max_hops).items():
+                    found[other] = min(hops, found.get(other, hops))
+            else:
+                found = _bfs(self.graph, service, max_hops)
             self._distances[key] = found
         return found
+
+    def path(self, a: str, b: str, max_hops: int) -> list[str] | None:
+        """A shortest path from a to b as `distances` counts it (dependencies first on a tie)."""
+        if not self.directed:
+            return shortest_path(self.graph, a, b, max_hops)
+        down = shortest_path(self.callees, a, b, max_hops)
+        up = shortest_path(self.callers, a, b, max_hops)
+        if down is None or (up is not None and len(up) < len(down)):
+            return up
+        return down
+
+
+def rank_related(
+    service: str | None,
+    receiver: str,
+    now: datetime,
+    groups: list[GroupView],
+    config: CorrelationConfig,
+    topology: Topology | None = None,
+) -> list[Candidate]:
+    """The live groups an alert of `service` may join, best first (nearest in the topology, the
+    same service first, then the oldest), before the alert's own start is looked at: what does
+    not depend on the alert, so that the router can remember it for the next alert."""
+    if not config.enabled or not service:
+        return []
+    topo = topology or Topology(config.topology)
+    near = topo.distances(service, config.max_hops)
+    ranked: list[Candidate] = []
+    for g in groups:
+        if g.receiver != receiver or not g.firing or now - g.created_at > config.window:
+            continue
+        hits = [(near[s], s) for s in g.services if s in near]
+        if not hits:
+            continue
+        hops, other = min(hits)
+        ranked.append((hops, g.created_at, g.key, g, other))
+    ranked.sort(key=lambda c: c[:3])
+    return ranked
+
+
+def first_fit(
+    ranked: list[Candidate], now: datetime, config: CorrelationConfig, started: datetime | None = None
+) -> tuple[GroupView, int, str] | None:
+    """The best of `ranked` still within the window at `now` and, for an alert that began
+    firing at `started`, begun at most `window` after it."""
+    for hops, _, _, g, other in ranked:
+        if now - g.created_at > config.window:
+            continue
+        if started is not None and g.began() - started > config.window:
+            continue
+        return g, hops, other
+    return None
 
 
 def pick_related(
@@ -123,29 +222,12 @@ def pick_related(
     groups: list[GroupView],
     config: CorrelationConfig,
     topology: Topology | None = None,
+    started: datetime | None = None,
 ) -> tuple[GroupView, int, str] | None:
-    """The live group an alert of `service` belongs with, how many hops away, and through which
-    of its services: the nearest in the topology (the same service first), then the oldest.
-    `groups` may be just the ones holding a nearby service."""
-    if not config.enabled or not service:
-        return None
-    topo = topology or Topology(config.topology)
-    near = topo.distances(service, config.max_hops)
-    best: tuple[int, datetime, str, GroupView, str] | None = None
-    for g in groups:
-        if g.receiver != receiver or not g.firing or now - g.created_at > config.window:
-            continue
-        hits = [(near[s], s) for s in g.services if s in near]
-        if not hits:
-            continue
-        hops, other = min(hits)
-        candidate = (hops, g.created_at, g.key, g, other)
-        if best is None or candidate[:3] < best[:3]:
-            best = candidate
-    if best is None:
-        return None
-    hops, _, _, g, other = best
-    return g, hops, other
+    """The live group an alert of `service` (that began firing at `started`) belongs with, how
+    many hops away, and through which of its services: the nearest in the topology (the same
+    service first), then the oldest. `groups` may be just the ones holding a nearby service."""
+    return first_fit(rank_related(service, receiver, now, groups, config, topology), now, config, started)
 
 
 def explain_related(
@@ -155,32 +237,47 @@ def explain_related(
     picked: tuple[GroupView, int, str],
     config: CorrelationConfig,
     topology: Topology | None = None,
+    started: datetime | None = None,
 ) -> Correlation:
-    """The decision `pick_related` made, with its reason spelled out."""
+    """The decision `pick_related` made, with its reason spelled out. With `started` (the
+    alert's start) the reason also names the signals on both sides and when the alert began."""
     g, hops, other = picked
     topo = topology or Topology(config.topology)
     age = now - g.created_at
+    theirs = ", ".join(sorted(g.sources))
     if hops == 0:
-        src = f" (this alert from {source}; the group has alerts from {', '.join(sorted(g.sources))})"
+        src = f" (this alert from {source}; the group has alerts from {theirs})"
         why = f"same service {service!r}{src if g.sources - {source} else ''}"
     else:
-        path = shortest_path(topo.graph, service, other, config.max_hops) or [service, other]
+        path = topo.path(service, other, config.max_hops) or [service, other]
         plural = "s" if hops > 1 else ""
-        why = f"{describe_path(path, topo.edges)} ({hops} hop{plural} in the topology)"
+        signals = f"; this alert from {source}, the group's from {theirs}" if started is not None else ""
+        why = f"{describe_path(path, topo.edges)} ({hops} hop{plural} in the topology{signals})"
+    began = ""
+    if started is not None:
+        began = f"; this alert began firing {_seconds(now - started)}s ago"
     reason = (
         f"correlated into group {g.key}: {why}; that group opened {int(age.total_seconds())}s ago, "
-        f"within the correlation window {config.window}"
+        f"within the correlation window {config.window}{began}"
     )
     return Correlation(g.key, hops, reason)
 
 
+def _seconds(d: timedelta) -> int:
+    return int(d.total_seconds())
+
+
 __all__ = [
+    "Candidate",
     "Correlation",
     "GroupView",
     "Topology",
     "describe_path",
+    "directed",
     "explain_related",
+    "first_fit",
     "neighbours",
     "pick_related",
+    "rank_related",
     "shortest_path",
 ]

@@ -33,7 +33,15 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from argus.analysis.correlation import Correlation, GroupView, Topology, explain_related, pick_related
+from argus.analysis.correlation import (
+    Candidate,
+    Correlation,
+    GroupView,
+    Topology,
+    explain_related,
+    first_fit,
+    rank_related,
+)
 from argus.models import Alert, AlertStatus, Matcher, Route, RouteDecision, RouteDecisionKind, Silence
 from argus.models.alert import alert_from_compact
 from argus.models.common import Model, UtcDateTime, construct_unvalidated
@@ -103,6 +111,10 @@ class GroupState(Model):
     # The suppression version at which the group was due to open but every firing alert was
     # held back (flapping or inhibited): not due again until that or the group changes.
     open_held: int | None = None
+    # When the alert that opened the group began firing (its startsAt, at most `created_at`):
+    # correlation folds in no alert that began more than its window before it. None: a group
+    # opened by a run begun before (its `created_at` stands for it).
+    onset: UtcDateTime | None = None
 
     def firing(self) -> list[Alert]:
         return [e.alert for e in self.alerts.values() if e.alert.status == AlertStatus.FIRING]
@@ -315,6 +327,9 @@ class Router:
         # alerts are all held back waiting for a change instead of being looked at on every pass.
         # The monitoring workflow turns it off for runs begun before it (they replay as they ran).
         self.settled_holds = True
+        # Silences and maintenance windows that began while a group waited out group_wait keep
+        # its incident from opening (see `due`). Off for runs begun before (see settled_holds).
+        self.silence_at_open = True
         self._intervals = {ti.name: ti for ti in config.time_intervals}
         self._routes = RouteTree(config.route)
         self._uses_intervals = _route_uses_intervals(config.route)
@@ -322,7 +337,7 @@ class Router:
         self._index: dict[str, list[tuple[str, str]]] = {}  # fingerprint -> [(slot, group key)]
         # Firing alerts per group by service and by source, and the groups per service: what
         # correlation asks, kept up to date as alerts come and go.
-        self._topology = Topology(config.correlation.topology)
+        self._topology = Topology(config.correlation.topology, directed_=True)
         self._svc_count: dict[str, dict[str, int]] = {}
         self._src_count: dict[str, dict[str, int]] = {}
         self._svc_groups: dict[str, set[str]] = {}
@@ -331,7 +346,7 @@ class Router:
         # service or source joins or leaves one) starts a new generation. In an alert storm
         # every new alert of a folded group asks again, and the answer is then a lookup.
         self._corr_gen = 0
-        self._corr_memo: dict[tuple[str, str], tuple[int, tuple[GroupView, int, str] | None]] = {}
+        self._corr_memo: dict[tuple[str, str], tuple[int, list[Candidate]]] = {}
         for key, g in state.groups.items():
             self.adopt(key, g.alerts.values())
         self._inhibit_version = -1
@@ -345,6 +360,19 @@ class Router:
         if digest != state.config_digest:
             state.config_digest = digest
             state.sup_version += 1
+
+    @property
+    def causal_correlation(self) -> bool:
+        """Correlation along chains of depends_on only, of alerts that began within its window
+        of the group's first, explained with the signals on both sides. The monitoring workflow
+        turns it off for runs begun before it (they replay as they ran: undirected topology,
+        any start, shorter reasons)."""
+        return self._topology.directed
+
+    @causal_correlation.setter
+    def causal_correlation(self, on: bool) -> None:
+        self._topology.directed = on
+        self._corr_memo.clear()
 
     def adopt(self, key: str, entries: Iterable[AlertEntry]) -> None:
         """Index entries already in group `key` (a carried state, rebuilt at once or in parts)."""
@@ -374,10 +402,14 @@ class Router:
         self.state.silences = [s for s in self.state.silences if s.id != silence.id] + [silence]
         self._suppression_changed()
 
-    def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+    def expire_silence(self, silence_id: str, now: datetime, pending_too: bool = True) -> Silence | None:
+        """End a silence now; one still pending (`pending_too`) starts now too, as Alertmanager's."""
         for i, s in enumerate(self.state.silences):
             if s.id == silence_id:
-                expired = s.model_copy(update={"ends_at": min(s.ends_at, now)})
+                change = {"ends_at": min(s.ends_at, now)}
+                if pending_too:
+                    change["starts_at"] = min(s.starts_at, now)
+                expired = s.model_copy(update=change)
                 self.state.silences[i] = expired
                 self._suppression_changed()
                 return expired
@@ -416,19 +448,9 @@ class Router:
         def decision(kind: RouteDecisionKind, reason: str) -> RouteDecision:
             return RouteDecision(fingerprint=fp, alertname=name, kind=kind, at=now, reason=reason)
 
-        for s in self.state.silences:
-            if s.starts_at <= now < s.ends_at and matches_all(s.matchers, alert.labels):
-                return decision(
-                    RouteDecisionKind.SILENCED,
-                    f"silenced by {s.id} ({', '.join(map(str, s.matchers))}) until "
-                    f"{s.ends_at.isoformat()} by {s.created_by}: {s.comment}",
-                ), s.ends_at
-        for w in self.config.maintenance:
-            if w.starts_at <= now < w.ends_at and matches_all(w.matchers, alert.labels):
-                return decision(
-                    RouteDecisionKind.MAINTENANCE,
-                    f"maintenance window {w.name!r} until {w.ends_at.isoformat()}",
-                ), w.ends_at
+        silenced = self._silenced(alert, now)
+        if silenced is not None:
+            return silenced
         next_minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
         for ti_name in route.mute_time_intervals:
             ti = self._intervals.get(ti_name)
@@ -445,6 +467,39 @@ class Router:
                 ), next_minute
         inhibited = self._inhibition(alert, now)
         return (inhibited, None) if inhibited is not None else None
+
+    def _silenced(self, alert: Alert, now: datetime) -> tuple[RouteDecision, datetime] | None:
+        """The active silence or maintenance window that mutes `alert`, and when it ends."""
+        for s in self.state.silences:
+            if s.starts_at <= now < s.ends_at and matches_all(s.matchers, alert.labels):
+                return RouteDecision(
+                    fingerprint=alert.fingerprint,
+                    alertname=alert.name,
+                    kind=RouteDecisionKind.SILENCED,
+                    at=now,
+                    reason=f"silenced by {s.id} ({', '.join(map(str, s.matchers))}) until "
+                    f"{s.ends_at.isoformat()} by {s.created_by}: {s.comment}",
+                ), s.ends_at
+        for w in self.config.maintenance:
+            if w.starts_at <= now < w.ends_at and matches_all(w.matchers, alert.labels):
+                return RouteDecision(
+                    fingerprint=alert.fingerprint,
+                    alertname=alert.name,
+                    kind=RouteDecisionKind.MAINTENANCE,
+                    at=now,
+                    reason=f"maintenance window {w.name!r} until {w.ends_at.isoformat()}",
+                ), w.ends_at
+        return None
+
+    def _muted_at_open(self, alert: Alert, now: datetime) -> RouteDecision | None:
+        """Why a firing alert of a group due to open must not open its incident. Alertmanager
+        mutes at notification time: a silence (or maintenance window) that began while the
+        group waited out group_wait mutes alerts that joined before it, refreshed or not."""
+        if self.silence_at_open:
+            found = self._silenced(alert, now)
+            if found is not None:
+                return found[0]
+        return self._inhibition(alert, now)
 
     # --- what suppresses, and when that changes ---------------------------------------------------
     def _suppression_changed(self) -> None:
@@ -581,23 +636,27 @@ class Router:
         return consumed, repeats
 
     def _correlate(
-        self, service: str | None, source: str, receiver: str, now: datetime
+        self, service: str | None, alert: Alert, receiver: str, now: datetime
     ) -> Correlation | None:
         """The live group an alert of `service` belongs with (see `argus.analysis.correlation`)."""
         cfg = self.config.correlation
         if not service or not cfg.enabled:
             return None
+        started = alert.starts_at if self.causal_correlation else None
         memo = self._corr_memo.get((service, receiver))
         if memo is not None and memo[0] == self._corr_gen:
-            picked = memo[1]
-            # Time only takes groups out of the window; the pick holds until its own group leaves.
-            if picked is None or now - picked[0].created_at <= cfg.window:
-                return explain_related(service, source, now, picked, cfg, self._topology) if picked else None
-        picked = pick_related(service, receiver, now, self._related_views(service), cfg, self._topology)
-        if len(self._corr_memo) > 10_000:
-            self._corr_memo.clear()
-        self._corr_memo[(service, receiver)] = (self._corr_gen, picked)
-        return explain_related(service, source, now, picked, cfg, self._topology) if picked else None
+            # The groups in reach, best first, as they were when last asked: time only takes
+            # groups out of the window, and the alert's own start is checked on each (first_fit).
+            ranked = memo[1]
+        else:
+            ranked = rank_related(service, receiver, now, self._related_views(service), cfg, self._topology)
+            if len(self._corr_memo) > 10_000:
+                self._corr_memo.clear()
+            self._corr_memo[(service, receiver)] = (self._corr_gen, ranked)
+        picked = first_fit(ranked, now, cfg, started)
+        if picked is None:
+            return None
+        return explain_related(service, alert.source, now, picked, cfg, self._topology, started)
 
     def _related_views(self, service: str) -> list[GroupView]:
         """Live groups holding a firing alert of a service near `service` in the topology."""
@@ -618,6 +677,7 @@ class Router:
                     services=set(self._svc_count.get(key, {})),
                     sources=set(self._src_count.get(key, {})),
                     firing=True,
+                    onset=g.onset,
                 )
             )
         return views
@@ -832,7 +892,7 @@ class Router:
             released = f"{held.kind.value} no longer applies; " if held is not None else ""
             if group is None:
                 service = alert.labels.get(self.config.correlation.service_label)
-                related = self._correlate(service, alert.source, route.receiver, now)
+                related = self._correlate(service, alert, route.receiver, now)
                 if related is not None:
                     group = self.state.groups[related.group_key]
                     key = group.key
@@ -845,6 +905,7 @@ class Router:
                         labels=glabels,
                         route=route,
                         created_at=now,
+                        onset=min(alert.starts_at, now) if self.causal_correlation else None,
                     )
                     self.state.groups[key] = group
                     self._corr_gen += 1
@@ -1060,7 +1121,7 @@ class Router:
             if opened is not None and opened <= now:
                 firing = [a for a in g.firing() if not self._held(g, a)]
                 if firing:
-                    still = [a for a in firing if self._inhibition(a, now) is None]
+                    still = [a for a in firing if self._muted_at_open(a, now) is None]
                     if still:
                         actions.append(
                             GroupAction(
@@ -1084,15 +1145,15 @@ class Router:
                         g.decisions, g.decisions_dropped = [], 0
                         continue
                     for a in firing:
-                        d = self._inhibition(a, now)
+                        d = self._muted_at_open(a, now)
                         if d:
                             d.group_key = key
                             self._record(d)
                 if not g.firing():
                     self._drop_group(key)  # nothing left to open an incident for
                 elif self.settled_holds:
-                    # Every firing alert is flapping or inhibited: due again once one settles,
-                    # the inhibition changes or the group does, not on every pass.
+                    # Every firing alert is flapping, silenced or inhibited: due again once one
+                    # settles, the suppression changes or the group does, not on every pass.
                     g.open_held, g.dirty, g.resolved_dirty = self.state.sup_version, {}, False
                 continue
             upd = self._update_due(g)

@@ -135,9 +135,11 @@ class CorrelationConfig(Model):
 
     Two alerts are related when they are on the same service (say a log-error spike from
     Elasticsearch and a latency rise from Prometheus), or on services within `max_hops` of each
-    other in the service topology (`services[].depends_on`), and the second arrives within
-    `window` of the group's first alert. Only groups with the same receiver are joined, so
-    correlation never changes who is told.
+    other along a chain of `services[].depends_on` (either way round: a service and what it
+    depends on, directly or through others; two services that only share a caller or a
+    dependency are not related through it), the second arrives within `window` of the group's
+    first alert, and it began firing at most `window` before that one did. Only groups with the
+    same receiver are joined, so correlation never changes who is told.
     """
 
     enabled: bool = True

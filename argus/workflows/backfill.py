@@ -74,12 +74,18 @@ class Episode:
 
 
 SETTLED_HOLDS = "backfill-flapping-counted-across-resolutions-and-held-groups-wait"
+# Router.causal_correlation and Router.silence_at_open (see the monitoring workflow's patch)
+CORRELATION_AND_SILENCES = "backfill-correlation-along-depends-on-and-silences-as-alertmanager"
 
 
-def route(alerts: list[Alert], inp: BackfillInput, settled_holds: bool = True) -> list[Episode]:
-    """The real router over the alerts in time order; returns every episode it opened."""
+def route(
+    alerts: list[Alert], inp: BackfillInput, settled_holds: bool = True, newer_rules: bool = True
+) -> list[Episode]:
+    """The real router over the alerts in time order; returns every episode it opened.
+    `settled_holds`, `newer_rules`: off for backfills begun before (they replay as they ran)."""
     router = Router(inp.policy.routing, RouterState(), scope="backfill")
-    router.settled_holds = settled_holds  # off for backfills begun before (they replay as they ran)
+    router.settled_holds = settled_holds
+    router.causal_correlation = router.silence_at_open = newer_rules
     current: dict[str, Episode] = {}
     episodes: list[Episode] = []
 
@@ -145,7 +151,12 @@ class BackfillWorkflow:
         alerts = sorted(joined, key=lambda a: (a.ends_at or a.starts_at, a.fingerprint))
         self.progress.alerts_found = len({(a.fingerprint, a.starts_at) for a in alerts})
         ordered = sorted(alerts, key=lambda a: (self._at(a), a.fingerprint))
-        episodes = route(ordered, inp, settled_holds=workflow.patched(SETTLED_HOLDS))
+        episodes = route(
+            ordered,
+            inp,
+            settled_holds=workflow.patched(SETTLED_HOLDS),
+            newer_rules=workflow.patched(CORRELATION_AND_SILENCES),
+        )
         self.progress.incidents_found = len(episodes)
 
         self.progress.stage = "incidents"

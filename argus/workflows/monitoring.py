@@ -83,6 +83,12 @@ REBUILD_PART = 4000  # tracked alerts rebuilt per workflow task (about 80 ms on 
 PACK_IN_PARTS = "monitoring-pack-the-hand-over-in-parts"
 SETTLED_HOLDS = "monitoring-flapping-counted-across-resolutions-and-held-groups-wait"
 PULL_FAILED_REFRESH = "monitoring-a-failed-pull-refreshes-what-fires"
+# One id for the correlation and silence rules that came together (each patch id costs every run
+# a marker and a search-attribute upsert): correlation along depends_on chains of alerts begun
+# within its window (Router.causal_correlation), silences applied when a group opens
+# (Router.silence_at_open), a silence ending as asked, a pending one expired by hand starting
+# then, and each expiry told once however many silences ended that day.
+CORRELATION_AND_SILENCES = "monitoring-correlation-along-depends-on-and-silences-as-alertmanager"
 PACK_PART = 4000  # tracked alerts packed per workflow task (about 0.15 s on an idle core)
 # After packing, the hand-over waits in short tasks (an activity round trip each, 10-40 ms) until
 # no batch has arrived for HANDOVER_QUIET, so that gateways have seen it and hold their batches,
@@ -131,6 +137,25 @@ class _Remainder:
 
     def as_batch(self) -> CompactBatch:
         return self.packed if self.packed is not None else CompactBatch.of("carried", self.records())
+
+
+def silence_request_problem(req: SilenceRequest, now: datetime) -> str | None:
+    """Why a silence request must be refused at `now`, or None."""
+    problem = req.matchers_problem()
+    if problem:
+        return problem
+    if req.duration <= timedelta(0):
+        return "a silence needs a positive duration"
+    if not req.created_by:
+        return "a silence needs an author (created_by)"
+    if req.starts_at is not None and req.starts_at + req.duration <= now:
+        # As Alertmanager ("end time can't be in the past"): it would silence nothing.
+        return (
+            f"the silence would end at {(req.starts_at + req.duration).isoformat()} (start "
+            f"{req.starts_at.isoformat()} + duration {req.duration}), already past at "
+            f"{now.isoformat()}: give a later start or a longer duration"
+        )
+    return None
 
 
 @contextlib.contextmanager
@@ -375,6 +400,8 @@ class MonitoringWorkflow:
         self._quiet_handover = False  # likewise
         self._pack_in_parts = False  # likewise
         self._settled_holds = False  # likewise (Router.settled_holds)
+        self._causal_correlation = False  # likewise (Router.causal_correlation)
+        self._silence_at_open = False  # likewise (Router.silence_at_open)
         self._handing_over = False  # packed, waiting for a task with no new batch (told to gateways)
         self._started_events = 0  # history events the run took to start (see `run`)
         self.scope = inp.scope
@@ -424,6 +451,8 @@ class MonitoringWorkflow:
         self._pack_in_parts = workflow.patched(PACK_IN_PARTS)
         self._settled_holds = workflow.patched(SETTLED_HOLDS)
         self.router.settled_holds = self._settled_holds
+        self._causal_correlation = self._silence_at_open = workflow.patched(CORRELATION_AND_SILENCES)
+        self._router_rules()
         if not parts:  # runs begun before rebuilt the state at once, before anything else
             self._rebuild(None)
         self._fitting = workflow.patched(FIT_CAPACITY)
@@ -470,6 +499,7 @@ class MonitoringWorkflow:
                 self._policy_changed = False
                 self.router = Router(self.policy.routing, self.state.router, self.scope)
                 self.router.settled_holds = self._settled_holds
+                self._router_rules()
                 self._apply_capacity()
             await self._apply_silence_changes()
             for closed in self._closed:
@@ -496,6 +526,11 @@ class MonitoringWorkflow:
                 backlog = bool(self._queue)
             if backlog:
                 await self._next_task()
+
+    def _router_rules(self) -> None:
+        """Correlation and silence rules as this run began with (workflow.patched in `run`)."""
+        self.router.causal_correlation = self._causal_correlation
+        self.router.silence_at_open = self._silence_at_open
 
     def _rebuild(self, budget: int | None) -> None:
         """Rebuild up to `budget` of the tracked alerts handed over (all: None) and index them."""
@@ -878,6 +913,12 @@ class MonitoringWorkflow:
 
     def _mark_announced(self, silence_id: str) -> None:
         self.state.announced_expired.append(silence_id)
+        if workflow.patched(CORRELATION_AND_SILENCES):
+            # Bounded by the silences kept: `drop_old_silences` forgets both together. Trimmed to
+            # 500, a scope where more silences ended within a day (they are kept a day) forgot
+            # that it had told of one still kept, told of it again on its next pass, and pushed
+            # another out: a notification per pass, for ever.
+            return
         del self.state.announced_expired[:-500]
 
     async def _tell_people(self, key: str, subject: str, body: str) -> None:
@@ -945,11 +986,16 @@ class MonitoringWorkflow:
                     return s
         self.state.silence_seq += 1
         starts = max(now, req.starts_at) if req.starts_at is not None else now
+        ends = starts + req.duration
+        if req.starts_at is not None and workflow.patched(CORRELATION_AND_SILENCES):
+            # `duration` from the start asked for, as documented (and as Alertmanager keeps endsAt
+            # when it moves a past start to now): a start already past made it last longer.
+            ends = req.starts_at + req.duration
         silence = Silence(
             id=f"sil-{req.request_id}" if req.request_id else f"sil-{self.state.silence_seq}",
             matchers=req.matchers,
             starts_at=starts,
-            ends_at=starts + req.duration,
+            ends_at=ends,
             created_by=req.created_by,
             comment=req.comment,
         )
@@ -959,22 +1005,30 @@ class MonitoringWorkflow:
 
     @add_silence.validator
     def _validate_silence(self, req: SilenceRequest) -> None:
-        problem = req.matchers_problem()
+        problem = silence_request_problem(req, workflow.now())
         if problem:
             raise ValueError(problem)
-        if req.duration <= timedelta(0):
-            raise ValueError("a silence needs a positive duration")
-        if not req.created_by:
-            raise ValueError("a silence needs an author (created_by)")
 
     @workflow.update
     def expire_silence(self, req: SilenceExpire) -> Silence:
-        silence = self.router.expire_silence(req.silence_id, workflow.now())
+        now = workflow.now()
+        # A pending silence expired by hand never began: it starts and ends now (Alertmanager),
+        # not "from tomorrow until now".
+        silence = self.router.expire_silence(
+            req.silence_id, now, pending_too=workflow.patched(CORRELATION_AND_SILENCES)
+        )
         if silence is None:
             raise ApplicationError(f"no silence {req.silence_id}", type="UnknownSilence")
         self._mark_announced(silence.id)
         self._silence_changes.append(("expire", silence.model_copy(update={"created_by": req.by})))
         return silence
+
+    @expire_silence.validator
+    def _validate_expire(self, req: SilenceExpire) -> None:
+        # As Alertmanager: expiring an expired silence is refused, not told to people again.
+        for s in self.router.state.silences:
+            if s.id == req.silence_id and s.ends_at <= workflow.now():
+                raise ValueError(f"silence {s.id} already expired at {s.ends_at.isoformat()}")
 
     @workflow.query
     def silences(self) -> list[Silence]:

@@ -424,7 +424,8 @@ def test_remembered_correlation_answers_exactly_what_a_fresh_search_would():
         batch = [
             alert(
                 rng.choice(names),
-                at=now,
+                # Some began long before they arrive: the remembered ranking checks each start.
+                at=now - timedelta(seconds=rng.choice([0, 0, 0, 60, 900, 4000])),
                 status="resolved" if rng.random() < 0.15 else "firing",
                 source=rng.choice(["evaluator", "elasticsearch"]),
                 service=rng.choice(services),
@@ -630,13 +631,26 @@ def test_regex_matchers_are_anchored_at_the_very_end_like_go():
 @pytest.mark.parametrize("matchers", [['alertname=~".*"'], ['foo!="bar"'], ['a=""', 'b!~"x"']])
 def test_a_silence_whose_matchers_all_match_the_empty_string_is_refused(matchers):
     from argus.models import SilenceRequest
-    from argus.workflows.monitoring import MonitoringWorkflow
+    from argus.workflows.monitoring import silence_request_problem
 
     req = SilenceRequest(matchers=matchers, created_by="ann")
-    with pytest.raises(ValueError, match="at least one matcher must not match the empty string"):
-        MonitoringWorkflow._validate_silence(None, req)  # type: ignore[arg-type]
+    assert "at least one matcher must not match the empty string" in (silence_request_problem(req, T0) or "")
     ok = SilenceRequest(matchers=[*matchers, 'service="db"'], created_by="ann")
-    MonitoringWorkflow._validate_silence(None, ok)  # type: ignore[arg-type]
+    assert silence_request_problem(ok, T0) is None
+
+
+def test_a_silence_that_would_end_in_the_past_is_refused_saying_when():
+    from argus.models import SilenceRequest
+    from argus.workflows.monitoring import silence_request_problem
+
+    past = SilenceRequest(
+        matchers=['service="db"'], created_by="ann", starts_at=T0 - timedelta(hours=3), duration="1h"
+    )
+    problem = silence_request_problem(past, T0)
+    assert problem is not None and "would end at 2026-03-02T08:00:00+00:00" in problem
+    assert "already past" in problem
+    begun = past.model_copy(update={"duration": timedelta(hours=4)})
+    assert silence_request_problem(begun, T0) is None, "begun 3h ago, ends in 1h: fine"
 
 
 def _load_problems(**routing):
@@ -711,3 +725,126 @@ def test_a_maintenance_window_that_ends_before_it_starts_is_refused_at_load():
     }
     [found] = _load_problems(maintenance=[window])
     assert found.startswith("maintenance window 'db upgrade': ends_at 2026-03-02T09:00:00")
+
+
+# --- correlation: time, direction, explanation; silences at open (review of 2026-12) -----------
+def test_an_alert_that_began_firing_hours_ago_is_not_folded_into_a_new_group():
+    """An alert firing for hours that reaches the router only now (sent late, or released when
+    its silence ended) is no symptom of what began a minute ago: it opens its own group."""
+    r = router()
+    r.ingest([alert("DbDown", service="payments-db", at=T0)], T0)
+    old = alert("HighLatency", service="checkout", at=T0 - timedelta(hours=3))
+    [d] = r.ingest([old], T0 + timedelta(minutes=1))
+    assert d.kind == RouteDecisionKind.NEW_GROUP, d.reason
+    # Within the window of the group's first alert it is folded in, and says when it began.
+    [d] = r.ingest(
+        [alert("ErrorRate", service="checkout", at=T0 - timedelta(minutes=5))], T0 + timedelta(minutes=2)
+    )
+    assert d.kind == RouteDecisionKind.CORRELATED and "began firing 420s ago" in d.reason
+    # The same holds when the group was opened by an alert that began before it arrived.
+    r = router()
+    r.ingest([alert("DbDown", service="payments-db", at=T0 - timedelta(minutes=8))], T0)
+    [d] = r.ingest(
+        [alert("HighLatency", service="checkout", at=T0 - timedelta(minutes=17))], T0 + timedelta(minutes=1)
+    )
+    assert d.kind == RouteDecisionKind.CORRELATED, "9 minutes before the group's first alert began"
+
+
+def test_an_alert_released_from_a_long_silence_opens_its_own_group():
+    r = router(resolve_timeout="6h")
+    r.add_silence(
+        Silence(
+            id="s9",
+            matchers=[Matcher.parse('service="checkout"')],
+            starts_at=T0,
+            ends_at=T0 + timedelta(hours=2),
+            created_by="bob",
+        )
+    )
+    [d] = r.ingest([alert("HighLatency", service="checkout", at=T0)], T0)
+    assert d.kind == RouteDecisionKind.SILENCED
+    later = T0 + timedelta(hours=2) - timedelta(minutes=1)
+    r.ingest([alert("DbDown", service="payments-db", at=later)], later)
+    [d] = r.sweep(T0 + timedelta(hours=2))
+    assert d.kind == RouteDecisionKind.RELEASED and "opened group" in d.reason, d.reason
+    assert len(r.state.groups) == 2
+
+
+def test_correlation_follows_depends_on_chains_not_shared_callers_or_dependencies():
+    """A gateway depending on every backend must not make every backend one incident: two
+    services are related when one depends on the other (directly or through others)."""
+    topo = [("gateway", "payments"), ("gateway", "search"), ("checkout", "auth"), ("cart", "auth")]
+    r = router(correlation={"topology": topo})
+    r.ingest([alert("DbDown", service="payments")], T0)
+    [d] = r.ingest([alert("IndexLag", service="search")], T0 + timedelta(seconds=5))
+    assert d.kind == RouteDecisionKind.NEW_GROUP, "search and payments only share a caller"
+    [d] = r.ingest([alert("Errors", service="checkout")], T0 + timedelta(seconds=6))
+    assert d.kind == RouteDecisionKind.NEW_GROUP
+    [d] = r.ingest([alert("Errors", service="cart")], T0 + timedelta(seconds=7))
+    assert d.kind == RouteDecisionKind.NEW_GROUP, "cart and checkout only share a dependency"
+    # Along a chain, either way round: the caller joins its dependency's group, and the other way.
+    [d] = r.ingest([alert("HighLatency", service="gateway")], T0 + timedelta(seconds=8))
+    assert d.kind == RouteDecisionKind.CORRELATED and "gateway depends on payments (1 hop" in d.reason
+    [d] = r.ingest([alert("AuthDown", service="auth")], T0 + timedelta(seconds=9))
+    assert d.kind == RouteDecisionKind.CORRELATED and "checkout depends on auth (1 hop" in d.reason
+
+
+def test_correlation_through_a_cycle_and_services_missing_from_the_topology():
+    r = router(correlation={"topology": [("a", "b"), ("b", "c"), ("c", "a")], "max_hops": 1})
+    r.ingest([alert("X", service="a")], T0)
+    [d] = r.ingest([alert("Y", service="c")], T0 + timedelta(seconds=1))
+    assert d.kind == RouteDecisionKind.CORRELATED and "c depends on a (1 hop" in d.reason
+    [d] = r.ingest([alert("Z", service="unknown")], T0 + timedelta(seconds=2))
+    assert d.kind == RouteDecisionKind.NEW_GROUP
+    [d] = r.ingest([alert("Logs", service="unknown", source="elasticsearch")], T0 + timedelta(seconds=3))
+    assert d.kind == RouteDecisionKind.CORRELATED and "same service 'unknown'" in d.reason
+    [d] = r.ingest([alert("NoService")], T0 + timedelta(seconds=4))
+    assert d.kind == RouteDecisionKind.NEW_GROUP
+
+
+def test_a_topology_correlation_names_the_signals_on_both_sides():
+    r = router()
+    r.ingest([alert("DbDown", service="payments-db", source="prometheus")], T0)
+    [d] = r.ingest(
+        [alert("LogErrorSpike", service="payments", source="elasticsearch")], T0 + timedelta(seconds=5)
+    )
+    assert d.kind == RouteDecisionKind.CORRELATED
+    assert "payments depends on payments-db (1 hop in the topology; this alert from elasticsearch, " in (
+        d.reason
+    )
+    assert "the group's from prometheus" in d.reason
+
+
+def test_runs_begun_before_keep_the_undirected_topology_and_any_start():
+    r = router(correlation={"topology": [("gateway", "payments"), ("gateway", "search")]})
+    r.causal_correlation = False
+    r.ingest([alert("DbDown", service="payments")], T0)
+    [d] = r.ingest([alert("IndexLag", service="search", at=T0 - timedelta(hours=3))], T0)
+    assert d.kind == RouteDecisionKind.CORRELATED
+    assert d.reason.endswith("within the correlation window 0:10:00"), d.reason
+
+
+def test_a_silence_added_during_group_wait_keeps_the_incident_from_opening():
+    """Alertmanager mutes at notification time: an alert that joined a group before a silence
+    was added is silenced when the group flushes, refreshed or not. When the silence ends, the
+    group opens its incident."""
+    r = router(correlation={"enabled": False}, resolve_timeout="2h")
+    r.ingest([alert("HighLatency", service="checkout")], T0)
+    r.add_silence(
+        Silence(
+            id="s10",
+            matchers=[Matcher.parse('service="checkout"')],
+            starts_at=T0 + timedelta(seconds=10),
+            ends_at=T0 + timedelta(hours=1),
+            created_by="ann",
+            comment="deploy",
+        )
+    )
+    r.sweep(T0 + timedelta(seconds=30))
+    assert r.due(T0 + timedelta(seconds=30)) == []
+    assert kinds(r.state.recent[-1:]) == ["silenced"] and "by s10" in r.state.recent[-1].reason
+    r.sweep(T0 + timedelta(minutes=30))
+    assert r.due(T0 + timedelta(minutes=30)) == [], "still silenced"
+    r.ingest([alert("HighLatency", service="checkout")], T0 + timedelta(minutes=40))
+    r.sweep(T0 + timedelta(hours=1))
+    assert [a.kind for a in r.due(T0 + timedelta(hours=1))] == ["open"]

@@ -7,7 +7,8 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from temporalio.client import Client
+import pytest
+from temporalio.client import Client, WorkflowUpdateFailedError
 
 from argus.analysis.routing import incident_id_for
 from argus.models import (
@@ -18,6 +19,7 @@ from argus.models import (
     Matcher,
     Route,
     Silence,
+    SilenceExpire,
     SilenceRequest,
 )
 from argus.models.agents import MonitoringInput, MonitoringStatus
@@ -242,4 +244,116 @@ async def test_a_pull_that_fails_as_a_whole_keeps_what_fires_firing(ts_env, tmp_
         assert not next(h for h in st.health if h.source == "collector").ok
         decisions = await handle.query(MonitoringWorkflow.recent_decisions)
         assert not [d for d in decisions if d.kind == "resolved"]
+        await handle.terminate()
+
+
+def _silence_req(service: str, request_id: str, **kw) -> SilenceRequest:
+    kw.setdefault("duration", timedelta(hours=1))
+    return SilenceRequest(
+        matchers=[Matcher.parse(f'service="{service}"')],
+        created_by="alice",
+        comment="test",
+        request_id=request_id,
+        **kw,
+    )
+
+
+async def _expiry_notices(client: Client, handle) -> list[str]:  # type: ignore[no-untyped-def]
+    """Keys of the expiry notifications the scope asked for, over all its runs (the outbox
+    dedupes on the key, so a repeat shows only here, in history)."""
+    keys, run_id = [], handle.result_run_id
+    while run_id:
+        run, run_id = client.get_workflow_handle(handle.id, run_id=run_id), None
+        async for event in run.fetch_history_events():
+            if event.HasField("workflow_execution_continued_as_new_event_attributes"):
+                run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if not event.HasField("activity_task_scheduled_event_attributes"):
+                continue
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == "notify":
+                keys.append(attrs.input.payloads[0].data.decode())
+    return [k for k in keys if "/expired" in k]
+
+
+async def test_a_silence_begun_in_the_past_ends_as_asked_and_one_over_already_is_refused(ts_env, tmp_path):
+    """A start already past: the silence starts now and still ends at start + duration (it used
+    to last `duration` from now). One that would have ended already is refused, saying so."""
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    worker, _ = make_worker(ts_env.client, tmp_path, World(), tq)
+    async with worker:
+        handle = await start(ts_env.client, tq, scope, batch(), monitoring_policy())
+        now = await ts_env.get_current_time()
+        asked = now - timedelta(minutes=30)
+        late = await handle.execute_update(
+            MonitoringWorkflow.add_silence, _silence_req("x", "late", starts_at=asked)
+        )
+        assert late.ends_at == asked + timedelta(hours=1), late
+        assert late.starts_at >= now - timedelta(seconds=5)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                MonitoringWorkflow.add_silence, _silence_req("x", "over", starts_at=now - timedelta(hours=3))
+            )
+        assert "already past" in str(refused.value.cause), refused.value.cause
+        assert [s.id for s in await handle.query(MonitoringWorkflow.silences)] == [late.id]
+        await handle.terminate()
+
+
+async def test_a_silence_expired_by_hand_is_told_once_and_cannot_be_expired_again(ts_env, tmp_path):
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    worker, rt = make_worker(ts_env.client, tmp_path, World(), tq)
+    async with worker:
+        handle = await start(ts_env.client, tq, scope, batch(), monitoring_policy())
+        now = await ts_env.get_current_time()
+        planned = await handle.execute_update(
+            MonitoringWorkflow.add_silence, _silence_req("x", "planned", starts_at=now + timedelta(hours=2))
+        )
+        gone = await handle.execute_update(
+            MonitoringWorkflow.expire_silence, SilenceExpire(silence_id=planned.id, by="bob")
+        )
+        assert gone.starts_at == gone.ends_at < planned.starts_at, "a pending one starts and ends now"
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                MonitoringWorkflow.expire_silence, SilenceExpire(silence_id=planned.id, by="carol")
+            )
+        assert "already expired" in str(refused.value.cause)
+        await ts_env.sleep(timedelta(hours=4))  # past the end it was planned with
+        await handle.signal(MonitoringWorkflow.ingest, batch())
+        await eventually(lambda: _status(handle, lambda s: s.batches == 2))
+        subjects = [r["subject"] for r in rt.channels["outbox"].records() if r["kind"] == "silence"]
+        assert [s for s in subjects if "expired" in s] == [f"Silence {planned.id} expired by bob"]
+        assert len(await _expiry_notices(ts_env.client, handle)) == 1
+        await handle.terminate()
+
+
+async def test_each_expired_silence_is_told_once_however_many_ended_that_day(ts_env, tmp_path):
+    """Expired silences are kept a day; with more than 500 of them the scope forgot it had told
+    of the oldest, told of it again on its next pass, and so on, one notice per pass."""
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    worker, _ = make_worker(ts_env.client, tmp_path, World(), tq)
+    async with worker:
+        handle = await start(ts_env.client, tq, scope, batch(), monitoring_policy())
+        many = 502
+        await asyncio.gather(
+            *(
+                handle.execute_update(
+                    MonitoringWorkflow.add_silence,
+                    _silence_req(f"svc{i}", f"m{i}", duration=timedelta(minutes=5)),
+                )
+                for i in range(many)
+            )
+        )
+        await ts_env.sleep(timedelta(minutes=10))
+        await handle.signal(MonitoringWorkflow.ingest, batch())
+
+        async def all_told() -> bool:
+            return len(await _expiry_notices(ts_env.client, handle)) >= many
+
+        await eventually(all_told, tries=600)
+        # More passes of the loop: each ends telling of what expired and was not told yet. A pass
+        # has finished once the next one has counted its batch.
+        for n in range(4):
+            await handle.signal(MonitoringWorkflow.ingest, batch())
+            await eventually(lambda n=n: _status(handle, lambda s: s.batches == 3 + n))
+        notices = await _expiry_notices(ts_env.client, handle)
+        assert len(notices) == many and len(set(notices)) == many
         await handle.terminate()
