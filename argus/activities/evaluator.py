@@ -256,8 +256,12 @@ def _render(text: str, labels: dict[str, str], value: float | None) -> str:
     for i in range(1, len(parts), 4):
         trim_left, body, trim_right, after = parts[i : i + 4]
         try:
+            if not body.strip():
+                raise _Unsupported("empty action")
             rendered = _pipeline(body.strip(), labels, value)
-        except _Unsupported:
+        except (_Unsupported, ValueError, TypeError, ArithmeticError):
+            # (a bad escape in a string, a format it cannot apply: Prometheus would refuse the
+            # template at load; here it stays as written rather than failing every pull)
             out.append("{{" + (trim_left or "") + body + (trim_right or "") + "}}" + after)
             continue
         if trim_left:

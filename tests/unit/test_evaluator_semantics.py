@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from argus.activities.evaluator import evaluate_rules
+from argus.activities.evaluator import _render, evaluate_rules
 from argus.models import AlertStatus, Sample
 from argus.models.agents import EvaluatorState, RuleResult
 from argus.models.config import RuleConfig
@@ -231,3 +231,10 @@ def test_slo_alerts_are_per_series_and_severity_and_resolve_when_the_short_windo
         a.labels,
         T0 + timedelta(minutes=1),
     )
+
+
+@pytest.mark.parametrize(
+    "text", ['{{ "\\x" }}', "{{ }}", "{{ printf }}", '{{ "abc }}', '{{ printf "%c" $value }}']
+)
+def test_a_template_it_cannot_render_stays_as_written_and_never_fails_the_pull(text):
+    assert _render(text, {"a": "x"}, 2.5) == text
