@@ -27,6 +27,7 @@ Pure and deterministic: the router runs inside the Monitoring workflow.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -41,8 +42,10 @@ class GroupView:
     key: str
     receiver: str
     created_at: datetime
-    services: set[str] = field(default_factory=set)
-    sources: set[str] = field(default_factory=set)
+    # (read-only sets: the router passes views of its live counts, not copies; a change to them
+    # starts a new correlation generation, so a remembered ranking never sees one)
+    services: AbstractSet[str] = field(default_factory=set)
+    sources: AbstractSet[str] = field(default_factory=set)
     firing: bool = True
     # When the alert that opened the group began firing (its startsAt); None: unknown, then
     # `created_at` stands for it.
@@ -192,7 +195,11 @@ def rank_related(
     for g in groups:
         if g.receiver != receiver or not g.firing or now - g.created_at > config.window:
             continue
-        hits = [(near[s], s) for s in g.services if s in near]
+        # whichever side is smaller: a group may hold hundreds of services, `near` a handful
+        if len(near) < len(g.services):
+            hits = [(hops, s) for s, hops in near.items() if s in g.services]
+        else:
+            hits = [(near[s], s) for s in g.services if s in near]
         if not hits:
             continue
         hops, other = min(hits)

@@ -674,8 +674,8 @@ class Router:
                     key=key,
                     receiver=g.route.receiver,
                     created_at=g.created_at,
-                    services=set(self._svc_count.get(key, {})),
-                    sources=set(self._src_count.get(key, {})),
+                    services=self._svc_count.get(key, {}).keys(),
+                    sources=self._src_count.get(key, {}).keys(),
                     firing=True,
                     onset=g.onset,
                 )
