@@ -323,6 +323,7 @@ class Router:
         # measured that fewer fit one continue-as-new hand-over (see MonitoringWorkflow).
         self.capacity = config.max_tracked_alerts
         self.capacity_reason = f"routing.max_tracked_alerts {config.max_tracked_alerts}"
+        self._refusal: tuple[int, str, str] = (-1, "", "")  # (held, capacity_reason, reason)
         # Flapping counted across told resolutions and released once stable, and a group whose
         # alerts are all held back waiting for a change instead of being looked at on every pass.
         # The monitoring workflow turns it off for runs begun before it (they replay as they ran).
@@ -600,6 +601,7 @@ class Router:
         repeats = 0
         work = 0
         consumed = 0
+        keys: dict[tuple, str] = {}  # group keys computed in this batch (see `_refused`)
         for rec in records:
             if budget is not None and work >= budget:
                 break
@@ -628,6 +630,12 @@ class Router:
                         repeats += 1
                         continue
             work += SLOW_PATH_COST
+            if rec["s"] == "f" and slots is None and self.tracked_count() >= self.capacity:
+                refused = self._refused(rec, now, keys)
+                if refused is not None:
+                    for d in refused:
+                        self._record(d)
+                    continue
             alert = alert_from_compact(rec)
             for route in self._routes.resolve(alert.labels):
                 self._record(self._ingest_one(alert, route, now))
@@ -834,22 +842,50 @@ class Router:
             self._tell(group, d)
         return d
 
+    def _refused(self, rec: dict, now: datetime, keys: dict[tuple, str]) -> list[RouteDecision] | None:
+        """The decisions `_ingest_one` would make for a new firing record while the scope is
+        full (over capacity on every route), without building the Alert; None if it would do
+        anything else (a route where it is held), for the full path to decide.
+
+        In an alert storm past capacity most records take this path, and it cost as much as
+        routing a new alert (57 µs, measured): the same decisions, for a fraction."""
+        labels = rec["l"]
+        fp = rec["f"]
+        out: list[tuple[ResolvedRoute, str]] = []
+        for route in self._routes.resolve(labels):
+            slot = f"{route.path}|{fp}"
+            if slot in self.state.held:
+                return None
+            attached = self.state.attached.get(slot)
+            if attached is not None and attached in self.state.groups:
+                key = attached
+            elif "..." in route.group_by:
+                key = group_key(route, group_labels(route, labels))
+            else:
+                memo = (route.path, *(labels.get(k) for k in route.group_by))
+                key = keys.get(memo)  # type: ignore[assignment]
+                if key is None:
+                    key = keys[memo] = group_key(route, group_labels(route, labels))
+            out.append((route, key))
+        return [self._over_capacity_of(fp, labels["alertname"], key, now) for _, key in out]
+
     def _over_capacity(self, alert: Alert, key: str, now: datetime) -> RouteDecision:
+        return self._over_capacity_of(alert.fingerprint, alert.name, key, now)
+
+    def _over_capacity_of(self, fp: str, name: str, key: str, now: datetime) -> RouteDecision:
         """A new alert for a scope already holding `max_tracked_alerts`: refused, and said so.
 
         A scope's state travels through continue-as-new in one payload (2 MiB) and is rebuilt in
         one workflow task (2 s): past about 40,000 alerts the scope wedges and routes nothing
         at all. Known alerts (repeats, resolutions) still go through, so the scope drains."""
         held = len(self._index) + len(self.state.held)
-        return _decided(
-            alert.fingerprint,
-            alert.name,
-            RouteDecisionKind.OVER_CAPACITY,
-            f"not tracked: this scope already holds {held} alerts, its limit "
-            f"({self.capacity_reason}); split the sources across scopes or raise the limit",
-            key,
-            now,
-        )
+        if self._refusal[:2] != (held, self.capacity_reason):  # the same for a storm of refusals
+            why = (
+                f"not tracked: this scope already holds {held} alerts, its limit "
+                f"({self.capacity_reason}); split the sources across scopes or raise the limit"
+            )
+            self._refusal = (held, self.capacity_reason, why)
+        return _decided(fp, name, RouteDecisionKind.OVER_CAPACITY, self._refusal[2], key, now)
 
     def _ingest_one(self, alert: Alert, route: ResolvedRoute, now: datetime) -> RouteDecision:
         fp = alert.fingerprint

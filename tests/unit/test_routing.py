@@ -449,6 +449,89 @@ def test_remembered_correlation_answers_exactly_what_a_fresh_search_would():
     assert remembering.state.counts.get("correlated", 0) > 20, "the traffic exercised correlation"
 
 
+def test_a_full_scope_refuses_new_records_as_the_full_path_does():
+    """`ingest_records` refuses a new firing record while the scope is full without building
+    the Alert (`Router._refused`): every decision, count, group, hold and tracked alert must be
+    what the full path gives, with routes that continue, `...` grouping, silences that hold,
+    correlation, and resolutions that free room in the middle of a batch."""
+    from argus.models.alert import alert_to_compact
+
+    cfg = {
+        "route": {
+            "receiver": "oncall",
+            "group_by": ["alertname", "service"],
+            "group_wait": "0s",
+            "routes": [
+                {"matchers": ['team="db"'], "receiver": "dba", "group_by": ["..."], "continue": True},
+                {"matchers": ['severity="critical"'], "receiver": "oncall"},
+            ],
+        },
+        "max_tracked_alerts": 25,
+    }
+    quick, full = router(**cfg), router(**cfg)
+    full._refused = lambda *args: None  # type: ignore[method-assign]  # the full path for every record
+    for r in (quick, full):
+        r.add_silence(
+            Silence(
+                id="s1",
+                matchers=[Matcher.parse('instance=~"i1.*"')],
+                starts_at=T0,
+                ends_at=T0 + timedelta(hours=1),
+                created_by="ann",
+                comment="noisy",
+            )
+        )
+    rng = random.Random(7)
+    firing: list[Alert] = []
+    gone: list[Alert] = []
+    for step in range(60):
+        now = T0 + timedelta(seconds=20 * step)
+        batch = []
+        for _ in range(rng.randint(5, 30)):
+            roll = rng.random()
+            if firing and roll < 0.2:
+                a = firing.pop(rng.randrange(len(firing)))
+                gone.append(a)
+                batch.append(a.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": now}))
+                continue
+            if firing and roll < 0.5:  # a repeat (of a tracked, held or refused alert)
+                batch.append(rng.choice(firing))
+                continue
+            if gone and roll < 0.6:  # firing again, with a new start
+                a = gone.pop(rng.randrange(len(gone))).model_copy(update={"starts_at": now})
+                firing.append(a)
+                batch.append(a)
+                continue
+            labels = {
+                "service": rng.choice(["checkout", "payments", "search", "db"]),
+                "instance": f"i{rng.randint(0, 60)}",
+                "team": rng.choice(["db", "web"]),
+                "severity": rng.choice(["warning", "critical"]),
+            }
+            a = alert(rng.choice(["HighLatency", "Errors", "DiskFull"]), at=now, **labels)
+            firing.append(a)
+            batch.append(a)
+        records = [alert_to_compact(a) for a in batch]
+        got = quick.ingest_records([dict(r) for r in records], now)
+        want = full.ingest_records([dict(r) for r in records], now)
+        assert got == want, f"step {step}"
+        assert quick.state.recent == full.state.recent, f"step {step}"
+        assert quick.state.counts == full.state.counts
+        assert quick.tracked_fingerprints() == full.tracked_fingerprints()
+        assert sorted(quick.state.held) == sorted(full.state.held)
+        # (in either order: between the two, a resolved alert may have left its group while
+        # its correlation attachment is still there)
+        for call in rng.sample(["due", "sweep"], 2):
+            if call == "due":
+                assert [a.group_key for a in quick.due(now)] == [a.group_key for a in full.due(now)]
+            else:
+                quick.sweep(now)
+                full.sweep(now)
+    assert quick.state.counts.get("over_capacity", 0) > 100, "the scope was full most of the time"
+    assert quick.state.counts.get("silenced", 0) > 0 and len(quick.state.held) > 0
+    assert quick.state.counts.get("correlated", 0) > 0 and quick.state.attached
+
+
 def test_a_full_scope_refuses_new_alerts_and_says_why_but_takes_news_of_known_ones():
     r = router(
         route={"receiver": "oncall", "group_by": ["alertname"], "group_wait": "0s"},
