@@ -471,25 +471,23 @@ class Router:
 
     def _silenced(self, alert: Alert, now: datetime) -> tuple[RouteDecision, datetime] | None:
         """The active silence or maintenance window that mutes `alert`, and when it ends."""
+
+        def muted(kind: RouteDecisionKind, reason: str) -> RouteDecision:
+            return RouteDecision(
+                fingerprint=alert.fingerprint, alertname=alert.name, kind=kind, at=now, reason=reason
+            )
+
         for s in self.state.silences:
             if s.starts_at <= now < s.ends_at and matches_all(s.matchers, alert.labels):
-                return RouteDecision(
-                    fingerprint=alert.fingerprint,
-                    alertname=alert.name,
-                    kind=RouteDecisionKind.SILENCED,
-                    at=now,
-                    reason=f"silenced by {s.id} ({', '.join(map(str, s.matchers))}) until "
+                return muted(
+                    RouteDecisionKind.SILENCED,
+                    f"silenced by {s.id} ({', '.join(map(str, s.matchers))}) until "
                     f"{s.ends_at.isoformat()} by {s.created_by}: {s.comment}",
                 ), s.ends_at
         for w in self.config.maintenance:
             if w.starts_at <= now < w.ends_at and matches_all(w.matchers, alert.labels):
-                return RouteDecision(
-                    fingerprint=alert.fingerprint,
-                    alertname=alert.name,
-                    kind=RouteDecisionKind.MAINTENANCE,
-                    at=now,
-                    reason=f"maintenance window {w.name!r} until {w.ends_at.isoformat()}",
-                ), w.ends_at
+                reason = f"maintenance window {w.name!r} until {w.ends_at.isoformat()}"
+                return muted(RouteDecisionKind.MAINTENANCE, reason), w.ends_at
         return None
 
     def _muted_at_open(self, alert: Alert, now: datetime) -> RouteDecision | None:
