@@ -2,7 +2,7 @@
 
 A failing database makes its service error, its callers slow, and their logs fill with
 timeouts: four alerts from three sources, one incident. Before the Alert Router opens a new
-group for an alert, it asks `pick_related` whether a recent group is about the same service
+group for an alert, it asks `rank_related` and `first_fit` whether a recent group is about the same service
 (a log-error spike from Elasticsearch and a latency rise from Prometheus) or a service close
 to it in the dependency map, and attaches the alert there, with the reason spelled out.
 
@@ -222,21 +222,6 @@ def first_fit(
     return None
 
 
-def pick_related(
-    service: str | None,
-    receiver: str,
-    now: datetime,
-    groups: list[GroupView],
-    config: CorrelationConfig,
-    topology: Topology | None = None,
-    started: datetime | None = None,
-) -> tuple[GroupView, int, str] | None:
-    """The live group an alert of `service` (that began firing at `started`) belongs with, how
-    many hops away, and through which of its services: the nearest in the topology (the same
-    service first), then the oldest. `groups` may be just the ones holding a nearby service."""
-    return first_fit(rank_related(service, receiver, now, groups, config, topology), now, config, started)
-
-
 def explain_related(
     service: str,
     source: str,
@@ -246,7 +231,7 @@ def explain_related(
     topology: Topology | None = None,
     started: datetime | None = None,
 ) -> Correlation:
-    """The decision `pick_related` made, with its reason spelled out. With `started` (the
+    """The pick `first_fit` made, with its reason spelled out. With `started` (the
     alert's start) the reason also names the signals on both sides and when the alert began."""
     g, hops, other = picked
     topo = topology or Topology(config.topology)
@@ -284,7 +269,6 @@ __all__ = [
     "explain_related",
     "first_fit",
     "neighbours",
-    "pick_related",
     "rank_related",
     "shortest_path",
 ]

@@ -577,6 +577,24 @@ class ArgusConfig(Model):
     def topology(self) -> list[tuple[str, str]]:
         return [(s.name, d) for s in self.services for d in s.depends_on]
 
+    def time_interval_specs(self) -> list[tuple[str, list[TimeIntervalSpec], bool]]:
+        """Every list of time-interval entries in the configuration: (where, the entries, whether
+        a time range may span midnight). Routing intervals, escalation levels' `active`, and
+        on-call layers' `restrictions` (a night layer 18:00-09:00)."""
+        out = [
+            (f"time interval {ti.name!r}", ti.time_intervals, False)
+            for ti in self.policy.routing.time_intervals
+        ]
+        out += [
+            (f"{where}: active", level.active, False) for where, level in self.policy.escalation.all_levels()
+        ]
+        out += [
+            (f"oncall {sched.name!r} layer {layer.name!r}: restrictions", layer.restrictions, True)
+            for sched in self.oncall
+            for layer in sched.layers
+        ]
+        return out
+
     def owners_of(self, service: str) -> list[str]:
         for s in self.services:
             if s.name == service:

@@ -171,22 +171,14 @@ def routing_window_problems(config: ArgusConfig) -> list[str]:
         if ti.name in names:
             problems.append(f"time interval {ti.name!r}: the name is used twice")
         names.add(ti.name)
-        problems += _spec_problems(f"time interval {ti.name!r}", ti.time_intervals)
+    # On-call restrictions may span midnight (a night layer 18:00-09:00, see in_windows).
+    for where, specs, overnight in config.time_interval_specs():
+        problems += _spec_problems(where, specs, overnight=overnight)
     for mw in routing.maintenance:
         if mw.ends_at <= mw.starts_at:
             problems.append(
                 f"maintenance window {mw.name!r}: ends_at {mw.ends_at.isoformat()} is not after "
                 f"starts_at {mw.starts_at.isoformat()}"
-            )
-    for where, level in config.policy.escalation.all_levels():
-        problems += _spec_problems(f"{where}: active", level.active)
-    for sched in config.oncall:
-        for layer in sched.layers:
-            # On-call restrictions may span midnight (a night layer 18:00-09:00, see in_windows).
-            problems += _spec_problems(
-                f"oncall {sched.name!r} layer {layer.name!r}: restrictions",
-                layer.restrictions,
-                overnight=True,
             )
     return problems
 

@@ -80,13 +80,10 @@ def load_config(path: str | Path | None = None) -> ArgusConfig:
 
 def read_weeks_as_alertmanager(config: ArgusConfig) -> None:
     """Every time interval's `sunday:X` weekday range, spelt Monday-first
-    (`models.routing.alertmanager_weekdays`): routing intervals, escalation levels' `active`,
-    on-call layer restrictions."""
-    specs = [spec for ti in config.policy.routing.time_intervals for spec in ti.time_intervals]
-    specs += [spec for _, level in config.policy.escalation.all_levels() for spec in level.active]
-    specs += [spec for sched in config.oncall for layer in sched.layers for spec in layer.restrictions]
-    for spec in specs:
-        spec.weekdays = alertmanager_weekdays(spec.weekdays)
+    (`models.routing.alertmanager_weekdays`)."""
+    for _, specs, _ in config.time_interval_specs():
+        for spec in specs:
+            spec.weekdays = alertmanager_weekdays(spec.weekdays)
 
 
 def validate_rules(config: ArgusConfig, where: str) -> None:
