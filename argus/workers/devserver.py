@@ -37,6 +37,9 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+START_ATTEMPTS = 3  # launches of the dev server when one of the ports it picks itself was taken
+
+
 def free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))
@@ -124,21 +127,35 @@ class DevServer:
                 f"Use `argus up --temporal 127.0.0.1:{self.port}` to use it instead"
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
         deadline = time.monotonic() + timeout
+        for attempt in range(1, START_ATTEMPTS + 1):
+            logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+            if self._launched(deadline):
+                self.set_retention()
+                return
+            # The server picks its other ports (HTTP API, metrics) itself, and another process may
+            # take one between its pick and its bind: launched again, it picks another.
+            said = self.log_path.read_bytes()[logged:]
+            if b"address already in use" not in said or attempt == START_ATTEMPTS:
+                raise RuntimeError(
+                    f"the Temporal dev server exited with {self.proc.returncode if self.proc else '?'};"
+                    f" see {self.log_path}"
+                )
+
+    def _launched(self, deadline: float) -> bool:
+        """Start the server and wait for its port; False if it exited first."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         while not port_open("127.0.0.1", self.port):
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the Temporal dev server exited with {self.proc.returncode}; see {self.log_path}"
-                )
+                return False
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the Temporal dev server did not open port {self.port} in {timeout}s")
+                raise RuntimeError(f"the Temporal dev server did not open port {self.port} in time")
             time.sleep(0.1)
-        self.set_retention()
+        return True
 
     def set_retention(self) -> None:
         days = max(1, int(self.retention.total_seconds() // 86400))
