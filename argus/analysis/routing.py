@@ -407,7 +407,7 @@ class Router:
         """End a silence now; one still pending (`pending_too`) starts now too, as Alertmanager's."""
         for i, s in enumerate(self.state.silences):
             if s.id == silence_id:
-                change = {"ends_at": min(s.ends_at, now)}
+                change = {"ends_at": min(s.ends_at, now), "updated_at": now}
                 if pending_too:
                     change["starts_at"] = min(s.starts_at, now)
                 expired = s.model_copy(update=change)

@@ -45,6 +45,8 @@ from .routing import (
     Silence,
     SilenceExpire,
     SilenceRequest,
+    SilenceState,
+    SilenceUpdate,
 )
 from .tickets import Delivery, Notification, NotificationKind, TicketRef, TicketRequest, TicketUpdate
 
@@ -100,6 +102,8 @@ __all__ = [
     "Silence",
     "SilenceExpire",
     "SilenceRequest",
+    "SilenceState",
+    "SilenceUpdate",
     "SourceHealth",
     "StepRequest",
     "StepStatus",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -336,6 +336,9 @@ class Silence(Model):
     ends_at: UtcDateTime
     created_by: str
     comment: str = ""
+    # When it was made or last changed (Alertmanager's updatedAt); None in silences made before
+    # it was kept.
+    updated_at: UtcDateTime | None = None
 
     @field_validator("matchers")
     @classmethod
@@ -343,6 +346,17 @@ class Silence(Model):
         if not v:
             raise ValueError("a silence needs at least one matcher")
         return v
+
+    def state(self, now: datetime) -> SilenceState:
+        if self.ends_at <= now:
+            return SilenceState.EXPIRED
+        return SilenceState.ACTIVE if self.starts_at <= now else SilenceState.PENDING
+
+
+class SilenceState(StrEnum):
+    ACTIVE = "active"
+    PENDING = "pending"
+    EXPIRED = "expired"
 
 
 class SilenceRequest(Model):
@@ -364,6 +378,15 @@ class SilenceRequest(Model):
 class SilenceExpire(Model):
     silence_id: str
     by: str
+
+
+class SilenceUpdate(Model):
+    """A silence posted again under its id (Alertmanager's `POST /api/v2/silences` with `id`):
+    changed in place when Alertmanager would, otherwise the old one expires and `change` becomes
+    a new silence (see `MonitoringWorkflow.update_silence`)."""
+
+    silence_id: str
+    change: SilenceRequest
 
 
 class RouteDecisionKind(StrEnum):

@@ -41,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
         Silence,
         SilenceExpire,
         SilenceRequest,
+        SilenceState,
+        SilenceUpdate,
         SourceHealth,
     )
     from argus.models.agents import (
@@ -137,6 +139,24 @@ class _Remainder:
 
     def as_batch(self) -> CompactBatch:
         return self.packed if self.packed is not None else CompactBatch.of("carried", self.records())
+
+
+def _updatable_in_place(prev: Silence, change: SilenceRequest, now: datetime) -> bool:
+    """Alertmanager's `canUpdate`. Times compare to the millisecond, the precision its API (and
+    ours) writes them in: a silence read and posted back unchanged keeps its start."""
+    if change.matchers != prev.matchers:
+        return False
+    starts = change.starts_at or now
+    match prev.state(now):
+        case SilenceState.ACTIVE:
+            return _ms(starts) == _ms(prev.starts_at) and starts + change.duration >= now
+        case SilenceState.PENDING:
+            return starts >= now
+    return False
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
 
 
 def silence_request_problem(req: SilenceRequest, now: datetime) -> str | None:
@@ -888,9 +908,11 @@ class MonitoringWorkflow:
     async def _apply_silence_changes(self) -> None:
         changes, self._silence_changes = self._silence_changes, []
         for what, silence in changes:
-            verb = "created" if what == "add" else "expired"
+            verb = {"add": "created", "update": "updated"}.get(what, "expired")
+            # Each change is told: an update's key names the moment it was made.
+            when = f"/{silence.updated_at:%Y%m%dT%H%M%S%f}" if what == "update" and silence.updated_at else ""
             await self._tell_people(
-                f"silence/{silence.id}/{verb}",
+                f"silence/{silence.id}/{verb}{when}",
                 f"Silence {silence.id} {verb} by {silence.created_by}",
                 f"Matchers: {', '.join(map(str, silence.matchers))}\n"
                 f"From: {silence.starts_at.isoformat()}\nUntil: {silence.ends_at.isoformat()}\n"
@@ -979,6 +1001,9 @@ class MonitoringWorkflow:
 
     @workflow.update
     def add_silence(self, req: SilenceRequest) -> Silence:
+        return self._new_silence(req)
+
+    def _new_silence(self, req: SilenceRequest) -> Silence:
         now = workflow.now()
         if req.request_id:
             for s in self.router.state.silences:
@@ -998,6 +1023,7 @@ class MonitoringWorkflow:
             ends_at=ends,
             created_by=req.created_by,
             comment=req.comment,
+            updated_at=now,
         )
         self.router.add_silence(silence)
         self._silence_changes.append(("add", silence))
@@ -1006,6 +1032,48 @@ class MonitoringWorkflow:
     @add_silence.validator
     def _validate_silence(self, req: SilenceRequest) -> None:
         problem = silence_request_problem(req, workflow.now())
+        if problem:
+            raise ValueError(problem)
+
+    @workflow.update
+    def update_silence(self, req: SilenceUpdate) -> Silence:
+        """A silence posted again under its id, with Alertmanager's rules: changed in place when
+        its matchers are the same and, if active, its start too and its end not past (if pending,
+        its new start not past); otherwise it expires (unless it has) and the change becomes a new
+        silence, with a new id: what silenced before stays on record as it was."""
+        now = workflow.now()
+        prev = next(s for s in self.router.state.silences if s.id == req.silence_id)  # validated
+        change = req.change
+        if change.request_id and any(s.id == f"sil-{change.request_id}" for s in self.router.state.silences):
+            return self._new_silence(change)  # a retry of a replacement: the one it made
+        if _updatable_in_place(prev, change, now):
+            # An active one keeps its start (the same, to the millisecond); a pending one moves.
+            starts = prev.starts_at if prev.starts_at <= now else (change.starts_at or now)
+            updated = prev.model_copy(
+                update={
+                    "starts_at": starts,
+                    "ends_at": (change.starts_at or now) + change.duration,
+                    "created_by": change.created_by,
+                    "comment": change.comment,
+                    "updated_at": now,
+                }
+            )
+            self.router.add_silence(updated)  # in its place: same id
+            self._silence_changes.append(("update", updated))
+            return updated
+        if prev.state(now) != SilenceState.EXPIRED:
+            gone = self.router.expire_silence(prev.id, now)
+            assert gone is not None
+            self._mark_announced(prev.id)
+            told = gone.model_copy(update={"created_by": change.created_by})
+            self._silence_changes.append(("expire", told))
+        return self._new_silence(change)
+
+    @update_silence.validator
+    def _validate_update(self, req: SilenceUpdate) -> None:
+        if not any(s.id == req.silence_id for s in self.router.state.silences):
+            raise ValueError(f"no silence {req.silence_id}")
+        problem = silence_request_problem(req.change, workflow.now())
         if problem:
             raise ValueError(problem)
 

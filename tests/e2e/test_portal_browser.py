@@ -130,7 +130,8 @@ async def test_sign_in_open_approve_and_follow_an_incident_in_the_browser(
                 assert "approved by alice" in await page.inner_text("[data-testid=flash]")
                 assert await page.inner_text("[data-testid=status]") != "awaiting_approval"
                 final = await handle.result()
-                assert final.outcome.value == "fixed" and final.decision is not None
+                story = "\n".join(f"{e.at:%H:%M:%S} {e.kind}: {e.message}" for e in final.timeline)
+                assert final.outcome.value == "fixed" and final.decision is not None, story
                 assert (final.decision.approver, final.decision.via) == ("alice", "portal")
                 await page.reload()
                 assert await page.inner_text("[data-testid=status]") == "closed"

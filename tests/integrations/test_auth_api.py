@@ -142,6 +142,12 @@ def requests(g: Gateway) -> dict[str, dict]:
             "method": "POST", "url": f"/api/v2/alerts?scope={g.scope}", "needs": Role.RESPONDER,
             "json": [{"labels": {"alertname": "AuthProbe", "service": "payments"}, "startsAt": now}],
         },
+        "alertmanager v2 silence": {
+            "method": "POST", "url": f"/api/v2/silences?scope={g.scope}", "needs": Role.RESPONDER,
+            "json": {"matchers": [{"name": "service", "value": "payments", "isRegex": False}],
+                     "startsAt": now, "endsAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+                     "createdBy": "script", "comment": "auth probe"},
+        },
         "generic alert": {
             "method": "POST", "url": f"/api/v1/alerts?scope={g.scope}", "needs": Role.RESPONDER,
             "json": {"alerts": [{"name": "AuthProbe", "labels": {"service": "payments"}}]},

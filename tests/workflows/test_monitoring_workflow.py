@@ -21,6 +21,7 @@ from argus.models import (
     Silence,
     SilenceExpire,
     SilenceRequest,
+    SilenceUpdate,
 )
 from argus.models.agents import MonitoringInput, MonitoringStatus
 from argus.workflows.monitoring import MonitoringWorkflow
@@ -322,6 +323,86 @@ async def test_a_silence_expired_by_hand_is_told_once_and_cannot_be_expired_agai
         subjects = [r["subject"] for r in rt.channels["outbox"].records() if r["kind"] == "silence"]
         assert [s for s in subjects if "expired" in s] == [f"Silence {planned.id} expired by bob"]
         assert len(await _expiry_notices(ts_env.client, handle)) == 1
+        await handle.terminate()
+
+
+async def test_a_silence_posted_again_under_its_id_changes_as_alertmanager_changes_it(ts_env, tmp_path):
+    """Alertmanager's rules for `POST /api/v2/silences` with an id: an active silence whose end
+    moves keeps its id; a pending one may move its start; new matchers, or a new start for an
+    active one, expire it and make a new silence. Each change is told once; an unknown id and
+    a change that would end in the past are refused, changing nothing."""
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    worker, rt = make_worker(ts_env.client, tmp_path, World(), tq)
+    async with worker:
+        handle = await start(ts_env.client, tq, scope, batch(), monitoring_policy())
+        now = await ts_env.get_current_time()
+        first = await handle.execute_update(MonitoringWorkflow.add_silence, _silence_req("x", "one"))
+
+        def change(req_id: str, starts, hours: float, service: str = "x") -> SilenceUpdate:
+            return SilenceUpdate(
+                silence_id=first.id,
+                change=_silence_req(service, req_id, starts_at=starts, duration=timedelta(hours=hours)),
+            )
+
+        # Read back to the millisecond (as the API writes it) and longer: the same silence.
+        ms = first.starts_at.replace(microsecond=first.starts_at.microsecond // 1000 * 1000)
+        longer = await handle.execute_update(MonitoringWorkflow.update_silence, change("two", ms, 3))
+        assert (longer.id, longer.starts_at) == (first.id, first.starts_at)
+        assert longer.ends_at == ms + timedelta(hours=3) and longer.updated_at is not None
+
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                MonitoringWorkflow.update_silence, change("x", now - timedelta(hours=3), 1)
+            )
+        assert "already past" in str(refused.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError) as unknown:
+            await handle.execute_update(
+                MonitoringWorkflow.update_silence,
+                SilenceUpdate(silence_id="sil-nope", change=_silence_req("x", "y")),
+            )
+        assert "no silence sil-nope" in str(unknown.value.cause)
+
+        # Other matchers: the old one ends now, a new one (new id) silences from here.
+        other = await handle.execute_update(MonitoringWorkflow.update_silence, change("three", ms, 3, "y"))
+        assert other.id == "sil-three" and other.matchers == [Matcher.parse('service="y"')]
+        again = await handle.execute_update(MonitoringWorkflow.update_silence, change("three", ms, 3, "y"))
+        assert again == other, "a retried replacement is the one it made"
+        held = {s.id: s for s in await handle.query(MonitoringWorkflow.silences)}
+        assert held[first.id].ends_at <= await ts_env.get_current_time() < held[other.id].ends_at
+
+        # The expired one posted again: a new silence; the expired one is not expired again.
+        revived = await handle.execute_update(MonitoringWorkflow.update_silence, change("four", None, 1))
+        assert revived.id == "sil-four"
+        # A pending one moves in place; an active one moved is replaced.
+        planned = await handle.execute_update(
+            MonitoringWorkflow.add_silence, _silence_req("z", "five", starts_at=now + timedelta(hours=5))
+        )
+        later = now + timedelta(hours=8)
+        moved = await handle.execute_update(
+            MonitoringWorkflow.update_silence,
+            SilenceUpdate(silence_id=planned.id, change=_silence_req("z", "six", starts_at=later)),
+        )
+        assert (moved.id, moved.starts_at, moved.ends_at) == (planned.id, later, later + timedelta(hours=1))
+        replaced = await handle.execute_update(
+            MonitoringWorkflow.update_silence,
+            SilenceUpdate(silence_id=revived.id, change=_silence_req("x", "seven", starts_at=later)),
+        )
+        assert replaced.id == "sil-seven" and replaced.starts_at == later
+
+        await handle.signal(MonitoringWorkflow.ingest, batch())  # the next pass tells people
+        await eventually(lambda: _status(handle, lambda s: s.batches == 2))
+
+        def told() -> list[str]:
+            return sorted(r["subject"] for r in rt.channels["outbox"].records() if r["kind"] == "silence")
+
+        await eventually(lambda: asyncio.sleep(0, len(told()) >= 9))
+        assert told() == sorted([
+            f"Silence {first.id} created by alice", f"Silence {first.id} updated by alice",
+            f"Silence {first.id} expired by alice", "Silence sil-three created by alice",
+            "Silence sil-four created by alice", "Silence sil-five created by alice",
+            "Silence sil-five updated by alice", "Silence sil-four expired by alice",
+            "Silence sil-seven created by alice",
+        ])  # fmt: skip
         await handle.terminate()
 
 

@@ -73,6 +73,8 @@ def build_table(auth: AuthConfig, encryption: EncryptionConfig) -> list[_Entry]:
         _e("POST", r"/(api/v1|portal)/incidents/[^/]+/(approve|reject|decide)", APPROVER),
         _e("POST", r"/(api/v1|portal)/incidents/[^/]+/(ack|comment|resolve)", RESPONDER),
         _e("POST", r"/(api/v1|portal)/silences(/[^/]+/expire)?", RESPONDER),
+        _e("POST", r"/api/v2/silences", RESPONDER),  # Alertmanager's silence API (amtool)
+        _e("DELETE", r"/api/v2/silence/[^/]+", RESPONDER),
         _e("POST", r"/portal/logout", VIEWER),
         _e("GET HEAD", r"/(api/v1|api/v2|portal|v1)(/.*)?", VIEWER),
         _e("GET HEAD", r"/docs|/openapi\.json|/redoc", VIEWER),

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from . import (
     alerts,
+    am_silences,
     approvals,
     auth,
     codec,
@@ -30,7 +31,8 @@ from . import (
 from .context import GatewayContext, GatewayError
 
 RouterFactory = Callable[[GatewayContext], APIRouter]
-ROUTERS: list[RouterFactory] = [alerts.router, approvals.router, ops.router, sources.router]
+ROUTERS: list[RouterFactory] = [alerts.router, am_silences.router, approvals.router, ops.router]
+ROUTERS += [sources.router]
 ROUTERS += [teams.router, slack.router, tickets_sync.router]  # people in the loop (docs/people.md)
 ROUTERS += [auth.router, codec.router, heartbeats.router, traces.router, portal.router]  # docs/portal*.md
 

@@ -20,6 +20,7 @@ from argus.models import (
     Silence,
     SilenceExpire,
     SilenceRequest,
+    SilenceUpdate,
 )
 from argus.models.security import Principal
 
@@ -176,6 +177,19 @@ async def add_silence(ctx: GatewayContext, scope: str, req: SilenceRequest) -> S
         raise GatewayError(503, f"monitoring scope {scope!r} is not answering: {exc.message}") from exc
 
 
+async def update_silence(ctx: GatewayContext, scope: str, change: SilenceUpdate) -> Silence:
+    """`change` under Alertmanager's rules (in place, or the old one expired and a new one made)."""
+    try:
+        return await ctx.client.get_workflow_handle(monitoring_id(scope)).execute_update(
+            "update_silence", change, id=f"silence-{change.change.request_id}", result_type=Silence
+        )
+    except WorkflowUpdateFailedError as exc:
+        text = refusal_text(exc)
+        raise GatewayError(404 if text.startswith("no silence") else 422, f"silence refused: {text}") from exc
+    except RPCError as exc:
+        raise GatewayError(503, f"monitoring scope {scope!r} is not answering: {exc.message}") from exc
+
+
 async def expire_silence(ctx: GatewayContext, scope: str, silence_id: str, by: str) -> Silence:
     try:
         return await ctx.client.get_workflow_handle(monitoring_id(scope)).execute_update(
@@ -185,9 +199,3 @@ async def expire_silence(ctx: GatewayContext, scope: str, silence_id: str, by: s
         raise GatewayError(404, f"cannot expire {silence_id}: {refusal_text(exc)}") from exc
     except RPCError as exc:
         raise GatewayError(503, f"monitoring scope {scope!r} is not answering: {exc.message}") from exc
-
-
-def silence_state(s: Silence, now: datetime) -> str:
-    if s.ends_at <= now:
-        return "expired"
-    return "active" if s.starts_at <= now else "pending"

@@ -200,7 +200,7 @@ def router(ctx: GatewayContext) -> APIRouter:
             items, note = await views.silences(ctx, scope), ""
         except GatewayError as exc:
             items, note = [], exc.detail["error"]
-        rows = [(s, views.silence_state(s, now)) for s in items]
+        rows = [(s, s.state(now).value) for s in items]
         return render(request, "silences.html.j2", rows=rows, note=note, scope=scope)
 
     @r.post("/silences")
