@@ -27,7 +27,7 @@ Alertmanager details kept (checked against its dispatch/route.go and inhibit/inh
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,10 +43,11 @@ from argus.analysis.correlation import (
     rank_related,
 )
 from argus.models import Alert, AlertStatus, Matcher, Route, RouteDecision, RouteDecisionKind, Silence
+from argus.models.agents import AlertListing, AlertQuery, AlertView
 from argus.models.alert import alert_from_compact
 from argus.models.common import Model, UtcDateTime, construct_unvalidated
 from argus.models.config import RoutingConfig
-from argus.models.routing import MONTHS, WEEKDAYS, TimeInterval, matches_all
+from argus.models.routing import MONTHS, WEEKDAYS, InhibitRule, TimeInterval, matches_all
 
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
@@ -540,9 +541,10 @@ class Router:
             self._inhibit_version = self.state.sup_version
         return self._inhibit_index
 
-    def _inhibition(self, alert: Alert, now: datetime) -> RouteDecision | None:
+    def _inhibiting(self, alert: Alert) -> Iterator[tuple[InhibitRule, Alert]]:
+        """The firing alerts that inhibit `alert`, each with its rule."""
         if not self.config.inhibit_rules:
-            return None
+            return
         for rule, by_equal in zip(self.config.inhibit_rules, self._inhibitors(), strict=True):
             if not matches_all(rule.target_matchers, alert.labels):
                 continue
@@ -555,17 +557,52 @@ class Router:
                     continue
                 if two_sided and matches_all(rule.target_matchers, src.labels):
                     continue
-                equal = ", ".join(f'{k}="{alert.labels.get(k, "")}"' for k in rule.equal)
-                return RouteDecision(
-                    fingerprint=alert.fingerprint,
-                    alertname=alert.name,
-                    kind=RouteDecisionKind.INHIBITED,
-                    at=now,
-                    reason=f"inhibited by firing {src.name} ({src.fingerprint}) matching "
-                    f"{', '.join(map(str, rule.source_matchers))}"
-                    + (f" with equal {equal}" if rule.equal else ""),
-                )
+                yield rule, src
+
+    def _inhibition(self, alert: Alert, now: datetime) -> RouteDecision | None:
+        for rule, src in self._inhibiting(alert):
+            equal = ", ".join(f'{k}="{alert.labels.get(k, "")}"' for k in rule.equal)
+            return RouteDecision(
+                fingerprint=alert.fingerprint,
+                alertname=alert.name,
+                kind=RouteDecisionKind.INHIBITED,
+                at=now,
+                reason=f"inhibited by firing {src.name} ({src.fingerprint}) matching "
+                f"{', '.join(map(str, rule.source_matchers))}"
+                + (f" with equal {equal}" if rule.equal else ""),
+            )
         return None
+
+    # --- what a person sees (Alertmanager's GET /api/v2/alerts) ---------------------------------
+    def alert_views(self, query: AlertQuery, now: datetime) -> AlertListing:
+        """The firing alerts the scope tracks that match `query`, each once with every receiver
+        it reached, and the silences and alerts that hold it back now."""
+        views: dict[str, AlertView] = {}
+        tracked = [(e.alert, e.last_seen, g.route, e.flapping) for g in self.state.groups.values()
+                   for e in g.alerts.values()]  # fmt: skip
+        tracked += [(h.alert, h.last_seen, h.route, False) for h in self.state.held.values()]
+        for alert, last_seen, route, flapping in tracked:
+            if alert.status != AlertStatus.FIRING or not matches_all(query.matchers, alert.labels):
+                continue
+            view = views.get(alert.fingerprint)
+            if view is None:
+                view = views[alert.fingerprint] = AlertView(
+                    alert=alert, receivers=[], updated_at=last_seen, ends_at=self._expiry(alert, last_seen)
+                )
+            if route.receiver not in view.receivers:
+                view.receivers.append(route.receiver)
+            view.muted = view.muted or flapping or self._suppression(alert, route, now) is not None
+        listed = sorted(views.values(), key=lambda v: (v.alert.name, v.alert.fingerprint))
+        for view in listed[: query.limit]:
+            a = view.alert
+            view.silenced_by = [
+                s.id
+                for s in self.state.silences
+                if s.starts_at <= now < s.ends_at and matches_all(s.matchers, a.labels)
+            ]
+            view.inhibited_by = sorted({src.fingerprint for _, src in self._inhibiting(a)})
+            view.muted = view.muted and not view.silenced_by and not view.inhibited_by
+        return AlertListing(alerts=listed[: query.limit], total=len(listed))
 
     def _firing_changed(self) -> None:
         """An alert started or stopped firing: inhibition sources may have changed, and alerts

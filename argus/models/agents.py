@@ -12,7 +12,7 @@ from .incident import IncidentState
 from .metrics import Sample, SourceHealth
 from .rca import RcaReport
 from .remediation import Proposal, Recommendation
-from .routing import RouteDecision
+from .routing import Matcher, RouteDecision
 from .tickets import TicketRef
 
 # --- Monitoring ----------------------------------------------------------------------------------
@@ -95,6 +95,31 @@ class MonitoringStatus(Model):
     handover_limit_bytes: int = 0  # what one continue-as-new may carry (larger with the payload store)
     payload_store: bool = False
     capacity: int = 0  # the tracked alerts the scope may hold now
+
+
+class AlertQuery(Model):
+    """Which firing alerts a scope should list (Alertmanager's `GET /api/v2/alerts`)."""
+
+    matchers: list[Matcher] = Field(default_factory=list)  # labels each alert must match
+    limit: int = Field(default=5_000, ge=1, le=20_000)  # the answer travels as one query payload
+
+
+class AlertView(Model):
+    """One firing alert as a scope holds it now: who it goes to, and what holds it back."""
+
+    alert: Alert
+    receivers: list[str]
+    updated_at: UtcDateTime  # when it was last received
+    ends_at: UtcDateTime  # when it resolves unless received again (its endsAt, or resolve_timeout)
+    silenced_by: list[str] = Field(default_factory=list)
+    inhibited_by: list[str] = Field(default_factory=list)  # fingerprints of the inhibiting alerts
+    # muted by a time interval or maintenance window, or held as flapping: not notified either
+    muted: bool = False
+
+
+class AlertListing(Model):
+    alerts: list[AlertView]
+    total: int  # matching alerts; more than len(alerts) when `limit` cut the list
 
 
 class FingerprintCheck(Model):

@@ -46,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
         SourceHealth,
     )
     from argus.models.agents import (
+        AlertListing,
+        AlertQuery,
         CollectRequest,
         EvaluateRequest,
         EvaluatorState,
@@ -1101,6 +1103,11 @@ class MonitoringWorkflow:
     @workflow.query
     def silences(self) -> list[Silence]:
         return list(self.router.state.silences)
+
+    @workflow.query
+    def alerts(self, query: AlertQuery) -> AlertListing:
+        """The firing alerts this scope tracks (Alertmanager's `GET /api/v2/alerts`)."""
+        return self.router.alert_views(query, workflow.now())
 
     @workflow.query
     def status(self) -> MonitoringStatus:

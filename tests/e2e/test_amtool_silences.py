@@ -31,6 +31,12 @@ from .test_prometheus_alertmanager import ALERTMANAGER, Process
 
 pytestmark = pytest.mark.e2e
 AMTOOL = shutil.which("amtool")
+# The same rule in both: a critical alert mutes warnings of its service.
+INHIBIT = {
+    "source_matchers": ['severity="critical"'],
+    "target_matchers": ['severity="warning"'],
+    "equal": ["service"],
+}
 
 
 @pytest.fixture
@@ -44,7 +50,11 @@ def sandbox(tmp_path):
 def alertmanager(tmp_path):
     assert ALERTMANAGER and AMTOOL, "scripts/system-deps installs prometheus-alertmanager (and amtool)"
     port = free_port()
-    config = {"route": {"receiver": "x"}, "receivers": [{"name": "x"}]}
+    config = {
+        "route": {"receiver": "x", "group_wait": "1h"},
+        "receivers": [{"name": "x"}],
+        "inhibit_rules": [INHIBIT],
+    }
     (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
     cmd = [
         ALERTMANAGER, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
@@ -119,8 +129,54 @@ async def story(tool: Amtool) -> dict:
     }
 
 
+async def alerts_story(argus: Amtool, real: Amtool, gw: str, am: str, token: str) -> None:
+    now = datetime.now(UTC).isoformat()
+    alerts = [
+        {"labels": {"alertname": "DiskFull", "service": "payments", "severity": "warning"}, "startsAt": now},
+        {"labels": {"alertname": "Slow", "service": "checkout", "severity": "warning"}, "startsAt": now},
+        {"labels": {"alertname": "Down", "service": "checkout", "severity": "critical"}, "startsAt": now},
+    ]
+    async with httpx.AsyncClient(timeout=30) as http:
+        for url, headers in ((gw, {"Authorization": f"Bearer {token}"}), (am, {})):
+            r = await http.post(f"{url}/api/v2/alerts", json=alerts, headers=headers)
+            assert r.status_code == 200, r.text
+    for tool in (argus, real):
+        await tool.run("silence", "add", "alertname=DiskFull", "--comment=disk swap", "--duration=1h")
+
+    async def seen(tool: Amtool, *flags: str) -> list[tuple]:
+        out = json.loads(await tool.run("alert", "query", "-o", "json", *flags))
+        return sorted(
+            (a["labels"]["alertname"], a["status"]["state"], bool(a["status"]["silencedBy"]),
+             len(a["status"]["inhibitedBy"]))
+            for a in out
+        )  # fmt: skip
+
+    down, disk, slow = (
+        ("Down", "active", False, 0),
+        ("DiskFull", "suppressed", True, 0),
+        ("Slow", "suppressed", False, 1),
+    )
+    everything = sorted([down, disk, slow])
+
+    async def all_three() -> bool:
+        return await seen(argus, "-a", "-s", "-i") == everything
+
+    await eventually(all_three, timeout=30, what="ARGUS listing the three alerts")
+    for flags, expected in (
+        ((), [down]),  # active only, by default
+        (("-a", "-s", "-i"), everything),
+        (("-s",), [disk]),
+        (("-i", "service=checkout"), [slow]),
+        (("-a", "-s", "severity=warning"), [disk]),
+    ):
+        assert await seen(argus, *flags) == await seen(real, *flags) == expected, flags
+
+
 async def test_amtool_manages_silences_in_argus_as_in_alertmanager(tmp_path, sandbox, alertmanager):
-    config = load(e2e_config(tmp_path, sandbox.url, auth={"enabled": True}))
+    cfg = e2e_config(tmp_path, sandbox.url, auth={"enabled": True})
+    cfg["policy"]["routing"]["route"]["group_wait"] = "1h"  # alerts listed, no incident opened
+    cfg["policy"]["routing"]["inhibit_rules"] = [INHIBIT]
+    config = load(cfg)
     store = AuthStore(auth_url(config, state_dir(config)))
     tokens = {r: store.create_token(f"{r.value}-user", r).token for r in (Role.RESPONDER, Role.VIEWER)}
     configs = {}
@@ -204,12 +260,17 @@ async def test_amtool_manages_silences_in_argus_as_in_alertmanager(tmp_path, san
             assert {s["id"] for s in disk.json()} == {s.id for s in held}
             assert (await http.get("/api/v2/silences", params={"filter": 'service=~"pay.*"'})).json() == []
 
+        # Alerts as amtool lists them: silenced, inhibited and active, the same in both.
+        await alerts_story(argus, real, gw, alertmanager, tokens[Role.RESPONDER])
+        status = await argus.run("config", "show")
+        assert "group_wait: 1h" in status and "inhibit_rules" in status, status
+
         # A viewer may list silences but not add or expire one; nothing changes.
         viewer = Amtool(gw, configs[Role.VIEWER])
         assert len(await viewer.query("--expired")) == 2
         denied = await viewer.run("silence", "add", "alertname=X", "--comment=no", ok=False)
         assert "status 403" in denied, denied
         assert "status 403" in await viewer.run("silence", "expire", made, ok=False)
-        assert len(await scope.query("silences", result_type=list[Silence])) == 3
+        assert len(await scope.query("silences", result_type=list[Silence])) == 4
         # Without a token at all: refused.
         assert "status 401" in await Amtool(gw).run("silence", "query", ok=False)

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from argus.analysis.correlation import shortest_path
 from argus.analysis.routing import Router, RouterState, in_time_interval, resolve_routes
 from argus.models import Alert, AlertStatus, Matcher, Route, RouteDecisionKind, Silence
+from argus.models.agents import AlertQuery
 from argus.models.config import RoutingConfig
 from argus.models.routing import TimeInterval
 from argus.workers.config_checks import monitoring_problems
@@ -931,3 +932,66 @@ def test_a_silence_added_during_group_wait_keeps_the_incident_from_opening():
     r.ingest([alert("HighLatency", service="checkout")], T0 + timedelta(minutes=40))
     r.sweep(T0 + timedelta(hours=1))
     assert [a.kind for a in r.due(T0 + timedelta(hours=1))] == ["open"]
+
+
+# --- what a person sees (Alertmanager's GET /api/v2/alerts) ----------------------------------------
+def test_alert_views_list_each_firing_alert_once_with_its_receivers_and_what_holds_it():
+    """An alert two routes reach is one view with both receivers; a silenced one names its
+    silence, an inhibited one its source; one muted by a maintenance window is muted, neither
+    silenced nor inhibited; resolved alerts are not listed; `limit` cuts, `total` counts."""
+    r = router(
+        route={
+            "receiver": "oncall",
+            "group_by": ["alertname"],
+            "routes": [
+                {"matchers": ['team="db"'], "receiver": "dba", "continue": True},
+                {"matchers": ['team="db"'], "receiver": "pager"},
+            ],
+        },
+        inhibit_rules=[
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": ["service"],
+            }
+        ],
+        maintenance=[
+            {
+                "name": "upgrade",
+                "matchers": ['service="db"'],
+                "starts_at": T0.isoformat(),
+                "ends_at": (T0 + timedelta(hours=1)).isoformat(),
+            }
+        ],
+        correlation={"enabled": False},
+    )
+    r.add_silence(
+        Silence(id="sil-1", matchers=[Matcher.parse('alertname="Noisy"')], starts_at=T0,
+                ends_at=T0 + timedelta(hours=1), created_by="rita")
+    )  # fmt: skip
+    r.ingest(
+        [
+            alert("Both", team="db", service="x"),
+            alert("Noisy", service="y"),
+            alert("Down", service="z", severity="critical"),
+            alert("Slow", service="z", severity="warning"),
+            alert("Upgrade", service="db"),
+            alert("Gone", service="q", status="resolved"),
+        ],
+        T0,
+    )
+    listing = r.alert_views(AlertQuery(), T0 + timedelta(seconds=1))
+    seen = {v.alert.name: (v.receivers, v.silenced_by, v.inhibited_by, v.muted) for v in listing.alerts}
+    down = next(v.alert.fingerprint for v in listing.alerts if v.alert.name == "Down")
+    assert seen == {
+        "Both": (["dba", "pager"], [], [], False),
+        "Down": (["oncall"], [], [], False),
+        "Noisy": (["oncall"], ["sil-1"], [], False),
+        "Slow": (["oncall"], [], [down], False),
+        "Upgrade": (["oncall"], [], [], True),
+    }
+    assert listing.total == 5
+    cut = r.alert_views(AlertQuery(limit=2), T0)
+    assert (len(cut.alerts), cut.total) == (2, 5)
+    only = r.alert_views(AlertQuery(matchers=[Matcher.parse('service="z"')]), T0)
+    assert sorted(v.alert.name for v in only.alerts) == ["Down", "Slow"]

@@ -14,8 +14,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from . import (
+    alertmanager_api,
     alerts,
-    am_silences,
     approvals,
     auth,
     codec,
@@ -31,7 +31,7 @@ from . import (
 from .context import GatewayContext, GatewayError
 
 RouterFactory = Callable[[GatewayContext], APIRouter]
-ROUTERS: list[RouterFactory] = [alerts.router, am_silences.router, approvals.router, ops.router]
+ROUTERS: list[RouterFactory] = [alerts.router, alertmanager_api.router, approvals.router, ops.router]
 ROUTERS += [sources.router]
 ROUTERS += [teams.router, slack.router, tickets_sync.router]  # people in the loop (docs/people.md)
 ROUTERS += [auth.router, codec.router, heartbeats.router, traces.router, portal.router]  # docs/portal*.md

@@ -22,6 +22,7 @@ from argus.models import (
     SilenceRequest,
     SilenceUpdate,
 )
+from argus.models.agents import AlertListing, AlertQuery
 from argus.models.security import Principal
 
 from .context import GatewayContext, GatewayError, monitoring_id
@@ -161,6 +162,15 @@ async def silences(ctx: GatewayContext, scope: str) -> list[Silence]:
     try:
         return await ctx.client.get_workflow_handle(monitoring_id(scope)).query(
             "silences", result_type=list[Silence]
+        )
+    except Exception as exc:
+        raise GatewayError(503, f"monitoring scope {scope!r} is not answering: {exc}") from exc
+
+
+async def alerts(ctx: GatewayContext, scope: str, query: AlertQuery) -> AlertListing:
+    try:
+        return await ctx.client.get_workflow_handle(monitoring_id(scope)).query(
+            "alerts", query, result_type=AlertListing
         )
     except Exception as exc:
         raise GatewayError(503, f"monitoring scope {scope!r} is not answering: {exc}") from exc

@@ -1,9 +1,11 @@
-"""Alertmanager's v2 silence API as ARGUS speaks it, so `amtool`, Grafana and scripts written for
-Alertmanager manage ARGUS's silences unchanged (../docs/integrations.md, "Alertmanager v2 API").
+"""Alertmanager's v2 API as ARGUS speaks it (besides `POST /api/v2/alerts`, see `fast_v2`), so
+`amtool`, Grafana and scripts written for Alertmanager read ARGUS's alerts and manage its silences
+unchanged (../docs/integrations.md, "Alertmanager v2 API").
 
-The wire shapes (`PostableSilence` in, `GettableSilence` out), the matcher form
-(`isRegex`/`isEqual`), the `filter` rule and the list order are Alertmanager 0.25's; the rules for
-posting a silence again under its id live with the silences, in `MonitoringWorkflow.update_silence`.
+The wire shapes (`PostableSilence` in; `GettableSilence`, `GettableAlert` and the status out), the
+matcher form (`isRegex`/`isEqual`), the silence `filter` rule and the list order are Alertmanager
+0.25's; the rules for posting a silence again under its id live with the silences, in
+`MonitoringWorkflow.update_silence`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from argus.models.agents import AlertView
 from argus.models.routing import Matcher, MatchOp, Silence, SilenceState
 
 _OPS = {
@@ -100,3 +103,36 @@ def listed(silences: list[Silence], filters: list[Matcher], now: datetime) -> li
 
     chosen = sorted((s for s in silences if matches_filter(s, filters)), key=key)
     return [gettable(s, now) for s in chosen]
+
+
+def gettable_alert(v: AlertView) -> dict[str, Any]:
+    """An alert as Alertmanager lists it: `suppressed` when a silence or another alert holds it.
+    One muted by a time interval, a maintenance window or as flapping is `active` there too
+    (Alertmanager 0.25 has no field for it), and `argus_muted` says so."""
+    a = v.alert
+    suppressed = bool(v.silenced_by or v.inhibited_by)
+    return {
+        "annotations": a.annotations,
+        "endsAt": wire_time(v.ends_at),
+        "fingerprint": a.fingerprint,
+        "receivers": [{"name": r} for r in v.receivers],
+        "startsAt": wire_time(a.starts_at),
+        "status": {
+            "inhibitedBy": v.inhibited_by,
+            "silencedBy": v.silenced_by,
+            "state": "suppressed" if suppressed else "active",
+        },
+        "updatedAt": wire_time(v.updated_at),
+        **({"generatorURL": a.generator_url} if a.generator_url else {}),
+        "labels": a.labels,
+        **({"argus_muted": True} if v.muted else {}),
+    }
+
+
+def shown(v: AlertView, active: bool, silenced: bool, inhibited: bool) -> bool:
+    """Alertmanager's `active`, `silenced` and `inhibited` switches (each true by default)."""
+    if v.silenced_by and not silenced:
+        return False
+    if v.inhibited_by and not inhibited:
+        return False
+    return active or bool(v.silenced_by or v.inhibited_by)

@@ -1,25 +1,38 @@
-"""Alertmanager's v2 silence API on the gateway: `amtool --alertmanager.url=<gateway>` and
-Grafana's Alertmanager data source add, list, change and expire ARGUS's silences.
+"""Alertmanager's v2 API on the gateway, beyond ingest (`alerts.py`): `amtool
+--alertmanager.url=<gateway>` and Grafana's Alertmanager data source list ARGUS's alerts, read its
+status, and add, list, change and expire its silences.
 
-Silences belong to a monitoring scope: `?scope=` picks one (default "default"). With auth on, the
-author is whoever the token or session belongs to, not the body's free-text `createdBy`.
+Alerts and silences belong to a monitoring scope: `?scope=` picks one (default "default"). With
+auth on, a silence's author is whoever the token or session belongs to, not the body's free-text
+`createdBy`.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from argus.integrations.alertmanager_silences import PostableSilence, gettable, listed
+from argus.integrations.alertmanager_api import (
+    PostableSilence,
+    gettable,
+    gettable_alert,
+    listed,
+    shown,
+    wire_time,
+)
 from argus.integrations.normalizers.common import problems_from
 from argus.models import Matcher, SilenceRequest, SilenceUpdate
+from argus.models.agents import AlertQuery
 from argus.models.routing import silence_matchers_problem
 
 from . import incident_views as views
@@ -49,17 +62,73 @@ def _as_alertmanager(handler: Handler) -> Handler:
     return answer
 
 
+def argus_version() -> str:
+    try:
+        return importlib.metadata.version("argus-incident")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _switch(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "true").lower()
+    if value not in ("true", "false"):
+        raise GatewayError(400, f"{name}: expected true or false, got {value!r}")
+    return value == "true"
+
+
+def _filters(request: Request) -> list[Matcher]:
+    try:
+        return [Matcher.parse(f) for f in request.query_params.getlist("filter")]
+    except ValueError as exc:
+        raise GatewayError(400, f"bad filter: {exc}") from exc
+
+
 def router(ctx: GatewayContext) -> APIRouter:
-    r = APIRouter(tags=["silences (Alertmanager v2)"])
+    r = APIRouter(tags=["Alertmanager v2 API"])
+    started = datetime.now(UTC)
+
+    @r.get("/api/v2/status", summary="Alertmanager's status: version, uptime, the routing config")
+    @_as_alertmanager
+    async def status() -> JSONResponse:
+        routing = ctx.config.policy.routing.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return JSONResponse(
+            {
+                "cluster": {"name": "", "peers": [], "status": "disabled"},
+                "config": {"original": yaml.safe_dump(routing, sort_keys=False)},
+                "uptime": wire_time(started),
+                "versionInfo": {
+                    "branch": "",
+                    "buildDate": "",
+                    "buildUser": "argus",
+                    "goVersion": "",
+                    "revision": "",
+                    "version": f"argus-{argus_version()}",
+                },
+            }
+        )
+
+    @r.get("/api/v2/alerts", summary="Firing alerts of a scope, as Alertmanager lists them")
+    @_as_alertmanager
+    async def list_alerts(request: Request, scope: str = "default") -> JSONResponse:
+        switches = [_switch(request, n) for n in ("active", "silenced", "inhibited")]
+        receiver = request.query_params.get("receiver")
+        try:
+            wanted = re.compile(receiver) if receiver else None
+        except re.error as exc:
+            raise GatewayError(400, f"receiver: bad regular expression: {exc}") from exc
+        listing = await views.alerts(ctx, scope, AlertQuery(matchers=_filters(request)))
+        out = [
+            gettable_alert(v)
+            for v in listing.alerts
+            if shown(v, *switches) and (wanted is None or any(wanted.fullmatch(n) for n in v.receivers))
+        ]
+        headers = {"X-Argus-Truncated": f"{len(listing.alerts)} of {listing.total}"}
+        return JSONResponse(out, headers=headers if listing.total > len(listing.alerts) else None)
 
     @r.get("/api/v2/silences", summary="Silences of a scope, as Alertmanager lists them")
     @_as_alertmanager
     async def list_silences(request: Request, scope: str = "default") -> JSONResponse:
-        try:
-            filters = [Matcher.parse(f) for f in request.query_params.getlist("filter")]
-        except ValueError as exc:
-            raise GatewayError(400, f"bad filter: {exc}") from exc
-        return JSONResponse(listed(await views.silences(ctx, scope), filters, datetime.now(UTC)))
+        return JSONResponse(listed(await views.silences(ctx, scope), _filters(request), datetime.now(UTC)))
 
     @r.get("/api/v2/silence/{silence_id}", summary="One silence")
     @_as_alertmanager

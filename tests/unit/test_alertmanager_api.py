@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from argus.integrations.alertmanager_silences import PostableSilence, gettable, listed, matches_filter
+from argus.integrations.alertmanager_api import PostableSilence, gettable, listed, matches_filter
 from argus.models import Matcher, Silence
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
