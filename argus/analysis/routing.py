@@ -121,6 +121,10 @@ class GroupState(Model):
         return [e.alert for e in self.alerts.values() if e.alert.status == AlertStatus.FIRING]
 
 
+VIEW_BUDGET_BYTES = 2_000_000  # what one alert listing may carry (Router.alert_views)
+VIEW_OVERHEAD_BYTES = 400  # an alert view's fields besides its labels and annotations, as JSON
+
+
 class HeldAlert(Model):
     """A firing alert the router suppressed; kept to inhibit others and to release it later."""
 
@@ -593,8 +597,17 @@ class Router:
                 view.receivers.append(route.receiver)
             view.muted = view.muted or flapping or self._suppression(alert, route, now) is not None
         listed = sorted(views.values(), key=lambda v: (v.alert.name, v.alert.fingerprint))
+        # The answer is one query payload (gRPC caps it at 4 MB): stop at `limit` alerts or about
+        # VIEW_BUDGET_BYTES, whichever comes first, so long annotations cannot fail the query.
+        shown, size = 0, 0
         for view in listed[: query.limit]:
             a = view.alert
+            size += VIEW_OVERHEAD_BYTES + sum(
+                len(k) + len(v) for d in (a.labels, a.annotations) for k, v in d.items()
+            )
+            if size > VIEW_BUDGET_BYTES and shown:
+                break
+            shown += 1
             view.silenced_by = [
                 s.id
                 for s in self.state.silences
@@ -602,7 +615,7 @@ class Router:
             ]
             view.inhibited_by = sorted({src.fingerprint for _, src in self._inhibiting(a)})
             view.muted = view.muted and not view.silenced_by and not view.inhibited_by
-        return AlertListing(alerts=listed[: query.limit], total=len(listed))
+        return AlertListing(alerts=listed[:shown], total=len(listed))
 
     def _firing_changed(self) -> None:
         """An alert started or stopped firing: inhibition sources may have changed, and alerts

@@ -995,3 +995,15 @@ def test_alert_views_list_each_firing_alert_once_with_its_receivers_and_what_hol
     assert (len(cut.alerts), cut.total) == (2, 5)
     only = r.alert_views(AlertQuery(matchers=[Matcher.parse('service="z"')]), T0)
     assert sorted(v.alert.name for v in only.alerts) == ["Down", "Slow"]
+
+
+def test_alert_views_stop_at_the_byte_budget_of_one_query_answer():
+    r = router(correlation={"enabled": False})
+    big = "x" * 900_000
+    for i in range(3):
+        a = alert(f"Big{i}", service="s")
+        a.annotations["description"] = big
+        r.ingest([a], T0)
+    listing = r.alert_views(AlertQuery(), T0)
+    assert (len(listing.alerts), listing.total) == (2, 3)
+    assert len(orjson.dumps(listing.model_dump(mode="json"))) < 4_000_000
