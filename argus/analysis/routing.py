@@ -122,7 +122,6 @@ class GroupState(Model):
 
 
 VIEW_BUDGET_BYTES = 2_000_000  # what one alert listing may carry (Router.alert_views)
-VIEW_OVERHEAD_BYTES = 400  # an alert view's fields besides its labels and annotations, as JSON
 
 
 class HeldAlert(Model):
@@ -408,18 +407,32 @@ class Router:
         self.state.silences = [s for s in self.state.silences if s.id != silence.id] + [silence]
         self._suppression_changed()
 
-    def expire_silence(self, silence_id: str, now: datetime, pending_too: bool = True) -> Silence | None:
-        """End a silence now; one still pending (`pending_too`) starts now too, as Alertmanager's."""
-        for i, s in enumerate(self.state.silences):
+    def expire_silence(
+        self, silence_id: str, now: datetime, pending_too: bool = True, by_hand: bool = False
+    ) -> Silence | None:
+        """End a silence now; one still pending (`pending_too`) starts now too, as Alertmanager's.
+        `by_hand`: stamped as changed now, and the alerts it held are looked at again at once."""
+        for s in self.state.silences:
             if s.id == silence_id:
-                change = {"ends_at": min(s.ends_at, now), "updated_at": now}
+                change: dict[str, object] = {"ends_at": min(s.ends_at, now)}
                 if pending_too:
                     change["starts_at"] = min(s.starts_at, now)
+                if by_hand:
+                    change["updated_at"] = now
                 expired = s.model_copy(update=change)
-                self.state.silences[i] = expired
-                self._suppression_changed()
+                self.replace_silence(expired, recheck_held=by_hand)
                 return expired
         return None
+
+    def replace_silence(self, silence: Silence, recheck_held: bool = True) -> None:
+        """`silence` in place of the one with its id. Alerts held back wait for the moment their
+        suppression was due to end (the old end of a silence): `recheck_held` looks at them on
+        the next sweep instead, as a silence cut short must release them then."""
+        self.state.silences = [silence if s.id == silence.id else s for s in self.state.silences]
+        if recheck_held:
+            for h in self.state.held.values():
+                h.recheck_at = None
+        self._suppression_changed()
 
     def active_silences(self, now: datetime) -> list[Silence]:
         return [s for s in self.state.silences if s.starts_at <= now < s.ends_at]
@@ -457,22 +470,26 @@ class Router:
         silenced = self._silenced(alert, now)
         if silenced is not None:
             return silenced
-        next_minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        muted = self._route_muted(route, now)
+        if muted is not None:
+            next_minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+            return decision(RouteDecisionKind.MUTED, muted), next_minute
+        inhibited = self._inhibition(alert, now)
+        return (inhibited, None) if inhibited is not None else None
+
+    def _route_muted(self, route: ResolvedRoute, now: datetime) -> str | None:
+        """Why `route` is muted now by its time intervals, or None."""
         for ti_name in route.mute_time_intervals:
             ti = self._intervals.get(ti_name)
             if ti and in_time_interval(ti, now):
-                return decision(
-                    RouteDecisionKind.MUTED, f"route {route.path} is muted during time interval {ti_name!r}"
-                ), next_minute
+                return f"route {route.path} is muted during time interval {ti_name!r}"
         if route.active_time_intervals:
             active = [self._intervals[n] for n in route.active_time_intervals if n in self._intervals]
             if active and not any(in_time_interval(ti, now) for ti in active):
-                return decision(
-                    RouteDecisionKind.MUTED,
-                    f"route {route.path} is outside its active time intervals {route.active_time_intervals}",
-                ), next_minute
-        inhibited = self._inhibition(alert, now)
-        return (inhibited, None) if inhibited is not None else None
+                return (
+                    f"route {route.path} is outside its active time intervals {route.active_time_intervals}"
+                )
+        return None
 
     def _silenced(self, alert: Alert, now: datetime) -> tuple[RouteDecision, datetime] | None:
         """The active silence or maintenance window that mutes `alert`, and when it ends."""
@@ -532,24 +549,29 @@ class Router:
         return [a for a in out if a.status == AlertStatus.FIRING]
 
     def _inhibitors(self) -> list[dict[tuple[str, ...], list[Alert]]]:
-        """Per inhibition rule, its firing source alerts by their `equal` label values."""
+        """Per inhibition rule, its firing source alerts by their `equal` label values (kept
+        until `sup_version` moves: routing decisions read this cache, so only routing builds it)."""
         if self._inhibit_version != self.state.sup_version:
-            firing = self._firing_alerts()
-            self._inhibit_index = []
-            for rule in self.config.inhibit_rules:
-                by_equal: dict[tuple[str, ...], list[Alert]] = {}
-                for src in firing:
-                    if matches_all(rule.source_matchers, src.labels):
-                        by_equal.setdefault(tuple(src.labels.get(k, "") for k in rule.equal), []).append(src)
-                self._inhibit_index.append(by_equal)
+            self._inhibit_index = self._inhibitor_index()
             self._inhibit_version = self.state.sup_version
         return self._inhibit_index
 
-    def _inhibiting(self, alert: Alert) -> Iterator[tuple[InhibitRule, Alert]]:
-        """The firing alerts that inhibit `alert`, each with its rule."""
-        if not self.config.inhibit_rules:
-            return
-        for rule, by_equal in zip(self.config.inhibit_rules, self._inhibitors(), strict=True):
+    def _inhibitor_index(self) -> list[dict[tuple[str, ...], list[Alert]]]:
+        firing = self._firing_alerts()
+        index = []
+        for rule in self.config.inhibit_rules:
+            by_equal: dict[tuple[str, ...], list[Alert]] = {}
+            for src in firing:
+                if matches_all(rule.source_matchers, src.labels):
+                    by_equal.setdefault(tuple(src.labels.get(k, "") for k in rule.equal), []).append(src)
+            index.append(by_equal)
+        return index
+
+    def _inhibiting(
+        self, alert: Alert, index: list[dict[tuple[str, ...], list[Alert]]]
+    ) -> Iterator[tuple[InhibitRule, Alert]]:
+        """The firing alerts that inhibit `alert`, each with its rule (`index`: `_inhibitors`)."""
+        for rule, by_equal in zip(self.config.inhibit_rules, index, strict=True):
             if not matches_all(rule.target_matchers, alert.labels):
                 continue
             # Alertmanager: if the target also matches the source side, only sources that do not
@@ -564,7 +586,9 @@ class Router:
                 yield rule, src
 
     def _inhibition(self, alert: Alert, now: datetime) -> RouteDecision | None:
-        for rule, src in self._inhibiting(alert):
+        if not self.config.inhibit_rules:
+            return None
+        for rule, src in self._inhibiting(alert, self._inhibitors()):
             equal = ", ".join(f'{k}="{alert.labels.get(k, "")}"' for k in rule.equal)
             return RouteDecision(
                 fingerprint=alert.fingerprint,
@@ -579,43 +603,56 @@ class Router:
 
     # --- what a person sees (Alertmanager's GET /api/v2/alerts) ---------------------------------
     def alert_views(self, query: AlertQuery, now: datetime) -> AlertListing:
-        """The firing alerts the scope tracks that match `query`, each once with every receiver
-        it reached, and the silences and alerts that hold it back now."""
-        views: dict[str, AlertView] = {}
+        """The firing alerts the scope tracks that `query` selects, by fingerprint, each once with
+        every receiver it reached and what holds it back now. A query must not change what routing
+        later decides, so this reads the state and builds its own inhibition index: the router's
+        caches stay as routing left them."""
+        found: dict[str, tuple[Alert, datetime, list[ResolvedRoute], bool]] = {}
         tracked = [(e.alert, e.last_seen, g.route, e.flapping) for g in self.state.groups.values()
                    for e in g.alerts.values()]  # fmt: skip
         tracked += [(h.alert, h.last_seen, h.route, False) for h in self.state.held.values()]
         for alert, last_seen, route, flapping in tracked:
             if alert.status != AlertStatus.FIRING or not matches_all(query.matchers, alert.labels):
                 continue
-            view = views.get(alert.fingerprint)
-            if view is None:
-                view = views[alert.fingerprint] = AlertView(
-                    alert=alert, receivers=[], updated_at=last_seen, ends_at=self._expiry(alert, last_seen)
-                )
-            if route.receiver not in view.receivers:
-                view.receivers.append(route.receiver)
-            view.muted = view.muted or flapping or self._suppression(alert, route, now) is not None
-        listed = sorted(views.values(), key=lambda v: (v.alert.name, v.alert.fingerprint))
-        # The answer is one query payload (gRPC caps it at 4 MB): stop at `limit` alerts or about
-        # VIEW_BUDGET_BYTES, whichever comes first, so long annotations cannot fail the query.
-        shown, size = 0, 0
-        for view in listed[: query.limit]:
-            a = view.alert
-            size += VIEW_OVERHEAD_BYTES + sum(
-                len(k) + len(v) for d in (a.labels, a.annotations) for k, v in d.items()
+            seen = found.setdefault(alert.fingerprint, (alert, last_seen, [], False))
+            if route not in seen[2]:
+                seen[2].append(route)
+            if flapping and not seen[3]:
+                found[alert.fingerprint] = (*seen[:3], True)
+        index = self._inhibitor_index() if self.config.inhibit_rules else []
+        active = self.active_silences(now)
+        listed: list[AlertView] = []
+        size = 0
+        for fp in sorted(found):  # as Alertmanager lists them
+            alert, last_seen, routes, flapping = found[fp]
+            view = AlertView(
+                alert=alert,
+                receivers=list(dict.fromkeys(r.receiver for r in routes)),
+                updated_at=last_seen,
+                ends_at=self._expiry(alert, last_seen),
+                silenced_by=[s.id for s in active if matches_all(s.matchers, alert.labels)],
+                inhibited_by=sorted({src.fingerprint for _, src in self._inhibiting(alert, index)}),
             )
-            if size > VIEW_BUDGET_BYTES and shown:
-                break
-            shown += 1
-            view.silenced_by = [
-                s.id
-                for s in self.state.silences
-                if s.starts_at <= now < s.ends_at and matches_all(s.matchers, a.labels)
-            ]
-            view.inhibited_by = sorted({src.fingerprint for _, src in self._inhibiting(a)})
-            view.muted = view.muted and not view.silenced_by and not view.inhibited_by
-        return AlertListing(alerts=listed[:shown], total=len(listed))
+            if not view.silenced_by and not view.inhibited_by:
+                view.muted = (
+                    flapping
+                    or self._in_maintenance(alert, now)
+                    or any(self._route_muted(r, now) is not None for r in routes)
+                )
+            if not query.selects(view):
+                continue
+            # One query payload (gRPC caps it at 4 MB): at most `limit` views, about VIEW_BUDGET_BYTES.
+            size += len(view.model_dump_json())
+            if len(listed) >= query.limit or (size > VIEW_BUDGET_BYTES and listed):
+                return AlertListing(alerts=listed, complete=False)
+            listed.append(view)
+        return AlertListing(alerts=listed, complete=True)
+
+    def _in_maintenance(self, alert: Alert, now: datetime) -> bool:
+        return any(
+            w.starts_at <= now < w.ends_at and matches_all(w.matchers, alert.labels)
+            for w in self.config.maintenance
+        )
 
     def _firing_changed(self) -> None:
         """An alert started or stopped firing: inhibition sources may have changed, and alerts

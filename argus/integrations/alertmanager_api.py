@@ -127,12 +127,3 @@ def gettable_alert(v: AlertView) -> dict[str, Any]:
         "labels": a.labels,
         **({"argus_muted": True} if v.muted else {}),
     }
-
-
-def shown(v: AlertView, active: bool, silenced: bool, inhibited: bool) -> bool:
-    """Alertmanager's `active`, `silenced` and `inhibited` switches (each true by default)."""
-    if v.silenced_by and not silenced:
-        return False
-    if v.inhibited_by and not inhibited:
-        return False
-    return active or bool(v.silenced_by or v.inhibited_by)

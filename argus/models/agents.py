@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from .alert import Alert
 from .common import Model, UtcDateTime
@@ -98,10 +100,33 @@ class MonitoringStatus(Model):
 
 
 class AlertQuery(Model):
-    """Which firing alerts a scope should list (Alertmanager's `GET /api/v2/alerts`)."""
+    """Which firing alerts a scope should list (Alertmanager's `GET /api/v2/alerts` parameters)."""
 
     matchers: list[Matcher] = Field(default_factory=list)  # labels each alert must match
+    active: bool = True  # those nothing holds back
+    silenced: bool = True
+    inhibited: bool = True
+    receiver: str | None = None  # a regular expression one of its receivers must match in full
     limit: int = Field(default=5_000, ge=1, le=20_000)  # the answer travels as one query payload
+
+    @field_validator("receiver")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"receiver {v!r}: bad regular expression: {exc}") from exc
+        return v
+
+    def selects(self, v: AlertView) -> bool:
+        """Alertmanager's switches: a silenced alert shows only with `silenced`, an inhibited one
+        only with `inhibited`, one nothing holds back only with `active`."""
+        if (v.silenced_by and not self.silenced) or (v.inhibited_by and not self.inhibited):
+            return False
+        if not (self.active or v.silenced_by or v.inhibited_by):
+            return False
+        return self.receiver is None or any(re.fullmatch(self.receiver, r) for r in v.receivers)
 
 
 class AlertView(Model):
@@ -119,7 +144,7 @@ class AlertView(Model):
 
 class AlertListing(Model):
     alerts: list[AlertView]
-    total: int  # matching alerts; more than len(alerts) when `limit` cut the list
+    complete: bool = True  # False: more alerts matched than `limit` or one answer's size allows
 
 
 class FingerprintCheck(Model):

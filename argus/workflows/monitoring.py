@@ -93,6 +93,10 @@ PULL_FAILED_REFRESH = "monitoring-a-failed-pull-refreshes-what-fires"
 # (Router.silence_at_open), a silence ending as asked, a pending one expired by hand starting
 # then, and each expiry told once however many silences ended that day.
 CORRELATION_AND_SILENCES = "monitoring-correlation-along-depends-on-and-silences-as-alertmanager"
+# Silences made or changed by hand carry when (`Silence.updated_at`, Alertmanager's updatedAt),
+# and alerts a silence held are looked at again as soon as it is expired or cut short, not at
+# the end it had (an alert no one sends again stayed muted until then).
+SILENCE_CHANGES = "monitoring-silence-changes-stamped-and-held-alerts-released-at-once"
 PACK_PART = 4000  # tracked alerts packed per workflow task (about 0.15 s on an idle core)
 # After packing, the hand-over waits in short tasks (an activity round trip each, 10-40 ms) until
 # no batch has arrived for HANDOVER_QUIET, so that gateways have seen it and hold their batches,
@@ -910,11 +914,10 @@ class MonitoringWorkflow:
     async def _apply_silence_changes(self) -> None:
         changes, self._silence_changes = self._silence_changes, []
         for what, silence in changes:
-            verb = {"add": "created", "update": "updated"}.get(what, "expired")
-            # Each change is told: an update's key names the moment it was made.
-            when = f"/{silence.updated_at:%Y%m%dT%H%M%S%f}" if what == "update" and silence.updated_at else ""
+            verb = {"add": "created", "expire": "expired"}.get(what, "updated")
+            # Each change is told: an update's key names its request ("update/<request id>").
             await self._tell_people(
-                f"silence/{silence.id}/{verb}{when}",
+                f"silence/{silence.id}/{verb}" + what.removeprefix("update"),
                 f"Silence {silence.id} {verb} by {silence.created_by}",
                 f"Matchers: {', '.join(map(str, silence.matchers))}\n"
                 f"From: {silence.starts_at.isoformat()}\nUntil: {silence.ends_at.isoformat()}\n"
@@ -1025,7 +1028,7 @@ class MonitoringWorkflow:
             ends_at=ends,
             created_by=req.created_by,
             comment=req.comment,
-            updated_at=now,
+            updated_at=now if workflow.patched(SILENCE_CHANGES) else None,
         )
         self.router.add_silence(silence)
         self._silence_changes.append(("add", silence))
@@ -1060,11 +1063,11 @@ class MonitoringWorkflow:
                     "updated_at": now,
                 }
             )
-            self.router.add_silence(updated)  # in its place: same id
-            self._silence_changes.append(("update", updated))
+            self.router.replace_silence(updated)  # same id; what it held is looked at again
+            self._silence_changes.append((f"update/{change.request_id}", updated))
             return updated
         if prev.state(now) != SilenceState.EXPIRED:
-            gone = self.router.expire_silence(prev.id, now)
+            gone = self.router.expire_silence(prev.id, now, by_hand=True)
             assert gone is not None
             self._mark_announced(prev.id)
             told = gone.model_copy(update={"created_by": change.created_by})
@@ -1085,7 +1088,10 @@ class MonitoringWorkflow:
         # A pending silence expired by hand never began: it starts and ends now (Alertmanager),
         # not "from tomorrow until now".
         silence = self.router.expire_silence(
-            req.silence_id, now, pending_too=workflow.patched(CORRELATION_AND_SILENCES)
+            req.silence_id,
+            now,
+            pending_too=workflow.patched(CORRELATION_AND_SILENCES),
+            by_hand=workflow.patched(SILENCE_CHANGES),
         )
         if silence is None:
             raise ApplicationError(f"no silence {req.silence_id}", type="UnknownSilence")

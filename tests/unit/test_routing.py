@@ -990,11 +990,69 @@ def test_alert_views_list_each_firing_alert_once_with_its_receivers_and_what_hol
         "Slow": (["oncall"], [], [down], False),
         "Upgrade": (["oncall"], [], [], True),
     }
-    assert listing.total == 5
+    assert listing.complete
+    assert [v.alert.fingerprint for v in listing.alerts] == sorted(
+        v.alert.fingerprint for v in listing.alerts
+    )
     cut = r.alert_views(AlertQuery(limit=2), T0)
-    assert (len(cut.alerts), cut.total) == (2, 5)
+    assert (len(cut.alerts), cut.complete) == (2, False)
     only = r.alert_views(AlertQuery(matchers=[Matcher.parse('service="z"')]), T0)
     assert sorted(v.alert.name for v in only.alerts) == ["Down", "Slow"]
+    # Alertmanager's switches, applied before the limit: one silenced alert among the first.
+    silenced = r.alert_views(AlertQuery(active=False, inhibited=False, limit=1), T0)
+    assert [v.alert.name for v in silenced.alerts] == ["Noisy"] and silenced.complete
+    paged = r.alert_views(AlertQuery(receiver="pa.*"), T0)
+    assert [v.alert.name for v in paged.alerts] == ["Both"]
+
+
+def test_listing_alerts_leaves_what_routing_decides_unchanged():
+    """A query runs only in the live workflow, never in its replay: it must not warm a cache
+    routing reads. Here a listing taken between two batches once made an inhibited alert open
+    a group instead (the inhibition index, rebuilt by the query, missed a source held later)."""
+
+    def run(query_between: bool) -> list[str]:
+        r = router(
+            inhibit_rules=[
+                {
+                    "source_matchers": ['severity="critical"'],
+                    "target_matchers": ['severity="warning"'],
+                    "equal": ["service"],
+                }
+            ],
+            correlation={"enabled": False},
+        )
+        r.add_silence(
+            Silence(id="sil-1", matchers=[Matcher.parse('alertname="Src"')], starts_at=T0,
+                    ends_at=T0 + timedelta(hours=1), created_by="rita")
+        )  # fmt: skip
+        out = kinds(r.ingest([alert("A", service="a")], T0))
+        if query_between:
+            r.alert_views(AlertQuery(), T0)
+        out += kinds(r.ingest([alert("Src", service="z", severity="critical")], T0 + timedelta(seconds=1)))
+        if query_between:
+            r.alert_views(AlertQuery(), T0)
+        out += kinds(r.ingest([alert("Tgt", service="z", severity="warning")], T0 + timedelta(seconds=2)))
+        return out
+
+    assert run(query_between=True) == run(query_between=False)
+
+
+def test_a_silence_expired_by_hand_releases_what_it_held_at_the_next_sweep():
+    """An alert no one sends again (a webhook fires once) was held until the silence's old end."""
+
+    def after_expiry(by_hand: bool) -> list[str]:
+        r = router(correlation={"enabled": False})
+        r.add_silence(
+            Silence(id="sil-1", matchers=[Matcher.parse('service="x"')], starts_at=T0,
+                    ends_at=T0 + timedelta(hours=4), created_by="rita")
+        )  # fmt: skip
+        [held] = r.ingest([alert("Once", service="x")], T0)
+        assert held.kind == RouteDecisionKind.SILENCED
+        r.expire_silence("sil-1", T0 + timedelta(minutes=1), by_hand=by_hand)
+        return kinds(r.sweep(T0 + timedelta(minutes=1, seconds=1)))
+
+    assert after_expiry(by_hand=True) == ["released"]
+    assert after_expiry(by_hand=False) == [], "runs begun before: held until the old end"
 
 
 def test_alert_views_stop_at_the_byte_budget_of_one_query_answer():
@@ -1005,5 +1063,12 @@ def test_alert_views_stop_at_the_byte_budget_of_one_query_answer():
         a.annotations["description"] = big
         r.ingest([a], T0)
     listing = r.alert_views(AlertQuery(), T0)
-    assert (len(listing.alerts), listing.total) == (2, 3)
+    assert (len(listing.alerts), listing.complete) == (2, False)
     assert len(orjson.dumps(listing.model_dump(mode="json"))) < 4_000_000
+    wide = router(correlation={"enabled": False})
+    for i in range(2000):  # 1,000 characters of 3 bytes each: the budget counts bytes
+        a = alert(f"Wide{i}", service="s")
+        a.annotations["description"] = "磁" * 1000
+        wide.ingest([a], T0)
+    listing = wide.alert_views(AlertQuery(), T0)
+    assert not listing.complete and len(listing.model_dump_json()) < 2_100_000
