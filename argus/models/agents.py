@@ -119,14 +119,14 @@ class AlertQuery(Model):
                 raise ValueError(f"receiver {v!r}: bad regular expression: {exc}") from exc
         return v
 
-    def selects(self, v: AlertView) -> bool:
+    def selects(self, silenced: bool, inhibited: bool, receivers: list[str]) -> bool:
         """Alertmanager's switches: a silenced alert shows only with `silenced`, an inhibited one
         only with `inhibited`, one nothing holds back only with `active`."""
-        if (v.silenced_by and not self.silenced) or (v.inhibited_by and not self.inhibited):
+        if (silenced and not self.silenced) or (inhibited and not self.inhibited):
             return False
-        if not (self.active or v.silenced_by or v.inhibited_by):
+        if not (self.active or silenced or inhibited):
             return False
-        return self.receiver is None or any(re.fullmatch(self.receiver, r) for r in v.receivers)
+        return self.receiver is None or any(re.fullmatch(self.receiver, r) for r in receivers)
 
 
 class AlertView(Model):

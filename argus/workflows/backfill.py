@@ -76,16 +76,24 @@ class Episode:
 SETTLED_HOLDS = "backfill-flapping-counted-across-resolutions-and-held-groups-wait"
 # Router.causal_correlation and Router.silence_at_open (see the monitoring workflow's patch)
 CORRELATION_AND_SILENCES = "backfill-correlation-along-depends-on-and-silences-as-alertmanager"
+# Router.live_sources (see the monitoring workflow's patch)
+LIVE_SOURCES = "backfill-inhibition-sources-kept-live"
 
 
 def route(
-    alerts: list[Alert], inp: BackfillInput, settled_holds: bool = True, newer_rules: bool = True
+    alerts: list[Alert],
+    inp: BackfillInput,
+    settled_holds: bool = True,
+    newer_rules: bool = True,
+    live_sources: bool = True,
 ) -> list[Episode]:
     """The real router over the alerts in time order; returns every episode it opened.
-    `settled_holds`, `newer_rules`: off for backfills begun before (they replay as they ran)."""
+    `settled_holds`, `newer_rules`, `live_sources`: off for backfills begun before (they replay
+    as they ran)."""
     router = Router(inp.policy.routing, RouterState(), scope="backfill")
     router.settled_holds = settled_holds
     router.causal_correlation = router.silence_at_open = newer_rules
+    router.live_sources = live_sources
     current: dict[str, Episode] = {}
     episodes: list[Episode] = []
 
@@ -156,6 +164,7 @@ class BackfillWorkflow:
             inp,
             settled_holds=workflow.patched(SETTLED_HOLDS),
             newer_rules=workflow.patched(CORRELATION_AND_SILENCES),
+            live_sources=workflow.patched(LIVE_SOURCES),
         )
         self.progress.incidents_found = len(episodes)
 

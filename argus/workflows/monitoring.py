@@ -97,6 +97,8 @@ CORRELATION_AND_SILENCES = "monitoring-correlation-along-depends-on-and-silences
 # and alerts a silence held are looked at again as soon as it is expired or cut short, not at
 # the end it had (an alert no one sends again stayed muted until then).
 SILENCE_CHANGES = "monitoring-silence-changes-stamped-and-held-alerts-released-at-once"
+# Inhibition sources kept up to date alert by alert, held ones included (Router.live_sources).
+LIVE_SOURCES = "monitoring-inhibition-sources-kept-live"
 PACK_PART = 4000  # tracked alerts packed per workflow task (about 0.15 s on an idle core)
 # After packing, the hand-over waits in short tasks (an activity round trip each, 10-40 ms) until
 # no batch has arrived for HANDOVER_QUIET, so that gateways have seen it and hold their batches,
@@ -428,6 +430,7 @@ class MonitoringWorkflow:
         self._settled_holds = False  # likewise (Router.settled_holds)
         self._causal_correlation = False  # likewise (Router.causal_correlation)
         self._silence_at_open = False  # likewise (Router.silence_at_open)
+        self._live_sources = False  # likewise (Router.live_sources)
         self._handing_over = False  # packed, waiting for a task with no new batch (told to gateways)
         self._started_events = 0  # history events the run took to start (see `run`)
         self.scope = inp.scope
@@ -478,6 +481,7 @@ class MonitoringWorkflow:
         self._settled_holds = workflow.patched(SETTLED_HOLDS)
         self.router.settled_holds = self._settled_holds
         self._causal_correlation = self._silence_at_open = workflow.patched(CORRELATION_AND_SILENCES)
+        self._live_sources = workflow.patched(LIVE_SOURCES)
         self._router_rules()
         if not parts:  # runs begun before rebuilt the state at once, before anything else
             self._rebuild(None)
@@ -557,6 +561,7 @@ class MonitoringWorkflow:
         """Correlation and silence rules as this run began with (workflow.patched in `run`)."""
         self.router.causal_correlation = self._causal_correlation
         self.router.silence_at_open = self._silence_at_open
+        self.router.live_sources = self._live_sources
 
     def _rebuild(self, budget: int | None) -> None:
         """Rebuild up to `budget` of the tracked alerts handed over (all: None) and index them."""

@@ -1072,3 +1072,56 @@ def test_alert_views_stop_at_the_byte_budget_of_one_query_answer():
         wide.ingest([a], T0)
     listing = wide.alert_views(AlertQuery(), T0)
     assert not listing.complete and len(listing.model_dump_json()) < 2_100_000
+
+
+def test_live_inhibition_sources_always_equal_the_sources_rebuilt_from_the_state():
+    """The live index (Router.live_sources) follows every place an alert starts or stops firing:
+    grouped, held by a silence or by inhibition, released, resolved, expired, refused. After each
+    step of random traffic it holds exactly what a rebuild from the state holds, and each
+    fingerprint's count is its number of firing places."""
+    rng = random.Random(7)
+    r = router(
+        inhibit_rules=[
+            {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],
+             "equal": ["service"]},
+            {"source_matchers": ['alertname=~"Down.*"'], "target_matchers": ['severity=~"warning|critical"']},
+        ],
+        route={"receiver": "r", "group_by": ["alertname", "service"], "group_wait": "0s",
+               "group_interval": "10s",
+               "routes": [{"matchers": ['service="s1"'], "receiver": "a", "continue": True}]},
+        correlation={"enabled": False},
+        resolve_timeout="3m",
+        max_tracked_alerts=40,
+    )  # fmt: skip
+    now = T0
+    for step in range(600):
+        now += timedelta(seconds=rng.choice([1, 5, 30]))
+        roll = rng.random()
+        if roll < 0.08:
+            r.add_silence(
+                Silence(id=f"sil-{step}", matchers=[Matcher.parse(f'service="s{rng.randrange(4)}"')],
+                        starts_at=now, ends_at=now + timedelta(minutes=rng.choice([1, 10])), created_by="x")
+            )  # fmt: skip
+        elif roll < 0.12 and r.state.silences:
+            r.expire_silence(rng.choice(r.state.silences).id, now, by_hand=True)
+        elif roll < 0.2:
+            r.sweep(now)
+            r.due(now)
+        else:
+            batch = [
+                alert(rng.choice(["Down", "Slow", "Err", "Full"]), at=now,
+                      status=rng.choice(["firing", "firing", "resolved"]), service=f"s{rng.randrange(4)}",
+                      severity=rng.choice(["critical", "warning", "info"]), n=str(rng.randrange(6)))
+                for _ in range(rng.randrange(1, 6))
+            ]  # fmt: skip
+            r.ingest(batch, now)
+        live = r._inhibitors()
+        rebuilt = r._inhibitor_index()
+        assert [{eq: set(d) for eq, d in by.items()} for by in live] == [
+            {eq: {a.fingerprint for a in alerts} for eq, alerts in by.items()} for by in rebuilt
+        ], step
+        places: dict[str, int] = {}
+        for a in r._firing_alerts():
+            places[a.fingerprint] = places.get(a.fingerprint, 0) + 1
+        assert r._source_refs == places, step
+    assert r.state.held and any(g.alerts for g in r.state.groups.values()), "the traffic reached both"
