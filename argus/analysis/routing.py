@@ -891,7 +891,8 @@ class Router:
             self._track(key, old, -1)
         if new is not None and new.status == AlertStatus.FIRING:
             self._track(key, new, +1)
-        self._sources_follow(old, new)
+        if self._sources is not None:
+            self._sources_follow(old, new)
 
     # --- bookkeeping of entries (keeps the fingerprint index and the counts in step) ------------
     def _add_entry(self, g: GroupState, slot: str, alert: Alert, now: datetime) -> AlertEntry:
