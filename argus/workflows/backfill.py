@@ -164,7 +164,8 @@ class BackfillWorkflow:
             inp,
             settled_holds=workflow.patched(SETTLED_HOLDS),
             newer_rules=workflow.patched(CORRELATION_AND_SILENCES),
-            live_sources=workflow.patched(LIVE_SOURCES),
+            # asked only with inhibition rules (without, there are no sources to keep)
+            live_sources=bool(inp.policy.routing.inhibit_rules) and workflow.patched(LIVE_SOURCES),
         )
         self.progress.incidents_found = len(episodes)
 

@@ -481,7 +481,10 @@ class MonitoringWorkflow:
         self._settled_holds = workflow.patched(SETTLED_HOLDS)
         self.router.settled_holds = self._settled_holds
         self._causal_correlation = self._silence_at_open = workflow.patched(CORRELATION_AND_SILENCES)
-        self._live_sources = workflow.patched(LIVE_SOURCES)
+        # Asked only where it matters: a patch costs the run history events (a marker and a
+        # search-attribute upsert), and without inhibition rules there are no sources to keep.
+        # Rules added by a reload take the live index from the next run on.
+        self._live_sources = bool(self.policy.routing.inhibit_rules) and workflow.patched(LIVE_SOURCES)
         self._router_rules()
         if not parts:  # runs begun before rebuilt the state at once, before anything else
             self._rebuild(None)
