@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from argus.analysis import rca as rca_analysis
 from argus.analysis.rca import LogEvidence
 from argus.analysis.rca_logs import TROUBLE_LEVELS, log_evidence
-from argus.analysis.signatures import SignalEvidence, signature
+from argus.analysis.signatures import SignalEvidence, metric_kind, signature
 from argus.integrations.archive import IncidentArchive
 from argus.integrations.base import LogSource, MetricsSource, TraceSource
 from argus.models import Evidence, EvidenceKind, Hypothesis, RcaReport
@@ -91,7 +91,7 @@ class RcaAgent:
             raise ApplicationError(
                 f"not enough data for RCA: {exc}", type="RcaInsufficientData", non_retryable=True
             ) from exc
-        return attach_trace_evidence(to_report(result, req), traced)
+        return attach_trace_evidence(to_report(result, req, self.topology), traced)
 
     async def _post_onset_rows(self, req: RcaRequest) -> tuple[RcaRequest, list[Row]]:
         """The window's rows, once they hold `settle_seconds` of samples after onset (waiting at
@@ -179,7 +179,26 @@ def _summary(cand: rca_analysis.Candidate) -> str:
     return "; ".join(e.summary for e in own[:2])
 
 
-def to_report(result: rca_analysis.RcaResult, req: RcaRequest) -> RcaReport:
+def _origin(e: rca_analysis.Evidence, service: str, callers: dict[str, set[str]]) -> bool:
+    """Whether `e` starts at `service` rather than being the effect of another service's anomaly.
+    Within one service, explanations run in circles (traffic -> cpu -> latency -> errors ->
+    retries -> traffic); only one from another service makes it an effect. Load descends the
+    call graph: more requests are explained by a caller sending more, never by a callee (the
+    ranker may weigh such an edge when the given topology could be incomplete), so a service's
+    own rise in traffic stays its own unless a known caller of it explains it."""
+    if e.explained_by is None or e.explained_by.startswith(f"{service}/"):
+        return True
+    if callers and metric_kind(e.metric_kind or e.metric) == "overload" and (e.zscore or 0.0) > 0:
+        return e.explained_by.split("/", 1)[0] not in callers.get(service, set())
+    return False
+
+
+def to_report(
+    result: rca_analysis.RcaResult, req: RcaRequest, topology: list[tuple[str, str]] | None = None
+) -> RcaReport:
+    callers: dict[str, set[str]] = {}
+    for caller, callee in topology or ():
+        callers.setdefault(callee, set()).add(caller)
     hypotheses = []
     for cand in result.ranking[:5]:
         sig = signature(
@@ -187,9 +206,7 @@ def to_report(result: rca_analysis.RcaResult, req: RcaRequest) -> RcaReport:
                 kind=e.kind,
                 metric=e.metric_kind or e.metric,
                 weight=abs(e.weight if e.weight is not None else (e.zscore or 1.0)),
-                # Within one service, explanations run in circles (traffic -> cpu -> latency ->
-                # errors -> retries -> traffic); only one from another service makes it an effect.
-                origin=e.explained_by is None or e.explained_by.startswith(f"{cand.service}/"),
+                origin=_origin(e, cand.service, callers),
             )
             for e in cand.evidence
         )

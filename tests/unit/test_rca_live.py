@@ -260,3 +260,26 @@ async def test_rca_waits_for_metrics_after_onset_when_the_scraper_had_a_gap(tmp_
     report = await ActivityEnvironment().run(agent.analyze, req)
     await back
     assert report.hypotheses[0].service == "payments", [h.service for h in report.hypotheses]
+
+
+def test_a_rise_in_traffic_explained_by_a_callee_stays_the_services_own():
+    """Load descends the call graph: frontend's own surge (it calls checkout) is not the effect of
+    checkout's, however the ranker linked them; checkout's surge is frontend's doing. So an
+    overloaded entry point reads "overload", and the Recommender scales it out, not restarts it."""
+    from argus.activities.rca_agent import _origin
+    from argus.analysis.rca import Evidence
+
+    callers = {"checkout": {"frontend"}, "payments": {"checkout"}}  # frontend calls checkout
+    surge = Evidence(kind="metric", summary="", metric="requests", metric_kind="traffic", zscore=32.4,
+                     explained_by="checkout/requests", weight=23.6)  # fmt: skip
+    assert _origin(surge, "frontend", callers), "a callee cannot send its caller more requests"
+    down = Evidence(kind="metric", summary="", metric="requests", metric_kind="traffic", zscore=30.0,
+                    explained_by="frontend/requests", weight=20.0)  # fmt: skip
+    assert not _origin(down, "checkout", callers), "the caller's surge explains the callee's"
+    drop = Evidence(kind="metric", summary="", metric="requests", metric_kind="traffic", zscore=-30.0,
+                    explained_by="checkout/errors", weight=20.0)  # fmt: skip
+    assert not _origin(drop, "frontend", callers), "a fall in traffic is no surge"
+    slow = Evidence(kind="metric", summary="", metric="latency", metric_kind="latency", zscore=50.0,
+                    explained_by="checkout/latency", weight=1.0)  # fmt: skip
+    assert not _origin(slow, "frontend", callers), "latency climbs the call graph: an effect"
+    assert not _origin(surge, "frontend", {}), "no topology: as before"
