@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
@@ -17,6 +18,18 @@ def _to_utc(value: datetime) -> datetime:
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_to_utc)]
+
+
+def _compiles(v: str) -> str:
+    try:
+        re.compile(v)
+    except re.error as exc:
+        raise ValueError(f"{v!r} is not a valid regular expression: {exc}") from exc
+    return v
+
+
+# A Python regular expression, refused at validation when it does not compile.
+RegexStr = Annotated[str, AfterValidator(_compiles)]
 
 
 M = TypeVar("M", bound=BaseModel)

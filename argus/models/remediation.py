@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import Model, UtcDateTime
+from .common import Model, RegexStr, UtcDateTime
 from .durations import Duration
 
 
@@ -37,20 +37,10 @@ class ParamSpec(Model):
     description: str = ""
     default: str | int | float | bool | None = None
     required: bool = True
-    pattern: str | None = None
+    pattern: RegexStr | None = None
     choices: list[str] | None = None
     minimum: float | None = None
     maximum: float | None = None
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"pattern {v!r} is not a valid regular expression: {exc}") from exc
-        return v
 
     def coerce(self, name: str, value: object) -> str | int | float | bool:
         """The value as this parameter's type, or ValueError naming the parameter and the rule broken."""

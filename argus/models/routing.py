@@ -352,6 +352,24 @@ class Silence(Model):
             return SilenceState.EXPIRED
         return SilenceState.ACTIVE if self.starts_at <= now else SilenceState.PENDING
 
+    def updatable_in_place(self, change: SilenceRequest, now: datetime) -> bool:
+        """Alertmanager's `canUpdate`: the same matchers and, if active, the same start and an end
+        not past; if pending, a start not past. Times compare to the millisecond, the precision
+        its API (and ours) writes them in: a silence read and posted back keeps its start."""
+        if change.matchers != self.matchers:
+            return False
+        starts = change.starts_at or now
+        match self.state(now):
+            case SilenceState.ACTIVE:
+                return _ms(starts) == _ms(self.starts_at) and starts + change.duration >= now
+            case SilenceState.PENDING:
+                return starts >= now
+        return False
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
 
 class SilenceState(StrEnum):
     ACTIVE = "active"

@@ -149,24 +149,6 @@ class _Remainder:
         return self.packed if self.packed is not None else CompactBatch.of("carried", self.records())
 
 
-def _updatable_in_place(prev: Silence, change: SilenceRequest, now: datetime) -> bool:
-    """Alertmanager's `canUpdate`. Times compare to the millisecond, the precision its API (and
-    ours) writes them in: a silence read and posted back unchanged keeps its start."""
-    if change.matchers != prev.matchers:
-        return False
-    starts = change.starts_at or now
-    match prev.state(now):
-        case SilenceState.ACTIVE:
-            return _ms(starts) == _ms(prev.starts_at) and starts + change.duration >= now
-        case SilenceState.PENDING:
-            return starts >= now
-    return False
-
-
-def _ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
-
-
 def silence_request_problem(req: SilenceRequest, now: datetime) -> str | None:
     """Why a silence request must be refused at `now`, or None."""
     problem = req.matchers_problem()
@@ -1059,7 +1041,7 @@ class MonitoringWorkflow:
         change = req.change
         if change.request_id and any(s.id == f"sil-{change.request_id}" for s in self.router.state.silences):
             return self._new_silence(change)  # a retry of a replacement: the one it made
-        if _updatable_in_place(prev, change, now):
+        if prev.updatable_in_place(change, now):
             # An active one keeps its start (the same, to the millisecond); a pending one moves.
             starts = prev.starts_at if prev.starts_at <= now else (change.starts_at or now)
             updated = prev.model_copy(

@@ -20,7 +20,6 @@ import yaml
 
 from argus.models import Silence
 from argus.models.security import Role
-from argus.sandbox.server import start_sandbox
 from argus.workers.auth import AuthStore, auth_url
 from argus.workers.devserver import free_port
 from argus.workers.settings import state_dir
@@ -37,13 +36,6 @@ INHIBIT = {
     "target_matchers": ['severity="warning"'],
     "equal": ["service"],
 }
-
-
-@pytest.fixture
-def sandbox(tmp_path):
-    server = start_sandbox(port=0, warmup_s=60, log_file=tmp_path / "sandbox.log")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

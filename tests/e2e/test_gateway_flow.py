@@ -11,19 +11,11 @@ import httpx
 import pytest
 
 from argus.models import IncidentState
-from argus.sandbox.server import start_sandbox
 from argus.workers.stack import Stack
 
 from .stackkit import e2e_config, eventually, load, outbox, preload_history
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def sandbox(tmp_path):
-    server = start_sandbox(port=0, warmup_s=300, log_file=tmp_path / "sandbox.log")
-    yield server
-    server.stop()
 
 
 def v2_alert(service: str = "payments", **extra) -> dict:

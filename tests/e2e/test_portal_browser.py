@@ -15,7 +15,6 @@ from playwright.async_api import async_playwright
 
 from argus.models import IncidentState
 from argus.models.security import Role
-from argus.sandbox.server import start_sandbox
 from argus.workers.auth import AuthStore, auth_url
 from argus.workers.settings import state_dir
 from argus.workers.stack import Stack
@@ -27,13 +26,6 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--no-first-run"]  # fmt: skip
-
-
-@pytest.fixture
-def sandbox(tmp_path):
-    server = start_sandbox(port=0, warmup_s=300, log_file=tmp_path / "sandbox.log")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -111,7 +111,6 @@ def test_a_silence_read_back_to_the_millisecond_is_the_same_start():
     """Alertmanager's API writes times to the millisecond: an active silence read and posted back
     with a new end keeps its id although its start lost its microseconds on the way."""
     from argus.models import SilenceRequest
-    from argus.workflows.monitoring import _updatable_in_place
 
     started = NOW - H  # .123456
     s = silence("s", started, NOW + H)
@@ -121,12 +120,12 @@ def test_a_silence_read_back_to_the_millisecond_is_the_same_start():
     def change(starts: datetime, **kw) -> SilenceRequest:
         return SilenceRequest(matchers=s.matchers, starts_at=starts, duration=2 * H, created_by="rita", **kw)
 
-    assert _updatable_in_place(s, change(written.startsAt), NOW)
-    assert not _updatable_in_place(s, change(written.startsAt + timedelta(milliseconds=1)), NOW)
-    assert not _updatable_in_place(s, change(written.startsAt, comment="x").model_copy(
+    assert s.updatable_in_place(change(written.startsAt), NOW)
+    assert not s.updatable_in_place(change(written.startsAt + timedelta(milliseconds=1)), NOW)
+    assert not s.updatable_in_place(change(written.startsAt, comment="x").model_copy(
         update={"matchers": [Matcher.parse('service="other"')]}), NOW)  # fmt: skip
     pending = silence("p", NOW + H, NOW + 2 * H)
-    assert _updatable_in_place(pending, change(NOW + 3 * H), NOW), "a pending one may move its start"
-    assert not _updatable_in_place(pending, change(NOW - timedelta(seconds=1)), NOW), "not into the past"
+    assert pending.updatable_in_place(change(NOW + 3 * H), NOW), "a pending one may move its start"
+    assert not pending.updatable_in_place(change(NOW - timedelta(seconds=1)), NOW), "not into the past"
     gone = silence("g", NOW - 2 * H, NOW - H)
-    assert not _updatable_in_place(gone, change(gone.starts_at), NOW), "an expired one is replaced"
+    assert not gone.updatable_in_place(change(gone.starts_at), NOW), "an expired one is replaced"

@@ -40,6 +40,14 @@ def alert(
     )
 
 
+def silence(
+    matcher: str, at: datetime = T0, lasts: timedelta = timedelta(hours=1), sid: str = "sil-1"
+) -> Silence:
+    return Silence(
+        id=sid, matchers=[Matcher.parse(matcher)], starts_at=at, ends_at=at + lasts, created_by="rita"
+    )
+
+
 def router(**cfg) -> Router:
     base = {
         "route": {
@@ -965,10 +973,7 @@ def test_alert_views_list_each_firing_alert_once_with_its_receivers_and_what_hol
         ],
         correlation={"enabled": False},
     )
-    r.add_silence(
-        Silence(id="sil-1", matchers=[Matcher.parse('alertname="Noisy"')], starts_at=T0,
-                ends_at=T0 + timedelta(hours=1), created_by="rita")
-    )  # fmt: skip
+    r.add_silence(silence('alertname="Noisy"'))
     r.ingest(
         [
             alert("Both", team="db", service="x"),
@@ -1021,10 +1026,7 @@ def test_listing_alerts_leaves_what_routing_decides_unchanged():
             ],
             correlation={"enabled": False},
         )
-        r.add_silence(
-            Silence(id="sil-1", matchers=[Matcher.parse('alertname="Src"')], starts_at=T0,
-                    ends_at=T0 + timedelta(hours=1), created_by="rita")
-        )  # fmt: skip
+        r.add_silence(silence('alertname="Src"'))
         out = kinds(r.ingest([alert("A", service="a")], T0))
         if query_between:
             r.alert_views(AlertQuery(), T0)
@@ -1042,10 +1044,7 @@ def test_a_silence_expired_by_hand_releases_what_it_held_at_the_next_sweep():
 
     def after_expiry(by_hand: bool) -> list[str]:
         r = router(correlation={"enabled": False})
-        r.add_silence(
-            Silence(id="sil-1", matchers=[Matcher.parse('service="x"')], starts_at=T0,
-                    ends_at=T0 + timedelta(hours=4), created_by="rita")
-        )  # fmt: skip
+        r.add_silence(silence('service="x"', lasts=timedelta(hours=4)))
         [held] = r.ingest([alert("Once", service="x")], T0)
         assert held.kind == RouteDecisionKind.SILENCED
         r.expire_silence("sil-1", T0 + timedelta(minutes=1), by_hand=by_hand)
@@ -1098,10 +1097,8 @@ def test_live_inhibition_sources_always_equal_the_sources_rebuilt_from_the_state
         now += timedelta(seconds=rng.choice([1, 5, 30]))
         roll = rng.random()
         if roll < 0.08:
-            r.add_silence(
-                Silence(id=f"sil-{step}", matchers=[Matcher.parse(f'service="s{rng.randrange(4)}"')],
-                        starts_at=now, ends_at=now + timedelta(minutes=rng.choice([1, 10])), created_by="x")
-            )  # fmt: skip
+            lasts = timedelta(minutes=rng.choice([1, 10]))
+            r.add_silence(silence(f'service="s{rng.randrange(4)}"', now, lasts, sid=f"sil-{step}"))
         elif roll < 0.12 and r.state.silences:
             r.expire_silence(rng.choice(r.state.silences).id, now, by_hand=True)
         elif roll < 0.2:
