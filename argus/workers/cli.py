@@ -38,6 +38,7 @@ from argus.models import (
     Silence,
     SilenceExpire,
     SilenceRequest,
+    SilenceUpdate,
     parse_duration,
 )
 from argus.models.agents import BackfillInput, BackfillProgress, MonitoringStatus
@@ -698,11 +699,7 @@ def silence_add(
         try:
             parsed = [Matcher.parse(m) for m in matchers]
             dur = parse_duration(duration)
-            start = None
-            if starts and starts.startswith("+"):
-                start = datetime.now(UTC) + parse_duration(starts[1:])
-            elif starts:
-                start = _parse_when(starts, "starts")
+            start = _parse_moment(starts, "starts") if starts else None
         except ValueError as exc:
             raise CliError(str(exc), code=2) from exc
         cfg = _config(config)
@@ -758,6 +755,73 @@ def silence_list(scope: str = "default", config: ConfigOpt = None, temporal: Tem
     run(main())
 
 
+@silence_app.command("update")
+def silence_update(
+    silence_id: str,
+    matchers: Annotated[
+        list[str] | None, typer.Option("--matcher", "-m", help="Replace its matchers (repeat the option)")
+    ] = None,
+    duration: Annotated[str | None, typer.Option(help="New length from its start, e.g. 4h")] = None,
+    until: Annotated[str | None, typer.Option(help="New end: RFC 3339 or +2h from now")] = None,
+    starts: Annotated[str | None, typer.Option(help="New start (pending only): RFC 3339 or +2h")] = None,
+    comment: Annotated[str | None, typer.Option(help="New comment")] = None,
+    scope: str = "default",
+    config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
+    user: Annotated[str | None, typer.Option("--as")] = None,
+) -> None:
+    """Change a silence, as `amtool silence update` does: same matchers and a start not moved
+    (or a pending one's start) change it in place; anything else expires it and makes a new one."""
+
+    async def main() -> int:
+        if duration and until:
+            raise CliError("give --duration or --until, not both", code=2)
+        try:
+            parsed = [Matcher.parse(m) for m in matchers] if matchers else None
+            length = parse_duration(duration) if duration else None
+            start = _parse_moment(starts, "starts") if starts else None
+            end = _parse_moment(until, "until") if until else None
+        except ValueError as exc:
+            raise CliError(str(exc), code=2) from exc
+        cfg = _config(config)
+        client = await _client(cfg, temporal)
+        handle = client.get_workflow_handle(f"monitoring-{scope}")
+        try:
+            current = await handle.query("silences", result_type=list[Silence])
+        except Exception as exc:
+            raise CliError(f"monitoring scope {scope!r} is not reachable: {exc}") from exc
+        prev = next((s for s in current if s.id == silence_id), None)
+        if prev is None:
+            raise CliError(f"no silence {silence_id} in scope {scope!r} (argus silence list)", code=2)
+        begins = start or prev.starts_at
+        change = SilenceRequest(
+            matchers=parsed or prev.matchers,
+            starts_at=begins,
+            duration=length or (end or prev.ends_at) - begins,
+            created_by=_authorize(cfg, "responder", "silence update", silence_id, user),
+            comment=prev.comment if comment is None else comment,
+            request_id=uuid.uuid4().hex[:12],
+        )
+        try:
+            s = await handle.execute_update(
+                "update_silence", SilenceUpdate(silence_id=silence_id, change=change), result_type=Silence
+            )
+        except Exception as exc:
+            raise CliError(
+                f"cannot update {silence_id}: {getattr(getattr(exc, 'cause', None), 'message', exc)}"
+            ) from exc
+        if s.id == silence_id:
+            out.print(f"silence {s.id} changed: from {s.starts_at.isoformat()} until {s.ends_at.isoformat()}")
+        else:
+            out.print(
+                f"silence {silence_id} expired; its replacement {s.id} runs from {s.starts_at.isoformat()}"
+                f" until {s.ends_at.isoformat()}"
+            )
+        return 0
+
+    run(main())
+
+
 @silence_app.command("expire")
 def silence_expire(
     silence_id: str,
@@ -791,6 +855,13 @@ def silence_expire(
 
 
 # --- backfill --------------------------------------------------------------------------------------
+def _parse_moment(text: str, name: str) -> datetime:
+    """A time given to a silence: RFC 3339, or +2h from now."""
+    if text.startswith("+"):
+        return datetime.now(UTC) + parse_duration(text[1:])
+    return _parse_when(text, name)
+
+
 def _parse_when(text: str, name: str) -> datetime:
     try:
         if text.startswith("-"):

@@ -82,6 +82,12 @@ ALERT_DRIVEN_CHECKS = "alert-driven-checks"
 # "triggered" there and "investigating" in an upsert of its own once notified and ticketed: one
 # visibility write less per incident (about 10 ms of the dev server's one SQLite writer).
 INVESTIGATING_ON_OPEN = "investigating-on-open"
+# Patch id: the two patches above that are asked right after a local activity are decided
+# before the first await instead. A local activity's marker and the commands issued once it
+# returns can fall in different workflow tasks, and on replay the SDK learns of a patch only at
+# the task holding its marker: asked after the activity, `patched` read False and a restarted
+# worker failed the run with a nondeterminism error (tests/workflows/history_split.py).
+PATCHES_AT_START = "patches-decided-at-start"
 MAX_TIMELINE = 500
 # Routing decisions written to the timeline one by one: at most this many of those delivered at
 # the opening, and per alert update. The rest are not dropped silently: one entry says how many
@@ -128,11 +134,13 @@ class IncidentWorkflow(Paging):
         self._group_firing: int | None = None  # from monitoring, for groups larger than the sample
         self._alerts_version = 0  # bumped by every add_alerts signal
         self._checks_on_alerts = False  # the last recovery check had no rule: it read the alerts
+        self._patched_at_start = False  # PATCHES_AT_START, asked first thing in run
 
     # --- the flow --------------------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: IncidentInput) -> IncidentState:
         self.inp = inp
+        self._patched_at_start = workflow.patched(PATCHES_AT_START)  # before any await (see its id)
         self.policy = inp.policy.for_receiver(inp.receiver)  # whom its route's receiver pages
         self._group_firing = inp.firing_count
         info = workflow.info()
@@ -156,7 +164,7 @@ class IncidentWorkflow(Paging):
         self.s.number = await self._quick_step(
             IncidentCreator.open_incident, OpenRecord(state=self.s, run_id=info.run_id)
         )
-        if workflow.patched(INVESTIGATING_ON_OPEN):
+        if self._patched_at_start or workflow.patched(INVESTIGATING_ON_OPEN):
             self.s.status = IncidentStatus.INVESTIGATING  # ARGUS works on it from here on
         self._upsert_search_attributes()
 
@@ -567,7 +575,7 @@ class IncidentWorkflow(Paging):
 
     def _alert_driven(self) -> bool:
         """Whether the next recovery check may wait for the alerts to change instead of a timer."""
-        return self._checks_on_alerts and workflow.patched(ALERT_DRIVEN_CHECKS)
+        return self._checks_on_alerts and (self._patched_at_start or workflow.patched(ALERT_DRIVEN_CHECKS))
 
     async def _until_news(self, timeout: timedelta, alerts_too: bool) -> None:
         """Until a person resolves the incident, `timeout` passes, or (`alerts_too`) alerts arrive."""

@@ -19,6 +19,7 @@ from temporalio.worker import Replayer
 from argus.workers.wiring import WORKFLOWS
 
 from .data.record_incident_history import record
+from .history_split import split_after_local_activities
 
 DATA = Path(__file__).parent / "data"
 QUICK_STEPS = {"open_incident", "recommend", "verify_recovery"}
@@ -53,3 +54,11 @@ async def test_an_incident_recorded_before_the_local_steps_replays():
     recorded = (DATA / "incident_before_local_reads.json").read_text()
     assert scheduled(recorded).count("verify_recovery") > 1, "the old path: ordinary activities"
     await replay(WorkflowHistory.from_json("incident-replay", recorded))
+
+
+async def test_an_incident_replays_wherever_its_local_activities_end_a_workflow_task(ts_env, tmp_path):
+    """The CI failure after a worker kill: the open record's marker in one workflow task and
+    the patch asked right after it in the next (tests/workflows/history_split.py)."""
+    history, inserted = split_after_local_activities(await record(ts_env, tmp_path))
+    assert inserted >= 3 * 3, "each quick step ends a task: open, recommend and a recovery check"
+    await replay(history)
