@@ -71,6 +71,8 @@ def _score(match: PlaybookMatch, req: RecommendRequest) -> tuple[float, list[str
         weight = h.confidence * (1.0 if rank == 0 else 0.5)
         reach = 1.0 if rank == 0 else h.confidence
         parts = h.fault_signature.split("+")
+        if set(parts) & set(match.unless_signatures):
+            continue
         # The signature's first part is the dominant finding; later parts count less. A runbook may
         # name a whole signature ("deploy+errors"), which then must match exactly.
         fits = [1.0 for s in match.signatures if s == h.fault_signature]

@@ -98,6 +98,10 @@ class PlaybookMatch(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     alertnames: list[str] = Field(default_factory=list)
     signatures: list[str] = Field(default_factory=list)
+    # Not for a fault whose signature has any of these parts, whatever else it matches: a
+    # restart fits "cpu" but not "cpu+overload", where it drops the surge's requests and brings
+    # it back on the same capacity.
+    unless_signatures: list[str] = Field(default_factory=list)
     services: list[str] = Field(default_factory=list)
 
 

@@ -155,8 +155,8 @@ async def test_incident_survives_sigkill_of_worker_and_server(tmp_path):
             replay = await Replayer(
                 workflows=WORKFLOWS, data_converter=pydantic_data_converter
             ).replay_workflow(history, raise_on_replay_failure=False)
-            assert replay.replay_failure is None, (
-                f"{replay.replay_failure}\nhistory: " + ", ".join(event_summary(e) for e in history.events)
+            assert replay.replay_failure is None, f"{replay.replay_failure}\nhistory: " + ", ".join(
+                event_summary(e) for e in history.events
             )
         except TimeoutError:
             alive = "running" if worker.poll() is None else f"exited with {worker.returncode}"

@@ -222,3 +222,17 @@ def test_faint_runner_ups_do_not_outvote_the_top_hypothesis(tmp_path):
     rec = Recommender(load_playbooks(REPO / "playbooks"), archive).recommend_sync(req)
     assert rec.proposal is not None and rec.proposal.playbook == "rollback-deploy"
     assert rec.proposal.params["service"] == "payments"
+
+
+def test_a_restart_is_not_proposed_for_an_overload_even_when_cpu_reads_first(tmp_path):
+    # A traffic surge read as "cpu+overload": restart-service and scale-out both match "cpu"
+    # first, and the tie went to the restart, which drops the surge's requests and brings it back
+    # on the same capacity. restart-service says `unless_signatures: [overload]`.
+    archive = IncidentArchive(sqlite_url(tmp_path / "a.db"))
+    recommender = Recommender(load_playbooks(REPO / "playbooks"), archive)
+    rec = recommender.recommend_sync(request("frontend", "cpu+overload"))
+    assert rec.proposal is not None and rec.proposal.playbook == "scale-out"
+    assert "restart-service" not in [r.playbook for r in rec.recommendations]
+    # A CPU hog still gets its restart.
+    rec = recommender.recommend_sync(request("frontend", "cpu+latency"))
+    assert rec.proposal is not None and rec.proposal.playbook == "restart-service"
