@@ -4,7 +4,7 @@ from .alert import Alert, AlertBatch, AlertStatus, Severity, labels_fingerprint
 from .common import Model, UtcDateTime
 from .config import ArgusConfig, Policy
 from .docs import Attachment, DocKind, Document, PublishResult
-from .durations import Duration, format_duration, parse_duration
+from .durations import Duration, format_duration, parse_duration, parse_moment
 from .incident import (
     Acknowledge,
     AlertsSignal,
@@ -116,4 +116,5 @@ __all__ = [
     "format_duration",
     "labels_fingerprint",
     "parse_duration",
+    "parse_moment",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -64,3 +64,17 @@ def format_duration(td: timedelta) -> str:
 Duration = Annotated[
     timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
 ]
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """A time a person types: RFC 3339 (a time without a zone is UTC), or `+2h` / `-30m` from now."""
+    text = text.strip()
+    if text[:1] in ("+", "-"):  # RFC 3339 begins with a year's digits
+        offset = parse_duration(text[1:])
+        return now + offset if text[0] == "+" else now - offset
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        example = "RFC 3339 (2026-12-01T22:00:00Z), or +2h / -6h from now"
+        raise ValueError(f"{text!r} is not a time: use {example}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -366,6 +366,29 @@ class Silence(Model):
                 return starts >= now
         return False
 
+    def changed(
+        self,
+        *,
+        by: str,
+        request_id: str,
+        matchers: list[Matcher] | None = None,
+        starts_at: datetime | None = None,
+        ends_at: datetime | None = None,
+        duration: timedelta | None = None,
+        comment: str | None = None,
+    ) -> SilenceRequest:
+        """The request that changes this silence (`amtool silence update`): what is not given is
+        kept: its matchers, start, end (or `duration` counts from the start) and comment."""
+        begins = starts_at or self.starts_at
+        return SilenceRequest(
+            matchers=matchers or self.matchers,
+            starts_at=begins,
+            duration=duration or (ends_at or self.ends_at) - begins,
+            created_by=by,
+            comment=self.comment if comment is None else comment,
+            request_id=request_id,
+        )
+
 
 def _ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)

@@ -40,6 +40,7 @@ from argus.models import (
     SilenceRequest,
     SilenceUpdate,
     parse_duration,
+    parse_moment,
 )
 from argus.models.agents import BackfillInput, BackfillProgress, MonitoringStatus
 from argus.models.config import WorkerQueues
@@ -699,7 +700,7 @@ def silence_add(
         try:
             parsed = [Matcher.parse(m) for m in matchers]
             dur = parse_duration(duration)
-            start = _parse_moment(starts, "starts") if starts else None
+            start = _parse_when(starts, "starts") if starts else None
         except ValueError as exc:
             raise CliError(str(exc), code=2) from exc
         cfg = _config(config)
@@ -779,8 +780,8 @@ def silence_update(
         try:
             parsed = [Matcher.parse(m) for m in matchers] if matchers else None
             length = parse_duration(duration) if duration else None
-            start = _parse_moment(starts, "starts") if starts else None
-            end = _parse_moment(until, "until") if until else None
+            start = _parse_when(starts, "starts") if starts else None
+            end = _parse_when(until, "until") if until else None
         except ValueError as exc:
             raise CliError(str(exc), code=2) from exc
         cfg = _config(config)
@@ -793,18 +794,21 @@ def silence_update(
         prev = next((s for s in current if s.id == silence_id), None)
         if prev is None:
             raise CliError(f"no silence {silence_id} in scope {scope!r} (argus silence list)", code=2)
-        begins = start or prev.starts_at
-        change = SilenceRequest(
-            matchers=parsed or prev.matchers,
-            starts_at=begins,
-            duration=length or (end or prev.ends_at) - begins,
-            created_by=_authorize(cfg, "responder", "silence update", silence_id, user),
-            comment=prev.comment if comment is None else comment,
+        change = prev.changed(
+            by=_authorize(cfg, "responder", "silence update", silence_id, user),
             request_id=uuid.uuid4().hex[:12],
+            matchers=parsed,
+            starts_at=start,
+            ends_at=end,
+            duration=length,
+            comment=comment,
         )
         try:
             s = await handle.execute_update(
-                "update_silence", SilenceUpdate(silence_id=silence_id, change=change), result_type=Silence
+                "update_silence",
+                SilenceUpdate(silence_id=silence_id, change=change),
+                id=f"silence-{change.request_id}",
+                result_type=Silence,
             )
         except Exception as exc:
             raise CliError(
@@ -855,23 +859,12 @@ def silence_expire(
 
 
 # --- backfill --------------------------------------------------------------------------------------
-def _parse_moment(text: str, name: str) -> datetime:
-    """A time given to a silence: RFC 3339, or +2h from now."""
-    if text.startswith("+"):
-        return datetime.now(UTC) + parse_duration(text[1:])
-    return _parse_when(text, name)
-
-
 def _parse_when(text: str, name: str) -> datetime:
+    """A time given on the command line: RFC 3339, or +2h / -6h from now."""
     try:
-        if text.startswith("-"):
-            return datetime.now(UTC) - parse_duration(text[1:])
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_moment(text, datetime.now(UTC))
     except ValueError as exc:
-        raise CliError(
-            f"--{name}: {text!r} is not a time (RFC 3339, e.g. 2026-11-01T00:00:00Z, or -6h)", 2
-        ) from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+        raise CliError(f"--{name}: {exc}", 2) from exc
 
 
 def backfill_range(from_: str, to: str, now: datetime | None = None) -> tuple[datetime, datetime]:

@@ -359,3 +359,57 @@ async def test_a_responder_plans_a_silence_in_the_portal_and_a_bad_start_is_name
     [planned] = [s for s in silences if s.created_by == "rita"]
     assert planned.starts_at == starts and planned.ends_at == starts + timedelta(hours=3)
     assert "pending" in page.text
+
+
+async def test_a_responder_changes_a_silence_in_the_portal_and_a_viewer_cannot(gw):
+    """The Change form on the silences page: a new end and comment change the silence in place
+    (same id, same start, as Alertmanager would); an end that is not a time, or one already past,
+    is refused with the reason and nothing changes; a viewer gets 403."""
+    from urllib.parse import unquote_plus
+
+    from argus.models import Silence
+    from argus.workflows.monitoring import MonitoringWorkflow
+
+    r = await call(gw, requests(gw)["alertmanager v2"], gw.bearer(Role.RESPONDER))  # the scope runs
+    assert r.status_code < 300, r.text
+    monitoring = gw.ctx.client.get_workflow_handle(f"monitoring-{gw.scope}")
+
+    async def held(sid: str) -> Silence:
+        silences = await monitoring.query(MonitoringWorkflow.silences, result_type=list[Silence])
+        return next(s for s in silences if s.id == sid)
+
+    browser, csrf = gw.browser(Principal(user="rita", role=Role.RESPONDER, via="token"))
+    async with browser:
+        form = {"csrf": csrf, "scope": gw.scope, "matchers": 'service="checkout"', "duration": "1h"}
+        r = await browser.post("/portal/silences", data={**form, "request_id": "portal-change"})
+        assert r.status_code == 303
+        before = await held("sil-portal-change")
+        page = await browser.get(f"/portal/silences?scope={gw.scope}")
+        assert 'data-testid="change-sil-portal-change"' in page.text
+
+        change = {"csrf": csrf, "scope": gw.scope, "comment": "longer maintenance"}
+        r = await browser.post("/portal/silences/sil-portal-change/update", data={**change, "until": "+3h"})
+        flash = unquote_plus(r.headers["location"])
+        assert r.status_code == 303 and "silence sil-portal-change now until" in flash, flash
+        after = await held("sil-portal-change")
+        assert after.starts_at == before.starts_at and after.comment == "longer maintenance"
+        assert timedelta(hours=2, minutes=59) < after.ends_at - datetime.now(UTC) <= timedelta(hours=3)
+
+        for until, why in (("soon", "until: 'soon' is not a time"), ("-1h", "silence refused")):
+            r = await browser.post(
+                "/portal/silences/sil-portal-change/update", data={**change, "until": until}
+            )
+            flash = unquote_plus(r.headers["location"])
+            assert r.status_code == 303 and why in flash, flash
+            assert await held("sil-portal-change") == after
+        r = await browser.post("/portal/silences/sil-nope/update", data={**change, "until": "+1h"})
+        assert "no silence sil-nope" in unquote_plus(r.headers["location"])
+
+    viewer, vcsrf = gw.browser(Principal(user="victor", role=Role.VIEWER, via="token"))
+    async with viewer:
+        r = await viewer.post(
+            "/portal/silences/sil-portal-change/update",
+            data={"csrf": vcsrf, "scope": gw.scope, "until": "+9h"},
+        )
+        assert r.status_code == 403
+    assert await held("sil-portal-change") == after

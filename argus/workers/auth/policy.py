@@ -72,7 +72,7 @@ def build_table(auth: AuthConfig, encryption: EncryptionConfig) -> list[_Entry]:
         _e(None, r"/(api/v1|portal)/audit(/.*)?", ADMIN),
         _e("POST", r"/(api/v1|portal)/incidents/[^/]+/(approve|reject|decide)", APPROVER),
         _e("POST", r"/(api/v1|portal)/incidents/[^/]+/(ack|comment|resolve)", RESPONDER),
-        _e("POST", r"/(api/v1|portal)/silences(/[^/]+/expire)?", RESPONDER),
+        _e("POST", r"/(api/v1|portal)/silences(/[^/]+/(expire|update))?", RESPONDER),
         _e("POST", r"/api/v2/silences", RESPONDER),  # Alertmanager's silence API (amtool)
         _e("DELETE", r"/api/v2/silence/[^/]+", RESPONDER),
         _e("POST", r"/portal/logout", VIEWER),

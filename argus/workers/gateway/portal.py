@@ -30,7 +30,9 @@ from argus.models import (
     Matcher,
     ResolveSignal,
     SilenceRequest,
+    SilenceUpdate,
     parse_duration,
+    parse_moment,
 )
 from argus.models.security import Principal
 
@@ -232,6 +234,44 @@ def router(ctx: GatewayContext) -> APIRouter:
             "/portal/silences",
             f"silence {s.id} from {s.starts_at:%Y-%m-%d %H:%M} until {s.ends_at:%Y-%m-%d %H:%M} UTC",
         )
+
+    @r.post("/silences/{silence_id}/update")
+    async def silence_update(request: Request, silence_id: str) -> Response:
+        """A new end and comment; the matchers and start stay, so Alertmanager's rules change it
+        in place (same id) while it has not expired."""
+        form = await form_of(request)
+        who = person(request)
+        assert who is not None
+        scope = form.get("scope", "default") or "default"
+        try:
+            prev = next((s for s in await views.silences(ctx, scope) if s.id == silence_id), None)
+            if prev is None:
+                raise GatewayError(404, f"no silence {silence_id} in scope {scope}")
+            until = form.get("until", "").strip()
+            try:
+                change = prev.changed(
+                    by=who.user,
+                    request_id=form.get("request_id") or uuid.uuid4().hex[:12],
+                    ends_at=parse_moment(until, datetime.now(UTC)) if until else None,
+                    comment=form.get("comment"),
+                )
+            except (ValueError, ValidationError) as exc:
+                problems = problems_from(exc) if isinstance(exc, ValidationError) else [f"until: {exc}"]
+                raise GatewayError(422, "; ".join(problems)) from exc
+            s = await views.update_silence(ctx, scope, SilenceUpdate(silence_id=silence_id, change=change))
+        except GatewayError as exc:
+            text = exc.detail["error"]
+            return _back(
+                "/portal/silences", text if text.startswith("silence refused") else f"silence refused: {text}"
+            )
+        request.state.audit_target = f"silence {s.id}"
+        if s.id != silence_id:
+            request.state.audit_detail = f"replaces {silence_id}"
+            return _back(
+                "/portal/silences",
+                f"silence {silence_id} expired; {s.id} replaces it until {s.ends_at:%Y-%m-%d %H:%M} UTC",
+            )
+        return _back("/portal/silences", f"silence {s.id} now until {s.ends_at:%Y-%m-%d %H:%M} UTC")
 
     @r.post("/silences/{silence_id}/expire")
     async def silence_expire(request: Request, silence_id: str) -> Response:
