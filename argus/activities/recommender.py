@@ -59,6 +59,8 @@ def _score(match: PlaybookMatch, req: RecommendRequest) -> tuple[float, list[str
         all(a.labels.get(k) == v for k, v in match.labels.items()) for a in req.alerts
     ):
         return 0.0, [], None  # labels are a precondition: a Kubernetes playbook needs a Kubernetes alert
+    if hyps and set(hyps[0].fault_signature.split("+")) & set(match.unless_signatures):
+        return 0.0, [], None  # contraindicated by the most likely fault, whatever else matches
     for rank, h in enumerate(hyps[:3]):
         if match.services and h.service not in match.services:
             continue

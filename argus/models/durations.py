@@ -71,7 +71,10 @@ def parse_moment(text: str, now: datetime) -> datetime:
     text = text.strip()
     if text[:1] in ("+", "-"):  # RFC 3339 begins with a year's digits
         offset = parse_duration(text[1:])
-        return now + offset if text[0] == "+" else now - offset
+        try:
+            return now + offset if text[0] == "+" else now - offset
+        except OverflowError:
+            raise ValueError(f"{text!r} is too far from now") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -380,10 +380,16 @@ class Silence(Model):
         """The request that changes this silence (`amtool silence update`): what is not given is
         kept: its matchers, start, end (or `duration` counts from the start) and comment."""
         begins = starts_at or self.starts_at
+        length = duration if duration is not None else (ends_at or self.ends_at) - begins
+        if length <= timedelta(0):
+            ends = f"{begins + length:%Y-%m-%dT%H:%M:%SZ}"
+            raise ValueError(
+                f"a silence must end after it starts ({begins:%Y-%m-%dT%H:%M:%SZ}), not at {ends}"
+            )
         return SilenceRequest(
             matchers=matchers or self.matchers,
             starts_at=begins,
-            duration=duration or (ends_at or self.ends_at) - begins,
+            duration=length,
             created_by=by,
             comment=self.comment if comment is None else comment,
             request_id=request_id,

@@ -38,6 +38,7 @@ from argus.models import (
     Silence,
     SilenceExpire,
     SilenceRequest,
+    SilenceState,
     SilenceUpdate,
     parse_duration,
     parse_moment,
@@ -794,15 +795,19 @@ def silence_update(
         prev = next((s for s in current if s.id == silence_id), None)
         if prev is None:
             raise CliError(f"no silence {silence_id} in scope {scope!r} (argus silence list)", code=2)
-        change = prev.changed(
-            by=_authorize(cfg, "responder", "silence update", silence_id, user),
-            request_id=uuid.uuid4().hex[:12],
-            matchers=parsed,
-            starts_at=start,
-            ends_at=end,
-            duration=length,
-            comment=comment,
-        )
+        by = _authorize(cfg, "responder", "silence update", silence_id, user)
+        try:
+            change = prev.changed(
+                by=by,
+                request_id=uuid.uuid4().hex[:12],
+                matchers=parsed,
+                starts_at=start,
+                ends_at=end,
+                duration=length,
+                comment=comment,
+            )
+        except ValueError as exc:
+            raise CliError(f"cannot update {silence_id}: {exc}", code=2) from exc
         try:
             s = await handle.execute_update(
                 "update_silence",
@@ -817,8 +822,9 @@ def silence_update(
         if s.id == silence_id:
             out.print(f"silence {s.id} changed: from {s.starts_at.isoformat()} until {s.ends_at.isoformat()}")
         else:
+            was = "had expired" if prev.state(datetime.now(UTC)) == SilenceState.EXPIRED else "expired"
             out.print(
-                f"silence {silence_id} expired; its replacement {s.id} runs from {s.starts_at.isoformat()}"
+                f"silence {silence_id} {was}; its replacement {s.id} runs from {s.starts_at.isoformat()}"
                 f" until {s.ends_at.isoformat()}"
             )
         return 0

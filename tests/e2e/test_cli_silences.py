@@ -87,6 +87,13 @@ async def test_a_silence_is_changed_in_place_or_replaced_from_the_cli(dev_tempor
         assert [str(m) for m in now[new_id].matchers] == ['service="payments"', 'severity="warning"']
         assert now[new_id].comment == "deploy slipped"  # kept unless given
 
+        # A new end given as a time: still in place.
+        code, out = await argus("silence", "update", new_id, "--until", "+5h", *common, token=responder)
+        assert code == 0 and f"silence {new_id} changed" in out, out
+        left = (await held())[new_id].ends_at - datetime.now(UTC)
+        assert timedelta(hours=4, minutes=58) < left <= timedelta(hours=5), left
+        now = await held()
+
         code, out = await argus("silence", "list", *common, token=viewer)
         assert code == 0 and f"{sid} │ expired" in out and f"{new_id} │ active" in out, out
 
@@ -97,6 +104,10 @@ async def test_a_silence_is_changed_in_place_or_replaced_from_the_cli(dev_tempor
             "silence", "update", new_id, "--duration", "1h", "--until", "+2h", *common, token=responder
         )
         assert code == 2 and "--duration or --until, not both" in out, out
+        code, out = await argus("silence", "update", new_id, "--until", "-1h", *common, token=responder)
+        assert code == 2 and "a silence must end after it starts" in out, out
+        code, out = await argus("silence", "update", new_id, "--duration", "0s", *common, token=responder)
+        assert code == 2 and "a silence must end after it starts" in out, out
         code, out = await argus("silence", "update", new_id, "--until", "+2h", *common, token=viewer)
         assert code == 2 and "victor has role viewer; silence update needs responder" in out, out
         assert (await held())[new_id] == now[new_id]

@@ -236,3 +236,12 @@ def test_a_restart_is_not_proposed_for_an_overload_even_when_cpu_reads_first(tmp
     # A CPU hog still gets its restart.
     rec = recommender.recommend_sync(request("frontend", "cpu+latency"))
     assert rec.proposal is not None and rec.proposal.playbook == "restart-service"
+    # Ruled out, not just not matched by signature: a Kubernetes alert's label bonus does not
+    # bring kubernetes-restart back for an overload.
+    kube = request("frontend", "cpu+overload")
+    kube.alerts[0].labels["platform"] = "kubernetes"
+    names = [r.playbook for r in recommender.recommend_sync(kube).recommendations]
+    assert "kubernetes-restart" not in names and "restart-service" not in names, names
+    kube.rca.hypotheses[0].fault_signature = "cpu+latency"
+    names = [r.playbook for r in recommender.recommend_sync(kube).recommendations]
+    assert "kubernetes-restart" in names, names

@@ -18,13 +18,35 @@ from typing import Any
 from temporalio.client import WorkflowHistory
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
+TASK = (
+    "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
+    "EVENT_TYPE_WORKFLOW_TASK_STARTED",
+    "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
+)
+
+
+def _attributes(event: dict[str, Any]) -> dict[str, Any]:
+    return next((v for k, v in event.items() if k.endswith("EventAttributes")), {})
+
+
+def _completed_by(event: dict[str, Any]) -> str | None:
+    """The task-completed event whose commands made this event, if a command made it."""
+    return _attributes(event).get("workflowTaskCompletedEventId")
 
 
 def _is_local_activity_marker(event: dict[str, Any]) -> bool:
     return event.get("markerRecordedEventAttributes", {}).get("markerName") == LOCAL_ACTIVITY_MARKER
 
 
-def _renumbered(events: list[dict[str, Any]], moved: dict[int, int]) -> None:
+def _first_task(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    kinds = [e["eventType"] for e in events]
+    for i in range(len(kinds) - 2):
+        if tuple(kinds[i : i + 3]) == TASK:
+            return events[i : i + 3]
+    raise ValueError("the history has no completed workflow task")
+
+
+def _renumber(event: dict[str, Any], moved: dict[int, int]) -> None:
     """Rewrite every reference to another event (`...EventId`) to its new number."""
 
     def fix(node: Any) -> None:
@@ -39,33 +61,32 @@ def _renumbered(events: list[dict[str, Any]], moved: dict[int, int]) -> None:
             for value in node:
                 fix(value)
 
-    for event in events:
-        fix(event)
+    fix(event)
 
 
 def split_after_local_activities(history: WorkflowHistory) -> tuple[WorkflowHistory, int]:
     """The history with a completed workflow task inserted after every local activity marker
-    that has more events of the same task after it; and how many events were inserted."""
+    that more commands of the same task follow; and how many tasks were inserted. The commands
+    after an inserted task name it as the task that made them."""
     data = json.loads(history.to_json())
     events: list[dict[str, Any]] = data["events"]
-    template = events[1:4]  # the first task: scheduled, started, completed
-    kinds = [e["eventType"] for e in template]
-    assert kinds == [
-        "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
-        "EVENT_TYPE_WORKFLOW_TASK_STARTED",
-        "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
-    ], kinds
+    template = _first_task(events)
+    moved: dict[int, int] = {}  # original event id -> new; events refer only to earlier ones
     out: list[dict[str, Any]] = []
-    recorded: list[dict[str, Any]] = []  # the recorded events, whose references move
-    moved: dict[int, int] = {}
-    for i, event in enumerate(events):
-        moved[int(event["eventId"])] = len(out) + 1
-        event = copy.deepcopy(event)
+    made_by: dict[str, str] = {}  # original completed-event id -> the inserted task's, after a split
+    inserted = 0
+    for i, original in enumerate(events):
+        event = copy.deepcopy(original)
+        moved[int(original["eventId"])] = len(out) + 1
         event["eventId"] = str(len(out) + 1)
+        _renumber(event, moved)
+        attrs = _attributes(event)
+        if _completed_by(original) in made_by:
+            attrs["workflowTaskCompletedEventId"] = made_by[_completed_by(original)]
         out.append(event)
-        recorded.append(event)
-        following = events[i + 1]["eventType"] if i + 1 < len(events) else ""
-        if _is_local_activity_marker(event) and following not in ("", "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED"):
+        following = events[i + 1] if i + 1 < len(events) else None
+        same_task = following is not None and _completed_by(following) == _completed_by(original)
+        if _is_local_activity_marker(original) and same_task:
             task = copy.deepcopy(template)
             first = len(out) + 1
             for n, e in enumerate(task):
@@ -74,7 +95,8 @@ def split_after_local_activities(history: WorkflowHistory) -> tuple[WorkflowHist
             task[1]["workflowTaskStartedEventAttributes"]["scheduledEventId"] = str(first)
             completed = task[2]["workflowTaskCompletedEventAttributes"]
             completed["scheduledEventId"], completed["startedEventId"] = str(first), str(first + 1)
+            made_by[str(_completed_by(original))] = str(first + 2)
             out.extend(task)
-    _renumbered(recorded, moved)
+            inserted += 1
     data["events"] = out
-    return WorkflowHistory.from_json(history.workflow_id, json.dumps(data)), len(out) - len(events)
+    return WorkflowHistory.from_json(history.workflow_id, json.dumps(data)), inserted

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowHandle
 from argus.models import AlertsSignal, AlertStatus, IncidentStatus
 from argus.workflows.incident import IncidentWorkflow
 
+from .history_split import split_after_local_activities
 from .kit import World, alert, incident_input, make_worker, policy, wait_status
 from .test_replay import replay
 
@@ -71,7 +72,13 @@ async def test_checks_judged_on_alerts_wait_for_the_alerts(ts_env, tmp_path):
         final = await handle.result()
         assert final.status == IncidentStatus.CLOSED
         assert await recovery_checks(handle) <= 3
-    await replay(await handle.fetch_history())  # deterministic: a worker restart resumes it
+    history = await handle.fetch_history()
+    await replay(history)  # deterministic: a worker restart resumes it
+    # Also with each check's marker and what follows it in different workflow tasks: whether
+    # checks wait for the alerts is not decided by a patch asked right after the check.
+    split, inserted = split_after_local_activities(history)
+    assert inserted >= 2
+    await replay(split)
 
 
 async def test_a_new_firing_alert_during_the_watch_reopens_the_incident(ts_env, tmp_path):

@@ -9,6 +9,7 @@ today's code, which keeps such runs on their ordinary activities (workflow.patch
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -59,6 +60,29 @@ async def test_an_incident_recorded_before_the_local_steps_replays():
 async def test_an_incident_replays_wherever_its_local_activities_end_a_workflow_task(ts_env, tmp_path):
     """The CI failure after a worker kill: the open record's marker in one workflow task and
     the patch asked right after it in the next (tests/workflows/history_split.py)."""
-    history, inserted = split_after_local_activities(await record(ts_env, tmp_path))
-    assert inserted >= 3 * 3, "each quick step ends a task: open, recommend and a recovery check"
+    recorded = await record(ts_env, tmp_path)
+    assert "patches-decided-at-start" in patch_ids(recorded.to_json())
+    history, inserted = split_after_local_activities(recorded)
+    assert inserted >= 3, "each quick step ends a task: open, recommend and a recovery check"
     await replay(history)
+
+
+async def test_an_incident_recorded_before_the_patches_moved_to_its_start_replays():
+    """Recorded by b30492d, which asked `investigating-on-open` after the open record's local
+    activity. Such runs keep that path: they have no `patches-decided-at-start` marker."""
+    recorded = (DATA / "incident_before_patches_at_start.json").read_text()
+    assert "investigating-on-open" in patch_ids(recorded)
+    assert "patches-decided-at-start" not in patch_ids(recorded)
+    await replay(WorkflowHistory.from_json("incident-replay", recorded))
+
+
+def patch_ids(history_json: str) -> list[str]:
+    events = json.loads(history_json)["events"]
+    markers = [
+        e["markerRecordedEventAttributes"] for e in events if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+    ]
+    return [
+        json.loads(base64.b64decode(m["details"]["patch-data"]["payloads"][0]["data"]))["id"]
+        for m in markers
+        if m["markerName"] == "core_patch"
+    ]

@@ -249,14 +249,15 @@ def router(ctx: GatewayContext) -> APIRouter:
                 raise GatewayError(404, f"no silence {silence_id} in scope {scope}")
             until = form.get("until", "").strip()
             try:
+                ends = parse_moment(until, datetime.now(UTC)) if until else None
+            except ValueError as exc:
+                raise GatewayError(422, f"until: {exc}") from exc
+            try:
                 change = prev.changed(
-                    by=who.user,
-                    request_id=form.get("request_id") or uuid.uuid4().hex[:12],
-                    ends_at=parse_moment(until, datetime.now(UTC)) if until else None,
-                    comment=form.get("comment"),
+                    by=who.user, request_id=uuid.uuid4().hex[:12], ends_at=ends, comment=form.get("comment")
                 )
             except (ValueError, ValidationError) as exc:
-                problems = problems_from(exc) if isinstance(exc, ValidationError) else [f"until: {exc}"]
+                problems = problems_from(exc) if isinstance(exc, ValidationError) else [str(exc)]
                 raise GatewayError(422, "; ".join(problems)) from exc
             s = await views.update_silence(ctx, scope, SilenceUpdate(silence_id=silence_id, change=change))
         except GatewayError as exc:
