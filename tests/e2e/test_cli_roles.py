@@ -39,22 +39,27 @@ async def argus(*args: str, token: str | None) -> tuple[int, str]:
     return proc.returncode or 0, " ".join(out.decode().split())
 
 
-async def test_argus_approve_needs_an_approver_token(dev_temporal, tmp_path):  # noqa: F811
-    queue = queue_name("cli-roles")
+def cli_config(tmp_path: Path, address: str, queue: str, **policy: object) -> tuple[ArgusConfig, Path]:
+    """A configuration with auth on, for workers on `queue` of the dev server at `address`, and
+    the file the CLI reads it from."""
     base = kit.test_config(tmp_path / "state").model_dump(mode="json", by_alias=True)
-    base["temporal"] = {
-        **base["temporal"],
-        "address": dev_temporal.address,
-        "namespace": "default",
-        "task_queue": queue,
-    }
+    base["temporal"] = {**base["temporal"], "address": address, "namespace": "default", "task_queue": queue}
     base["auth"] = {"enabled": True}
-    base["policy"] = kit.policy(
-        approval={"approvers": ["alice"], "approver_groups": [], "timeout": "7d"}
-    ).model_dump(mode="json", by_alias=True)
-    config = ArgusConfig.model_validate(base)
+    if policy:
+        base["policy"] = kit.policy(**policy).model_dump(mode="json", by_alias=True)
     path = tmp_path / "argus.yaml"
     path.write_text(yaml.safe_dump(base))
+    return ArgusConfig.model_validate(base), path
+
+
+async def test_argus_approve_needs_an_approver_token(dev_temporal, tmp_path):  # noqa: F811
+    queue = queue_name("cli-roles")
+    config, path = cli_config(
+        tmp_path,
+        dev_temporal.address,
+        queue,
+        approval={"approvers": ["alice"], "approver_groups": [], "timeout": "7d"},
+    )
 
     store = AuthStore(auth_url(config, state_dir(config)))  # the store the CLI reads
     viewer = store.create_token("victor", Role.VIEWER).token

@@ -10,9 +10,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import yaml
 
-from argus.models import ArgusConfig, Silence
+from argus.models import Silence
 from argus.models.agents import MonitoringInput
 from argus.models.security import Role
 from argus.workers.auth import AuthStore, auth_url
@@ -21,24 +20,14 @@ from argus.workflows.monitoring import MonitoringWorkflow
 from tests.integrations.dev_temporal import dev_temporal, queue_name  # noqa: F401
 from tests.workflows import kit
 
-from .test_cli_roles import argus
+from .test_cli_roles import argus, cli_config
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_a_silence_is_changed_in_place_or_replaced_from_the_cli(dev_temporal, tmp_path):  # noqa: F811
     queue, scope = queue_name("cli-silences"), f"s{uuid.uuid4().hex[:6]}"
-    base = kit.test_config(tmp_path / "state").model_dump(mode="json", by_alias=True)
-    base["temporal"] = {
-        **base["temporal"],
-        "address": dev_temporal.address,
-        "namespace": "default",
-        "task_queue": queue,
-    }
-    base["auth"] = {"enabled": True}
-    config = ArgusConfig.model_validate(base)
-    path = tmp_path / "argus.yaml"
-    path.write_text(yaml.safe_dump(base))
+    config, path = cli_config(tmp_path, dev_temporal.address, queue)
     store = AuthStore(auth_url(config, state_dir(config)))
     responder = store.create_token("rita", Role.RESPONDER).token
     viewer = store.create_token("victor", Role.VIEWER).token
