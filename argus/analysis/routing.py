@@ -27,7 +27,7 @@ Alertmanager details kept (checked against its dispatch/route.go and inhibit/inh
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -116,6 +116,10 @@ class GroupState(Model):
     # correlation folds in no alert that began more than its window before it. None: a group
     # opened by a run begun before (its `created_at` stands for it).
     onset: UtcDateTime | None = None
+    # Firing alerts kept out of the incident because a silence or inhibition muted them when the
+    # group opened (Alertmanager leaves them out of the notification): told once the mute ends,
+    # never told if they resolve first.
+    kept_out: list[str] = Field(default_factory=list)
 
     def firing(self) -> list[Alert]:
         return [e.alert for e in self.alerts.values() if e.alert.status == AlertStatus.FIRING]
@@ -359,6 +363,10 @@ class Router:
         # Silences and maintenance windows that began while a group waited out group_wait keep
         # its incident from opening (see `due`). Off for runs begun before (see settled_holds).
         self.silence_at_open = True
+        # Whether a group that opens keeps its muted alerts out of the incident (GroupState.
+        # kept_out). Asked only when such an alert is there: the monitoring workflow answers with
+        # a patch, and a patch asked on every run would cost each run history events.
+        self.keep_muted_out: Callable[[], bool] = lambda: True
         self._intervals = {ti.name: ti for ti in config.time_intervals}
         self._routes = RouteTree(config.route)
         self._uses_intervals = _route_uses_intervals(config.route)
@@ -1337,8 +1345,19 @@ class Router:
             if opened is not None and opened <= now:
                 firing = [a for a in g.firing() if not self._held(g, a)]
                 if firing:
-                    still = [a for a in firing if self._muted_at_open(a, now) is None]
+                    mutes = {a.fingerprint: self._muted_at_open(a, now) for a in firing}
+                    still = [a for a in firing if mutes[a.fingerprint] is None]
                     if still:
+                        out = {fp: d for fp, d in mutes.items() if d is not None}
+                        if out and self.keep_muted_out():
+                            for d in out.values():
+                                why = f"kept out of the incident as it opens: {d.reason}"
+                                self._tell(
+                                    g, self._record(d.model_copy(update={"group_key": key, "reason": why}))
+                                )
+                            g.kept_out = list(out)
+                        else:
+                            out = {}
                         actions.append(
                             GroupAction(
                                 kind="open",
@@ -1346,10 +1365,10 @@ class Router:
                                 incident_id=g.incident_id,
                                 labels=g.labels,
                                 receiver=g.route.receiver,
-                                alerts=_sample([e.alert for e in g.alerts.values()]),
+                                alerts=_sample([e.alert for fp, e in g.alerts.items() if fp not in out]),
                                 decisions=g.decisions,
                                 decisions_dropped=g.decisions_dropped,
-                                firing_count=len(firing),
+                                firing_count=len(firing) - len(out),
                             )
                         )
                         g.incident_open, g.open_held = True, None
@@ -1357,7 +1376,7 @@ class Router:
                             g.incident_closed_at = None
                             self._corr_gen += 1
                         g.last_flush = now
-                        g.dirty, g.resolved_dirty = {}, False
+                        g.dirty, g.resolved_dirty = dict.fromkeys(out, True), False
                         g.decisions, g.decisions_dropped = [], 0
                         continue
                     for a in firing:
@@ -1374,8 +1393,11 @@ class Router:
                 continue
             upd = self._update_due(g)
             if upd is not None and upd <= now:
+                skip, still_out = self._still_kept_out(g, now) if g.kept_out else (set(), set())
                 changed = [
-                    g.alerts[fp].alert for fp in g.dirty if fp in g.alerts and not g.alerts[fp].flapping
+                    g.alerts[fp].alert
+                    for fp in g.dirty
+                    if fp in g.alerts and not g.alerts[fp].flapping and fp not in skip
                 ]
                 if changed or g.decisions:
                     actions.append(
@@ -1390,11 +1412,12 @@ class Router:
                             decisions_dropped=g.decisions_dropped,
                             firing_count=sum(
                                 1 for e in g.alerts.values() if e.alert.status == AlertStatus.FIRING
-                            ),
+                            )
+                            - len(still_out),
                         )
                     )
                 g.last_flush = now
-                g.dirty, g.resolved_dirty = {}, False
+                g.dirty, g.resolved_dirty = dict.fromkeys(still_out, True), False
                 g.decisions, g.decisions_dropped = [], 0
                 # Resolved alerts have been told; keep only what still fires.
                 for fp, e in list(g.alerts.items()):
@@ -1406,6 +1429,24 @@ class Router:
                         self._remember_flips(fp, e, now)
                     self._drop_entry(g, fp)
         return actions
+
+    def _still_kept_out(self, g: GroupState, now: datetime) -> tuple[set[str], set[str]]:
+        """Of the alerts kept out when the group opened: those not to tell now, and of them those
+        still muted, which stay out and changed so that the group looks again. One that resolved
+        while out is never told; one whose mute ended is told now, like any change."""
+        skip: set[str] = set()
+        muted: set[str] = set()
+        for fp in g.kept_out:
+            e = g.alerts.get(fp)
+            if e is None:
+                continue
+            if e.alert.status == AlertStatus.RESOLVED:
+                skip.add(fp)
+            elif self._muted_at_open(e.alert, now) is not None:
+                skip.add(fp)
+                muted.add(fp)
+        g.kept_out = [fp for fp in g.kept_out if fp in muted]
+        return skip, muted
 
     @staticmethod
     def _held(g: GroupState, a: Alert) -> bool:

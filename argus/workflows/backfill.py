@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -78,6 +79,8 @@ SETTLED_HOLDS = "backfill-flapping-counted-across-resolutions-and-held-groups-wa
 CORRELATION_AND_SILENCES = "backfill-correlation-along-depends-on-and-silences-as-alertmanager"
 # Router.live_sources (see the monitoring workflow's patch)
 LIVE_SOURCES = "backfill-inhibition-sources-kept-live"
+# Router.keep_muted_out (see the monitoring workflow's patch)
+MUTED_KEPT_OUT = "backfill-muted-alerts-kept-out-of-the-incident"
 
 
 def route(
@@ -86,14 +89,16 @@ def route(
     settled_holds: bool = True,
     newer_rules: bool = True,
     live_sources: bool = True,
+    keeps_muted_out: Callable[[], bool] = lambda: True,
 ) -> list[Episode]:
     """The real router over the alerts in time order; returns every episode it opened.
-    `settled_holds`, `newer_rules`, `live_sources`: off for backfills begun before (they replay
-    as they ran)."""
+    `settled_holds`, `newer_rules`, `live_sources`, `keeps_muted_out`: off for backfills begun
+    before (they replay as they ran)."""
     router = Router(inp.policy.routing, RouterState(), scope="backfill")
     router.settled_holds = settled_holds
     router.causal_correlation = router.silence_at_open = newer_rules
     router.live_sources = live_sources
+    router.keep_muted_out = keeps_muted_out
     current: dict[str, Episode] = {}
     episodes: list[Episode] = []
 
@@ -166,6 +171,7 @@ class BackfillWorkflow:
             newer_rules=workflow.patched(CORRELATION_AND_SILENCES),
             # asked only with inhibition rules (without, there are no sources to keep)
             live_sources=bool(inp.policy.routing.inhibit_rules) and workflow.patched(LIVE_SOURCES),
+            keeps_muted_out=lambda: workflow.patched(MUTED_KEPT_OUT),  # asked only when it matters
         )
         self.progress.incidents_found = len(episodes)
 

@@ -99,6 +99,10 @@ CORRELATION_AND_SILENCES = "monitoring-correlation-along-depends-on-and-silences
 SILENCE_CHANGES = "monitoring-silence-changes-stamped-and-held-alerts-released-at-once"
 # Inhibition sources kept up to date alert by alert, held ones included (Router.live_sources).
 LIVE_SOURCES = "monitoring-inhibition-sources-kept-live"
+# A group that opens keeps its alerts muted then (a silence or inhibition that began during
+# group_wait) out of the incident until the mute ends (Router.keep_muted_out, GroupState.kept_out).
+# Asked only when a group opens with such an alert, so other runs carry no marker for it.
+MUTED_KEPT_OUT = "monitoring-muted-alerts-kept-out-of-the-incident"
 PACK_PART = 4000  # tracked alerts packed per workflow task (about 0.15 s on an idle core)
 # After packing, the hand-over waits in short tasks (an activity round trip each, 10-40 ms) until
 # no batch has arrived for HANDOVER_QUIET, so that gateways have seen it and hold their batches,
@@ -208,6 +212,10 @@ def unpack_state(data: str) -> tuple[MonitoringState, list[CompactBatch]]:
         state, pending, carried = _unpack_parts(data)
         carried.build(state, None)
         return state, pending
+
+
+def _keeps_muted_out() -> bool:
+    return workflow.patched(MUTED_KEPT_OUT)
 
 
 def _squeeze(obj: object) -> str:
@@ -547,6 +555,7 @@ class MonitoringWorkflow:
         self.router.causal_correlation = self._causal_correlation
         self.router.silence_at_open = self._silence_at_open
         self.router.live_sources = self._live_sources
+        self.router.keep_muted_out = _keeps_muted_out
 
     def _rebuild(self, budget: int | None) -> None:
         """Rebuild up to `budget` of the tracked alerts handed over (all: None) and index them."""

@@ -942,6 +942,74 @@ def test_a_silence_added_during_group_wait_keeps_the_incident_from_opening():
     assert [a.kind for a in r.due(T0 + timedelta(hours=1))] == ["open"]
 
 
+def _group_of_two_with_a_late_silence(keeps_out: bool = True) -> Router:
+    """Two alerts grouped by alertname; a silence for one of them begins during group_wait."""
+    r = router(correlation={"enabled": False}, resolve_timeout="2h", route={
+        "receiver": "oncall", "group_by": ["alertname"], "group_wait": "30s", "group_interval": "1m",
+    })  # fmt: skip
+    r.keep_muted_out = lambda: keeps_out
+    r.ingest([alert("HighLatency", service="checkout"), alert("HighLatency", service="search")], T0)
+    r.add_silence(silence('service="search"', at=T0 + timedelta(seconds=10), lasts=timedelta(minutes=20)))
+    return r
+
+
+def test_an_alert_muted_when_its_group_opens_stays_out_of_the_incident_until_its_mute_ends():
+    """Alertmanager leaves a silenced alert out of the group's notification. The incident opens
+    with the unmuted alert only, its timeline says why the other is not there, and it hears of
+    the other once the silence ends."""
+    r = _group_of_two_with_a_late_silence()
+    r.sweep(T0 + timedelta(seconds=30))
+    [opened] = r.due(T0 + timedelta(seconds=30))
+    assert opened.kind == "open" and [a.service for a in opened.alerts] == ["checkout"]
+    assert opened.firing_count == 1
+    [why] = [d for d in opened.decisions if d.kind == RouteDecisionKind.SILENCED]
+    assert why.reason.startswith("kept out of the incident as it opens:") and "sil-1" in why.reason
+
+    # Still silenced, sent again or not: every group_interval the group looks again and tells
+    # nothing.
+    for m in (2, 5, 10):
+        if m == 5:
+            [d] = r.ingest([alert("HighLatency", service="search")], T0 + timedelta(minutes=m))
+            assert d.kind == RouteDecisionKind.SILENCED
+        r.sweep(T0 + timedelta(minutes=m))
+        assert [a for u in r.due(T0 + timedelta(minutes=m)) for a in u.alerts] == []
+    # The silence ends: the incident hears of the alert.
+    r.sweep(T0 + timedelta(minutes=21))
+    [told] = r.due(T0 + timedelta(minutes=21))
+    assert told.kind == "update" and [a.service for a in told.alerts] == ["search"]
+    assert told.firing_count == 2
+    assert r.state.groups[opened.group_key].kept_out == []
+
+
+def test_an_alert_kept_out_that_resolves_before_its_mute_ends_is_never_told():
+    r = _group_of_two_with_a_late_silence()
+    r.sweep(T0 + timedelta(seconds=30))
+    [opened] = r.due(T0 + timedelta(seconds=30))
+    r.ingest([alert("HighLatency", service="search", status="resolved", at=T0)], T0 + timedelta(minutes=3))
+    for m in (4, 30):
+        r.sweep(T0 + timedelta(minutes=m))
+        assert all("search" not in [a.service for a in u.alerts] for u in r.due(T0 + timedelta(minutes=m)))
+    g = r.state.groups[opened.group_key]
+    assert g.kept_out == [] and [e.alert.service for e in g.alerts.values()] == ["checkout"]
+
+
+def test_runs_begun_before_still_send_muted_alerts_with_the_incident():
+    r = _group_of_two_with_a_late_silence(keeps_out=False)
+    r.sweep(T0 + timedelta(seconds=30))
+    [opened] = r.due(T0 + timedelta(seconds=30))
+    assert sorted(a.service for a in opened.alerts) == ["checkout", "search"]
+    assert opened.firing_count == 2 and r.state.groups[opened.group_key].kept_out == []
+
+
+def test_the_patch_for_kept_out_alerts_is_asked_only_when_a_group_opens_with_a_muted_alert():
+    r = router(correlation={"enabled": False})
+    asked = []
+    r.keep_muted_out = lambda: asked.append(1) or True
+    r.ingest([alert("HighLatency", service="checkout")], T0)
+    r.sweep(T0 + timedelta(seconds=30))
+    assert [a.kind for a in r.due(T0 + timedelta(seconds=30))] == ["open"] and asked == []
+
+
 # --- what a person sees (Alertmanager's GET /api/v2/alerts) ----------------------------------------
 def test_alert_views_list_each_firing_alert_once_with_its_receivers_and_what_holds_it():
     """An alert two routes reach is one view with both receivers; a silenced one names its

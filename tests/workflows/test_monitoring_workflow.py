@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from argus.analysis.routing import incident_id_for
 from argus.models import (
@@ -27,6 +29,7 @@ from argus.models.agents import MonitoringInput, MonitoringStatus
 from argus.workflows.monitoring import MonitoringWorkflow
 
 from .kit import World, alert, make_worker, policy
+from .test_replay import patch_ids
 
 TOPOLOGY = [["checkout", "payments"], ["payments", "payments-db"]]
 
@@ -164,6 +167,61 @@ async def test_a_planned_silence_holds_alerts_only_from_its_start(ts_env, tmp_pa
         bodies = [r["body"] for r in rt.channels["outbox"].records() if r["kind"] == "silence"]
         assert any(f"From: {planned.starts_at.isoformat()}" in b for b in bodies), bodies
         await handle.terminate()
+
+
+async def test_an_alert_silenced_during_group_wait_joins_the_incident_only_when_its_silence_ends(
+    ts_env, tmp_path
+):
+    """Alertmanager leaves an alert silenced at notification time out of the notification: the
+    incident opens with the other alert, and hears of this one when its silence ends. The run's
+    history carries the patch, and replays."""
+    tq, scope = f"tq-{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:6]}"
+    worker, _ = make_worker(ts_env.client, tmp_path, World(), tq)
+    route = {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "30s", "group_interval": "1m"}
+    async with worker:
+        pol = monitoring_policy(route=route, resolve_timeout="6h")
+        handle = await start(ts_env.client, tq, scope, batch(alert("HighLatency", service="payments")), pol)
+        # Joins the group first; the silence comes during group_wait: silenced at open.
+        await handle.signal(MonitoringWorkflow.ingest, batch(alert("HighLatency", service="search")))
+        await eventually(lambda: _status(handle, lambda s: s.alerts_received == 2))
+        await handle.execute_update(
+            MonitoringWorkflow.add_silence,
+            SilenceRequest(
+                matchers=[Matcher.parse('service="search"')],
+                duration=timedelta(minutes=20),
+                created_by="alice",
+                request_id="search-deploy",
+            ),
+        )
+        await ts_env.sleep(timedelta(seconds=31))
+        st = await eventually(lambda: _status(handle, lambda s: s.open_incidents == 1))
+        assert st.groups == 1
+        [opened] = [
+            d for d in await handle.query(MonitoringWorkflow.recent_decisions) if d.kind == "new_group"
+        ]
+        incident = ts_env.client.get_workflow_handle(incident_id_for(scope, opened.group_key))
+        state = await eventually(lambda: incident.query("status", result_type=IncidentState))
+        assert {a.service for a in state.alerts} == {"payments"}
+        routing = [e.message for e in state.timeline if e.kind == "routing"]
+        assert any(m.startswith("kept out of the incident as it opens: silenced by") for m in routing), (
+            routing
+        )
+
+        await ts_env.sleep(timedelta(minutes=21))
+
+        async def told():
+            s = await incident.query("status", result_type=IncidentState)
+            return s if {a.service for a in s.alerts} == {"payments", "search"} else None
+
+        await eventually(told)
+        history = await handle.fetch_history()
+        await handle.terminate()
+        await incident.terminate()
+    assert "monitoring-muted-alerts-kept-out-of-the-incident" in patch_ids(history.to_json())
+    replay = await Replayer(
+        workflows=[MonitoringWorkflow], data_converter=pydantic_data_converter
+    ).replay_workflow(history, raise_on_replay_failure=False)
+    assert replay.replay_failure is None, replay.replay_failure
 
 
 async def _status(handle, ok) -> MonitoringStatus | None:  # type: ignore[no-untyped-def]
