@@ -1355,9 +1355,9 @@ class Router:
                                 self._tell(
                                     g, self._record(d.model_copy(update={"group_key": key, "reason": why}))
                                 )
-                            g.kept_out = list(out)
                         else:
                             out = {}
+                        g.kept_out = list(out)  # of this incident only (a reopened group starts over)
                         actions.append(
                             GroupAction(
                                 kind="open",
@@ -1459,6 +1459,7 @@ class Router:
             return
         g.incident_open, g.open_held = False, None  # due again after repeat_interval
         g.dirty, g.resolved_dirty = {}, False
+        g.kept_out = []
         g.decisions, g.decisions_dropped = [], 0
         for fp in [fp for fp, e in g.alerts.items() if e.alert.status == AlertStatus.RESOLVED]:
             self._drop_entry(g, fp)

@@ -229,9 +229,13 @@ def _unsqueeze(data: str):  # type: ignore[no-untyped-def]
 
 def _head(state: MonitoringState) -> dict:
     """The state without its tracked alerts (the groups are there, empty)."""
-    body = state.model_dump(
-        mode="json", exclude={"router": {"attached": True, "groups": {"__all__": {"alerts", "dirty"}}}}
-    )
+    # An empty `kept_out` is left out: the measured size of a hand-over decides the scope's
+    # capacity, and runs begun before the field must measure what they measured then.
+    groups = {
+        key: {"alerts", "dirty", *(() if g.kept_out else ("kept_out",))}
+        for key, g in state.router.groups.items()
+    }
+    body = state.model_dump(mode="json", exclude={"router": {"attached": True, "groups": groups}})
     # Slots folded into another group, by group (the group key, long, is not repeated per slot).
     attached: dict[str, list[str]] = {}
     for slot, key in state.router.attached.items():

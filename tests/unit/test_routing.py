@@ -1001,6 +1001,25 @@ def test_runs_begun_before_still_send_muted_alerts_with_the_incident():
     assert opened.firing_count == 2 and r.state.groups[opened.group_key].kept_out == []
 
 
+def test_alerts_kept_out_are_carried_over_a_hand_over_and_an_empty_list_costs_nothing():
+    from argus.workflows.monitoring import MonitoringState, pack_state, unpack_state
+
+    r = _group_of_two_with_a_late_silence()
+    r.sweep(T0 + timedelta(seconds=30))
+    [opened] = r.due(T0 + timedelta(seconds=30))
+    state = MonitoringState(router=r.state)
+    restored, _ = unpack_state(pack_state(state))
+    assert restored.router.groups[opened.group_key].kept_out == state.router.groups[opened.group_key].kept_out
+    assert restored.model_dump() == state.model_dump()
+    # Runs that never keep an alert out pack what they packed before the field existed: a
+    # hand-over's measured size sets the scope's capacity, and a replay must measure the same.
+    r = _group_of_two_with_a_late_silence(keeps_out=False)
+    r.sweep(T0 + timedelta(seconds=30))
+    r.due(T0 + timedelta(seconds=30))
+    packed = pack_state(MonitoringState(router=r.state))
+    assert b"kept_out" not in zlib.decompress(base64.b64decode(packed))
+
+
 def test_the_patch_for_kept_out_alerts_is_asked_only_when_a_group_opens_with_a_muted_alert():
     r = router(correlation={"enabled": False})
     asked = []
