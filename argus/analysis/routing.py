@@ -120,6 +120,9 @@ class GroupState(Model):
     # group opened (Alertmanager leaves them out of the notification): told once the mute ends,
     # never told if they resolve first.
     kept_out: list[str] = Field(default_factory=list)
+    # The suppression version at which the kept-out alerts were last looked at: they are looked
+    # at again only once a mute may have ended (silences, windows, inhibition sources changed).
+    kept_out_seen: int = -1
 
     def firing(self) -> list[Alert]:
         return [e.alert for e in self.alerts.values() if e.alert.status == AlertStatus.FIRING]
@@ -1301,12 +1304,13 @@ class Router:
             return None
         if g.open_held is not None and g.open_held == self.state.sup_version and not g.dirty:
             return None  # all held back when last due: a change makes it due again
-        if g.incident_closed_at is not None:
+        if g.incident_closed_at is not None and not g.kept_out:
             return g.incident_closed_at + g.route.repeat_interval
         return g.created_at + g.route.group_wait
 
     def _update_due(self, g: GroupState) -> datetime | None:
-        if not g.incident_open or not (g.dirty or g.decisions):
+        kept_out_may_change = bool(g.kept_out) and g.kept_out_seen != self.state.sup_version
+        if not g.incident_open or not (g.dirty or g.decisions or kept_out_may_change):
             return None
         if g.last_flush is None:
             return g.created_at
@@ -1358,6 +1362,7 @@ class Router:
                         else:
                             out = {}
                         g.kept_out = list(out)  # of this incident only (a reopened group starts over)
+                        g.kept_out_seen = self.state.sup_version
                         actions.append(
                             GroupAction(
                                 kind="open",
@@ -1376,7 +1381,7 @@ class Router:
                             g.incident_closed_at = None
                             self._corr_gen += 1
                         g.last_flush = now
-                        g.dirty, g.resolved_dirty = dict.fromkeys(out, True), False
+                        g.dirty, g.resolved_dirty = {}, False
                         g.decisions, g.decisions_dropped = [], 0
                         continue
                     for a in firing:
@@ -1393,12 +1398,12 @@ class Router:
                 continue
             upd = self._update_due(g)
             if upd is not None and upd <= now:
-                skip, still_out = self._still_kept_out(g, now) if g.kept_out else (set(), set())
+                skip, unmuted = self._review_kept_out(g, now) if g.kept_out else (set(), [])
                 changed = [
                     g.alerts[fp].alert
                     for fp in g.dirty
                     if fp in g.alerts and not g.alerts[fp].flapping and fp not in skip
-                ]
+                ] + [g.alerts[fp].alert for fp in unmuted if fp not in g.dirty]
                 if changed or g.decisions:
                     actions.append(
                         GroupAction(
@@ -1413,11 +1418,11 @@ class Router:
                             firing_count=sum(
                                 1 for e in g.alerts.values() if e.alert.status == AlertStatus.FIRING
                             )
-                            - len(still_out),
+                            - len(g.kept_out),
                         )
                     )
                 g.last_flush = now
-                g.dirty, g.resolved_dirty = dict.fromkeys(still_out, True), False
+                g.dirty, g.resolved_dirty = {}, False
                 g.decisions, g.decisions_dropped = [], 0
                 # Resolved alerts have been told; keep only what still fires.
                 for fp, e in list(g.alerts.items()):
@@ -1430,12 +1435,13 @@ class Router:
                     self._drop_entry(g, fp)
         return actions
 
-    def _still_kept_out(self, g: GroupState, now: datetime) -> tuple[set[str], set[str]]:
-        """Of the alerts kept out when the group opened: those not to tell now, and of them those
-        still muted, which stay out and changed so that the group looks again. One that resolved
-        while out is never told; one whose mute ended is told now, like any change."""
+    def _review_kept_out(self, g: GroupState, now: datetime) -> tuple[set[str], list[str]]:
+        """The alerts kept out when the group opened, looked at again: (not to be told: those
+        still muted, and those that resolved while out, never told; to be told now: those whose
+        mute ended). `kept_out` keeps the still muted."""
         skip: set[str] = set()
-        muted: set[str] = set()
+        unmuted: list[str] = []
+        muted: list[str] = []
         for fp in g.kept_out:
             e = g.alerts.get(fp)
             if e is None:
@@ -1444,9 +1450,11 @@ class Router:
                 skip.add(fp)
             elif self._muted_at_open(e.alert, now) is not None:
                 skip.add(fp)
-                muted.add(fp)
-        g.kept_out = [fp for fp in g.kept_out if fp in muted]
-        return skip, muted
+                muted.append(fp)
+            else:
+                unmuted.append(fp)
+        g.kept_out, g.kept_out_seen = muted, self.state.sup_version
+        return skip, unmuted
 
     @staticmethod
     def _held(g: GroupState, a: Alert) -> bool:
@@ -1459,7 +1467,11 @@ class Router:
             return
         g.incident_open, g.open_held = False, None  # due again after repeat_interval
         g.dirty, g.resolved_dirty = {}, False
-        g.kept_out = []
+        # Alerts kept out still fire: the group opens again once one's mute ends (`_open_due`),
+        # not after repeat_interval, since no incident has heard of them.
+        g.kept_out = [
+            fp for fp in g.kept_out if fp in g.alerts and g.alerts[fp].alert.status == AlertStatus.FIRING
+        ]
         g.decisions, g.decisions_dropped = [], 0
         for fp in [fp for fp, e in g.alerts.items() if e.alert.status == AlertStatus.RESOLVED]:
             self._drop_entry(g, fp)

@@ -229,10 +229,10 @@ def _unsqueeze(data: str):  # type: ignore[no-untyped-def]
 
 def _head(state: MonitoringState) -> dict:
     """The state without its tracked alerts (the groups are there, empty)."""
-    # An empty `kept_out` is left out: the measured size of a hand-over decides the scope's
-    # capacity, and runs begun before the field must measure what they measured then.
+    # An empty `kept_out` is left out (with `kept_out_seen`): the measured size of a hand-over
+    # decides the scope's capacity, and runs begun before the fields must measure the same.
     groups = {
-        key: {"alerts", "dirty", *(() if g.kept_out else ("kept_out",))}
+        key: {"alerts", "dirty", *(() if g.kept_out else ("kept_out", "kept_out_seen"))}
         for key, g in state.router.groups.items()
     }
     body = state.model_dump(mode="json", exclude={"router": {"attached": True, "groups": groups}})

@@ -981,6 +981,47 @@ def test_an_alert_muted_when_its_group_opens_stays_out_of_the_incident_until_its
     assert r.state.groups[opened.group_key].kept_out == []
 
 
+def test_a_kept_out_alert_wakes_its_group_only_when_a_mute_may_have_ended():
+    """Muted for a week: the group is not looked at every group_interval meanwhile (each look
+    costs the scope a timer and a workflow task), only when suppression changes."""
+    r = router(correlation={"enabled": False}, resolve_timeout="30d", route={
+        "receiver": "oncall", "group_by": ["alertname"], "group_wait": "30s", "group_interval": "1m",
+    })  # fmt: skip
+    r.ingest([alert("HighLatency", service="checkout"), alert("HighLatency", service="search")], T0)
+    r.add_silence(silence('service="search"', at=T0 + timedelta(seconds=10), lasts=timedelta(days=7)))
+    r.sweep(T0 + timedelta(seconds=30))
+    [opened] = r.due(T0 + timedelta(seconds=30))
+    assert r.state.groups[opened.group_key].kept_out
+    r.sweep(T0 + timedelta(minutes=2))
+    assert r.due(T0 + timedelta(minutes=2)) == []
+    assert r.next_deadline() == T0 + timedelta(seconds=10) + timedelta(days=7), "the silence's end, not 1 m"
+
+
+def test_the_incident_of_a_group_hears_the_count_without_kept_out_alerts_and_a_close_does_not_strand_them():
+    """The incident counts only what it was told: when checkout resolves, none of its alerts
+    fires, and it may close. search, kept out, then opens the group again as soon as its silence
+    ends, not after repeat_interval (4 h): no incident has heard of it."""
+    r = _group_of_two_with_a_late_silence()
+    r.sweep(T0 + timedelta(seconds=30))
+    [opened] = r.due(T0 + timedelta(seconds=30))
+    r.ingest([alert("HighLatency", service="checkout", status="resolved")], T0 + timedelta(minutes=3))
+    r.sweep(T0 + timedelta(minutes=4))
+    [update] = r.due(T0 + timedelta(minutes=4))
+    assert [a.service for a in update.alerts] == ["checkout"] and update.firing_count == 0
+    r.incident_closed(opened.group_key, T0 + timedelta(minutes=6))
+    first = None
+    for m in range(7, 60):
+        t = T0 + timedelta(minutes=m)
+        r.ingest([alert("HighLatency", service="search")], t)  # sent again every minute
+        r.sweep(t)
+        actions = r.due(t)
+        if actions:
+            first = (m, [(a.kind, [x.service for x in a.alerts]) for a in actions])
+            break
+    assert first == (21, [("open", ["search"])]), first
+    assert r.state.groups[opened.group_key].kept_out == [], "the new incident starts over"
+
+
 def test_an_alert_kept_out_that_resolves_before_its_mute_ends_is_never_told():
     r = _group_of_two_with_a_late_silence()
     r.sweep(T0 + timedelta(seconds=30))
