@@ -335,8 +335,15 @@ async def test_alerts_too_large_for_one_signal_together_all_arrive_and_a_huge_on
         await asyncio.gather(*(post(r) for r in range(16)))
         handle = cas_client.get_workflow_handle(f"monitoring-{scope}")
         report = await until_routed(handle, sent)
-        assert report.missing == [] and report.tracked == len(sent) == 1600
         status = await handle.query(MonitoringWorkflow.status)
+        # Seen twice on a loaded machine: 200 of the 1,600 (two requests) missing after 30 s.
+        # Say enough to tell a slow hand-over (queued) from a lost one.
+        why = (
+            f"{len(report.missing)} missing, {report.queued} queued, {report.tracked} tracked; "
+            f"{status.alerts_received} received in {status.batches} batches over {status.runs} runs; "
+            f"counts {status.counts}"
+        )
+        assert report.missing == [] and report.tracked == len(sent) == 1600, why
         assert status.batches > 4, "the batch went as several signals"
 
         huge = [
