@@ -131,10 +131,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     @r.get("/api/v2/silence/{silence_id}", summary="One silence")
     @_as_alertmanager
     async def get_silence(silence_id: str, scope: str = "default") -> JSONResponse:
-        for s in await views.silences(ctx, scope):
-            if s.id == silence_id:
-                return JSONResponse(gettable(s, datetime.now(UTC)))
-        raise GatewayError(404, f"no silence {silence_id} in scope {scope!r}")
+        return JSONResponse(gettable(await views.silence(ctx, scope, silence_id), datetime.now(UTC)))
 
     @r.post("/api/v2/silences", summary="Add a silence, or change one (with its id)")
     @_as_alertmanager

@@ -167,6 +167,13 @@ async def silences(ctx: GatewayContext, scope: str) -> list[Silence]:
         raise GatewayError(503, f"monitoring scope {scope!r} is not answering: {exc}") from exc
 
 
+async def silence(ctx: GatewayContext, scope: str, silence_id: str) -> Silence:
+    for s in await silences(ctx, scope):
+        if s.id == silence_id:
+            return s
+    raise GatewayError(404, f"no silence {silence_id} in scope {scope!r}")
+
+
 async def alerts(ctx: GatewayContext, scope: str, query: AlertQuery) -> AlertListing:
     try:
         return await ctx.client.get_workflow_handle(monitoring_id(scope)).query(

@@ -244,9 +244,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         assert who is not None
         scope = form.get("scope", "default") or "default"
         try:
-            prev = next((s for s in await views.silences(ctx, scope) if s.id == silence_id), None)
-            if prev is None:
-                raise GatewayError(404, f"no silence {silence_id} in scope {scope}")
+            prev = await views.silence(ctx, scope, silence_id)
             until = form.get("until", "").strip()
             try:
                 ends = parse_moment(until, datetime.now(UTC)) if until else None
